@@ -1,0 +1,200 @@
+"""Range-partitioned tables: which they are, how their partitions are named and made.
+
+Migrations create each parent with a DEFAULT partition (no row is ever refused);
+the maintenance job (`governance.archive.services.ensure_partitions`) keeps real
+partitions ahead of today using the functions here.
+"""
+
+from dataclasses import dataclass
+from datetime import date
+
+from django.db import connection
+from django.db.backends.utils import split_identifier
+
+MONTH, QUARTER, YEAR = "month", "quarter", "year"
+_MONTHS_PER = {MONTH: 1, QUARTER: 3, YEAR: 12}
+
+
+@dataclass(frozen=True)
+class PartitionedTable:
+    db_table: str  # as in the model's Meta: 'schema"."table'
+    key: str  # the partition key column
+    interval: str  # MONTH, QUARTER or YEAR
+    key_is_date: bool = False  # a date column; otherwise timestamp with time zone
+    append_only: bool = False  # partitions get the audit log's no-TRUNCATE trigger
+
+    @property
+    def schema(self) -> str:
+        return split_identifier(self.db_table)[0]
+
+    @property
+    def name(self) -> str:
+        return split_identifier(self.db_table)[1]
+
+    @property
+    def sql_name(self) -> str:
+        return f'"{self.schema}"."{self.name}"'
+
+    @property
+    def default_partition(self) -> str:
+        return f"{self.name}_default"
+
+    def period_start(self, day: date) -> date:
+        months = _MONTHS_PER[self.interval]
+        return date(day.year, ((day.month - 1) // months) * months + 1, 1)
+
+    def shift(self, start: date, periods: int) -> date:
+        month_index = start.year * 12 + start.month - 1 + periods * _MONTHS_PER[self.interval]
+        return date(month_index // 12, month_index % 12 + 1, 1)
+
+    def partition_name(self, start: date) -> str:
+        if self.interval == YEAR:
+            return f"{self.name}_{start:%Y}"
+        if self.interval == QUARTER:
+            return f"{self.name}_{start:%Y}_q{(start.month - 1) // 3 + 1}"
+        return f"{self.name}_{start:%Y_%m}"
+
+    def bound(self, day: date) -> str:
+        return day.isoformat() if self.key_is_date else f"{day.isoformat()} 00:00:00+00"
+
+
+RAW_RECORDS = PartitionedTable('explore"."raw_record', "received_at", MONTH)
+FACTS = PartitionedTable('navigate"."fact', "period_start", YEAR, key_is_date=True)
+AUDIT_LOG = PartitionedTable('compliance"."audit_log', "at", QUARTER, append_only=True)
+
+PARTITIONED_TABLES = (RAW_RECORDS, FACTS, AUDIT_LOG)
+
+
+def by_db_table(db_table: str) -> PartitionedTable:
+    for table in PARTITIONED_TABLES:
+        if db_table in (table.db_table, f"{table.schema}.{table.name}", table.name):
+            return table
+    names = ", ".join(f"{t.schema}.{t.name}" for t in PARTITIONED_TABLES)
+    raise LookupError(f"{db_table!r} is not a partitioned Atlas table (known: {names})")
+
+
+APPEND_ONLY_TRUNCATE_TRIGGER = "refuse_truncate"
+
+
+def _append_only_sql(table: PartitionedTable, partition: str) -> str:
+    return (
+        f"CREATE OR REPLACE TRIGGER {APPEND_ONLY_TRUNCATE_TRIGGER} "
+        f'BEFORE TRUNCATE ON "{table.schema}"."{partition}" '
+        f"FOR EACH STATEMENT EXECUTE FUNCTION {table.schema}.refuse_audit_change();"
+    )
+
+
+def create_default_partition_sql(table: PartitionedTable) -> str:
+    sql = (
+        f'CREATE TABLE IF NOT EXISTS "{table.schema}"."{table.default_partition}" '
+        f"PARTITION OF {table.sql_name} DEFAULT;"
+    )
+    if table.append_only:
+        sql += "\n" + _append_only_sql(table, table.default_partition)
+    return sql
+
+
+def existing_partitions(table: PartitionedTable, cursor=None) -> dict[str, str]:
+    """Partition name -> bound expression, for the partitions attached to `table`."""
+    query = """
+        SELECT child.relname, pg_get_expr(child.relpartbound, child.oid)
+          FROM pg_inherits i
+          JOIN pg_class parent ON parent.oid = i.inhparent
+          JOIN pg_namespace n ON n.oid = parent.relnamespace
+          JOIN pg_class child ON child.oid = i.inhrelid
+         WHERE n.nspname = %s AND parent.relname = %s
+         ORDER BY child.relname
+    """
+    if cursor is None:
+        with connection.cursor() as own_cursor:
+            own_cursor.execute(query, [table.schema, table.name])
+            return dict(own_cursor.fetchall())
+    cursor.execute(query, [table.schema, table.name])
+    return dict(cursor.fetchall())
+
+
+def rows_in_default(table: PartitionedTable, cursor) -> int:
+    cursor.execute(f'SELECT count(*) FROM "{table.schema}"."{table.default_partition}"')
+    return cursor.fetchone()[0]
+
+
+def rows_in_default_for_range(table: PartitionedTable, cursor, start: date, end: date) -> int:
+    cursor.execute(
+        f'SELECT count(*) FROM "{table.schema}"."{table.default_partition}" '
+        f'WHERE "{table.key}" >= %s AND "{table.key}" < %s',
+        [table.bound(start), table.bound(end)],
+    )
+    return cursor.fetchone()[0]
+
+
+def create_partition(table: PartitionedTable, cursor, start: date) -> str:
+    """Create the partition holding the period that begins at `start`; return its name.
+
+    Callers check the DEFAULT partition first: PostgreSQL refuses a new partition
+    while rows for its range sit in DEFAULT.
+    """
+    start = table.period_start(start)
+    name = table.partition_name(start)
+    end = table.shift(start, 1)
+    cursor.execute(
+        f'CREATE TABLE IF NOT EXISTS "{table.schema}"."{name}" PARTITION OF {table.sql_name} '
+        f"FOR VALUES FROM ('{table.bound(start)}') TO ('{table.bound(end)}')"
+    )
+    if table.append_only:
+        cursor.execute(_append_only_sql(table, name))
+    return name
+
+
+@dataclass
+class PartitionReport:
+    table: str
+    created: list[str]
+    blocked: dict[str, int]  # partition that could not be made -> rows for it in DEFAULT
+    rows_in_default: int
+
+
+def ensure_table_partitions(
+    table: PartitionedTable, cursor, *, ahead: int, today: date, behind: int = 1
+) -> PartitionReport:
+    """Make the partitions from `behind` periods before today to `ahead` periods after it."""
+    current = table.period_start(today)
+    existing = existing_partitions(table, cursor)
+    created, blocked = [], {}
+    for offset in range(-behind, ahead + 1):
+        start = table.shift(current, offset)
+        name = table.partition_name(start)
+        if name in existing:
+            continue
+        waiting = rows_in_default_for_range(table, cursor, start, table.shift(start, 1))
+        if waiting:
+            blocked[name] = waiting
+            continue
+        created.append(create_partition(table, cursor, start))
+    return PartitionReport(
+        table=f"{table.schema}.{table.name}",
+        created=created,
+        blocked=blocked,
+        rows_in_default=rows_in_default(table, cursor),
+    )
+
+
+def initial_partitions_operation(table: PartitionedTable):
+    """A migration operation creating DEFAULT plus the partitions around today."""
+    from django.conf import settings
+    from django.db import migrations
+    from django.utils import timezone
+
+    ahead_setting = {MONTH: "months", QUARTER: "quarters", YEAR: "years"}[table.interval]
+
+    def forwards(apps, schema_editor):
+        with schema_editor.connection.cursor() as cursor:
+            cursor.execute(create_default_partition_sql(table))
+            ensure_table_partitions(
+                table,
+                cursor,
+                ahead=settings.ATLAS_PARTITIONS_AHEAD[ahead_setting],
+                today=timezone.now().date(),
+            )
+
+    # Reversing the table's creation drops its partitions with it.
+    return migrations.RunPython(forwards, migrations.RunPython.noop)

@@ -1,0 +1,20 @@
+"""Settings for the test suite: real PostgreSQL and Redis, a fast password hasher."""
+
+from atlas_site.settings.base import *  # noqa: F403
+from atlas_site.settings.base import BASE_DIR, env
+
+SECRET_KEY = "atlas-test-key-0123456789-abcdefghijklmnopqrstuvwxyz-ABCDEFGHIJ"  # noqa: S105
+ATLAS_ENCRYPTION_KEYS = "test:dGVzdC1vbmx5LTMyLWJ5dGUta2V5LWZvci1hdGxhcyE="
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+MEDIA_ROOT = BASE_DIR / "var" / "test-media"
+CACHES = {
+    "default": {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": env("REDIS_URL", "redis://127.0.0.1:6379/15"),
+        "KEY_PREFIX": "atlas-test",
+    }
+}
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}

@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class ChartConfig(AppConfig):
+    name = "chart"
+    label = "chart"
+    verbose_name = "Chart (silver): validated records"

@@ -1,0 +1,89 @@
+from django.db import models
+
+from atlas_site.schemas import ARCHIVE, qualified
+
+
+class RetentionLayer(models.TextChoices):
+    EXPLORE = "explore", "explore: raw records"
+    NAVIGATE = "navigate", "navigate: facts"
+    COMPLIANCE = "compliance", "compliance: audit log"
+
+
+class RetentionAction(models.TextChoices):
+    ARCHIVE = "archive", "Archive to object storage, then drop"
+    DELETE = "delete", "Drop without archiving"
+
+
+class RetentionPolicy(models.Model):
+    layer = models.CharField(max_length=16, choices=RetentionLayer)
+    dataset = models.ForeignKey(
+        "pipeline.Dataset",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="retention_policies",
+        help_text="Empty: the policy covers every dataset of the layer.",
+    )
+    keep_months = models.PositiveIntegerField(help_text="Partitions older than this are retired.")
+    action = models.CharField(
+        max_length=16, choices=RetentionAction, default=RetentionAction.ARCHIVE
+    )
+    legal_hold = models.BooleanField(
+        default=False, help_text="While on hold nothing covered is archived or dropped."
+    )
+    legal_hold_reason = models.TextField(blank=True)
+    enabled = models.BooleanField(default=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = qualified(ARCHIVE, "retention_policy")
+        verbose_name_plural = "retention policies"
+        constraints = [
+            models.CheckConstraint(condition=models.Q(keep_months__gte=1), name="keep_at_least_1"),
+            models.CheckConstraint(
+                condition=~models.Q(layer="compliance", action="delete"),
+                name="audit_log_is_archived_never_deleted",
+                violation_error_message="The audit log is archived, never deleted.",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(legal_hold=False) | ~models.Q(legal_hold_reason=""),
+                name="legal_hold_has_reason",
+                violation_error_message="A legal hold needs its reason.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        scope = self.dataset_id or "all datasets"
+        return f"{self.layer} / {scope}: keep {self.keep_months} months, then {self.action}"
+
+
+class ArchivedPartition(models.Model):
+    """Manifest of a partition exported to object storage."""
+
+    table_name = models.CharField(max_length=200, help_text="Parent table, schema-qualified.")
+    partition_name = models.CharField(max_length=200)
+    range_start = models.DateTimeField()
+    range_end = models.DateTimeField()
+    row_count = models.BigIntegerField()
+    byte_size = models.BigIntegerField()
+    sha256 = models.CharField(max_length=64)
+    object_key = models.CharField(max_length=500)
+    policy = models.ForeignKey(
+        RetentionPolicy, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    archived_at = models.DateTimeField(auto_now_add=True)
+    archived_by = models.CharField(max_length=150)
+    restored_at = models.DateTimeField(null=True, blank=True)
+    restored_by = models.CharField(max_length=150, blank=True)
+
+    class Meta:
+        db_table = qualified(ARCHIVE, "archived_partition")
+        ordering = ["-archived_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["table_name", "range_start"], name="archived_partition_once"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.partition_name} ({self.row_count} rows)"

@@ -1,0 +1,40 @@
+"""Where an audited change came from: the request being served, if any."""
+
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Origin:
+    remote_addr: str | None = None
+    user_agent: str = ""
+
+
+_NO_REQUEST = Origin()
+_current_origin: ContextVar[Origin] = ContextVar("atlas_audit_origin", default=_NO_REQUEST)
+
+
+def client_address(request) -> str | None:
+    # Behind the docker-compose/production proxy the first X-Forwarded-For hop is the client.
+    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+    address = forwarded.split(",")[0].strip() or request.META.get("REMOTE_ADDR")
+    return address or None
+
+
+@contextmanager
+def bind_request(request):
+    token = _current_origin.set(
+        Origin(
+            remote_addr=client_address(request),
+            user_agent=request.META.get("HTTP_USER_AGENT", "")[:300],
+        )
+    )
+    try:
+        yield
+    finally:
+        _current_origin.reset(token)
+
+
+def current_origin() -> Origin:
+    return _current_origin.get()

@@ -1,0 +1,179 @@
+from django.contrib.postgres.fields import ArrayField
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+
+from atlas_site.schemas import COMPLIANCE, qualified
+
+
+class MaskingRule(models.TextChoices):
+    NONE = "none", "Shown as is"
+    PARTIAL = "partial", "Partial: keep the last 4 characters"
+    FULL = "full", "Full: replace every character"
+    HASH = "hash", "Hash: a keyed SHA-256 digest (joinable, not readable)"
+    REDACT = "redact", "Redact: replace with [REDACTED]"
+
+
+class ClassificationLevel(models.Model):
+    """How sensitive a field is, and what that means for its values downstream."""
+
+    name = models.CharField(max_length=64, unique=True)
+    rank = models.PositiveSmallIntegerField(
+        unique=True,
+        help_text="Sensitivity rank: higher is more sensitive; each rank belongs to one level.",
+    )
+    description = models.TextField(blank=True)
+    requires_encryption = models.BooleanField(
+        default=False, help_text="Values are encrypted in chart; revealing them is audited."
+    )
+    masking = models.CharField(
+        max_length=16,
+        choices=MaskingRule,
+        default=MaskingRule.NONE,
+        help_text="How values are shown to people without the reveal permission.",
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = qualified(COMPLIANCE, "classification_level")
+        ordering = ["rank"]
+
+    def __str__(self) -> str:
+        return f"{self.name} (rank {self.rank})"
+
+
+class PiiType(models.TextChoices):
+    EMAIL = "email", "Email address"
+    PHONE = "phone", "Phone number"
+    US_SSN = "us_ssn", "US Social Security number"
+    PAYMENT_CARD = "payment_card", "Payment card number"
+    IBAN = "iban", "IBAN"
+    IPV4 = "ipv4", "IPv4 address"
+    IPV6 = "ipv6", "IPv6 address"
+    DATE_OF_BIRTH = "date_of_birth", "Date of birth"
+    PERSON_NAME = "person_name", "Person name"
+    OTHER = "other", "Other"
+
+
+class PiiValidator(models.TextChoices):
+    NONE = "none", "None: the regex match is enough"
+    LUHN = "luhn", "Luhn checksum (payment cards)"
+    IBAN_MOD97 = "iban_mod97", "ISO 13616 mod-97 (IBAN)"
+    US_SSN = "us_ssn", "SSN area/group/serial rules"
+    IPV4 = "ipv4", "IPv4 address parsing"
+    IPV6 = "ipv6", "IPv6 address parsing"
+    EMAIL_DOMAIN = "email_domain", "Plausible email domain"
+    PHONE = "phone", "Plausible phone number (digit count)"
+    DATE = "date", "A real calendar date in the past"
+
+
+class PiiPattern(models.Model):
+    """A steward-maintained detector: a regex candidate confirmed by a validator."""
+
+    name = models.CharField(max_length=100, unique=True)
+    pii_type = models.CharField(max_length=32, choices=PiiType)
+    regex = models.TextField(
+        help_text="Python/RE2 syntax. Must compile, must not match empty text, and must run "
+        "in linear time (no backreferences, lookarounds or nested unbounded repeats)."
+    )
+    validator = models.CharField(max_length=32, choices=PiiValidator, default=PiiValidator.NONE)
+    context_words = ArrayField(
+        models.CharField(max_length=64),
+        default=list,
+        blank=True,
+        help_text="Words near a match that raise confidence, comma separated.",
+    )
+    confidence = models.DecimalField(
+        max_digits=3,
+        decimal_places=2,
+        default=0.8,
+        validators=[MinValueValidator(0), MaxValueValidator(1)],
+        help_text="Confidence of a validated match without context words (0 to 1).",
+    )
+    min_confidence = models.DecimalField(
+        max_digits=3,
+        decimal_places=2,
+        default=0.5,
+        validators=[MinValueValidator(0), MaxValueValidator(1)],
+        help_text="Threshold: matches below this confidence are not reported.",
+    )
+    enabled = models.BooleanField(default=True)
+    default_classification = models.ForeignKey(
+        ClassificationLevel,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="pii_patterns",
+        help_text="Level suggested for a field where this PII is found.",
+    )
+    description = models.TextField(blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = qualified(COMPLIANCE, "pii_pattern")
+        ordering = ["pii_type", "name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(confidence__gte=0, confidence__lte=1),
+                name="pii_pattern_confidence_0_1",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(min_confidence__gte=0, min_confidence__lte=1),
+                name="pii_pattern_min_confidence_0_1",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        from governance.compliance.regex_safety import check_pattern
+
+        check_pattern(self.regex, field="regex")
+
+
+class AuditAction(models.TextChoices):
+    CREATE = "create", "Created"
+    UPDATE = "update", "Changed"
+    DELETE = "delete", "Deleted"
+    LOGIN = "login", "Logged in"
+    LOGIN_FAILED = "login_failed", "Login failed"
+    LOGOUT = "logout", "Logged out"
+    REVEAL = "reveal", "Revealed a protected value"
+    RUN = "run", "Ran a pipeline step"
+    ACTION = "action", "Other action"
+
+
+class AuditLog(models.Model):
+    """Append-only record of who changed what. Partitioned by quarter of `at`.
+
+    The database refuses UPDATE, DELETE and TRUNCATE on this table (triggers created
+    in its migration). `actor_id` is a plain value, not a foreign key, so that the
+    entry outlives the user it names.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    at = models.DateTimeField(db_default=models.functions.Now())
+    actor_id = models.BigIntegerField(null=True, blank=True)
+    actor = models.CharField(max_length=150, help_text="Username, or the system component.")
+    action = models.CharField(max_length=32, choices=AuditAction)
+    object_type = models.CharField(max_length=100, blank=True)
+    object_id = models.CharField(max_length=64, blank=True)
+    object_repr = models.CharField(max_length=300, blank=True)
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+    remote_addr = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=300, blank=True)
+    detail = models.TextField(blank=True)
+
+    class Meta:
+        db_table = qualified(COMPLIANCE, "audit_log")
+        ordering = ["-at"]
+        indexes = [
+            models.Index(fields=["object_type", "object_id"], name="audit_log_object_idx"),
+            models.Index(fields=["actor"], name="audit_log_actor_idx"),
+        ]
+        verbose_name = "audit log entry"
+        verbose_name_plural = "audit log"
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M} {self.actor} {self.action} {self.object_repr}"

@@ -1,0 +1,121 @@
+"""Writes of the compliance area: the audit log."""
+
+import ipaddress
+from typing import Any
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import models
+
+from governance.compliance.audit_context import current_origin
+from governance.compliance.models import AuditAction, AuditLog
+
+_encoder = DjangoJSONEncoder()
+
+
+def _jsonable(value: Any) -> Any:
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(item) for item in value]
+    if isinstance(value, dict):
+        return {str(key): _jsonable(item) for key, item in value.items()}
+    if hasattr(value, "name") and hasattr(value, "storage"):  # a FieldFile
+        return value.name or None
+    return _encoder.default(value)
+
+
+def snapshot(instance: models.Model) -> dict[str, Any]:
+    """The stored values of an instance's concrete fields, as JSON-ready data."""
+    return {
+        field.attname: _jsonable(getattr(instance, field.attname))
+        for field in instance._meta.concrete_fields
+    }
+
+
+def changed_values(
+    before: dict[str, Any] | None, after: dict[str, Any] | None
+) -> tuple[dict | None, dict | None]:
+    """Keep only the keys whose values differ (all keys for a creation or a deletion)."""
+    if before is None or after is None:
+        return before, after
+    keys = [key for key in after if before.get(key) != after.get(key)]
+    return {key: before.get(key) for key in keys}, {key: after[key] for key in keys}
+
+
+def _valid_address(address: str | None) -> str | None:
+    if not address:
+        return None
+    try:
+        return str(ipaddress.ip_address(address))
+    except ValueError:
+        return None
+
+
+def record_audit(
+    *,
+    actor,
+    action: str,
+    instance: models.Model | None = None,
+    object_type: str = "",
+    object_id: str = "",
+    object_repr: str = "",
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+    detail: str = "",
+) -> AuditLog:
+    """Append one entry to the audit log.
+
+    `actor` is a user, or a string naming a system component ("celery", "schedule").
+    """
+    if instance is not None:
+        object_type = object_type or instance._meta.label_lower
+        object_id = object_id or str(instance.pk)
+        object_repr = object_repr or str(instance)
+    if isinstance(actor, str):
+        actor_id, actor_name = None, actor
+    elif actor is None or not getattr(actor, "is_authenticated", False):
+        actor_id, actor_name = None, "anonymous"
+    else:
+        actor_id, actor_name = actor.pk, actor.get_username()
+    origin = current_origin()
+    return AuditLog.objects.create(
+        actor_id=actor_id,
+        actor=actor_name[:150],
+        action=action,
+        object_type=object_type[:100],
+        object_id=str(object_id)[:64],
+        object_repr=object_repr[:300],
+        before=before,
+        after=after,
+        remote_addr=_valid_address(origin.remote_addr),
+        user_agent=origin.user_agent,
+        detail=detail,
+    )
+
+
+def record_change(*, actor, instance: models.Model, before: dict | None, detail: str = ""):
+    """Audit a creation (before is None) or an update, storing only what changed."""
+    after = snapshot(instance)
+    if before is None:
+        return record_audit(
+            actor=actor, action=AuditAction.CREATE, instance=instance, after=after, detail=detail
+        )
+    old, new = changed_values(before, after)
+    return record_audit(
+        actor=actor,
+        action=AuditAction.UPDATE,
+        instance=instance,
+        before=old,
+        after=new,
+        detail=detail,
+    )
+
+
+def record_deletion(*, actor, instance: models.Model, detail: str = "") -> AuditLog:
+    return record_audit(
+        actor=actor,
+        action=AuditAction.DELETE,
+        instance=instance,
+        before=snapshot(instance),
+        detail=detail,
+    )

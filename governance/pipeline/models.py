@@ -1,0 +1,318 @@
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.db import models
+
+from atlas_site.schemas import PIPELINE, qualified
+
+
+class Layer(models.TextChoices):
+    EXPLORE = "explore", "explore (bronze)"
+    CHART = "chart", "chart (silver)"
+    NAVIGATE = "navigate", "navigate (gold)"
+
+
+class GateAction(models.TextChoices):
+    WARN = "warn", "Warn: promote and record the failure"
+    QUARANTINE = "quarantine", "Quarantine the failing rows"
+    FAIL = "fail", "Fail the run: promote nothing of it"
+
+
+FIELD_NAME_VALIDATOR = RegexValidator(
+    r"^[A-Za-z_][A-Za-z0-9_]{0,62}$",
+    "A field name starts with a letter or underscore and holds only letters, digits and "
+    "underscores (at most 63 characters).",
+)
+
+
+def validate_cron(value: str) -> None:
+    """A five-field cron expression (minute hour day-of-month month day-of-week)."""
+    from celery.schedules import crontab
+
+    parts = value.split()
+    if len(parts) != 5:
+        raise ValidationError(
+            "A schedule has five fields: minute hour day-of-month month day-of-week "
+            f"(e.g. '0 * * * *'); got {len(parts)}."
+        )
+    try:
+        crontab(*parts)
+    except (ValueError, TypeError) as exc:
+        raise ValidationError(f"Not a valid cron schedule: {exc}") from exc
+
+
+class Dataset(models.Model):
+    """An entry of the catalog: one stream of records with its contract and its gate."""
+
+    slug = models.SlugField(max_length=80, unique=True)
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="owned_datasets",
+    )
+    business_key = ArrayField(
+        models.CharField(max_length=63, validators=[FIELD_NAME_VALIDATOR]),
+        default=list,
+        blank=True,
+        help_text="Contract fields that identify a record; a later record with the same key "
+        "supersedes the earlier one. Comma separated.",
+    )
+    quality_threshold = models.DecimalField(
+        max_digits=5,
+        decimal_places=4,
+        default=0.95,
+        validators=[MinValueValidator(0), MaxValueValidator(1)],
+        help_text="Overall quality score (0 to 1) below which the gate applies.",
+    )
+    gate_action = models.CharField(max_length=16, choices=GateAction, default=GateAction.QUARANTINE)
+    schedule = models.CharField(
+        max_length=100,
+        blank=True,
+        validators=[validate_cron],
+        help_text="Cron expression for scheduled promotion (e.g. '*/15 * * * *'); empty = manual.",
+    )
+    auto_promote = models.BooleanField(
+        default=True, help_text="Promote through to navigate as soon as a batch has landed."
+    )
+    freshness_target = models.DurationField(
+        default=timedelta(days=1),
+        help_text="How old a record's event time may be and still count as timely.",
+    )
+    event_time_field = models.CharField(
+        max_length=63,
+        blank=True,
+        validators=[FIELD_NAME_VALIDATOR],
+        help_text="Contract field holding each record's event time (for timeliness).",
+    )
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = qualified(PIPELINE, "dataset")
+        ordering = ["slug"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(quality_threshold__gte=0, quality_threshold__lte=1),
+                name="dataset_quality_threshold_0_1",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.slug
+
+
+class FieldType(models.TextChoices):
+    STRING = "string", "String"
+    INTEGER = "integer", "Integer"
+    DECIMAL = "decimal", "Decimal"
+    BOOLEAN = "boolean", "Boolean"
+    DATE = "date", "Date"
+    DATETIME = "datetime", "Date and time"
+    EMAIL = "email", "Email address"
+    ENUM = "enum", "Enumeration"
+
+
+class DatasetField(models.Model):
+    """One field of a dataset's contract."""
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="fields")
+    name = models.CharField(max_length=63, validators=[FIELD_NAME_VALIDATOR])
+    position = models.PositiveSmallIntegerField(default=0)
+    data_type = models.CharField(max_length=16, choices=FieldType, default=FieldType.STRING)
+    required = models.BooleanField(default=False)
+    unique = models.BooleanField(default=False)
+    max_length = models.PositiveIntegerField(null=True, blank=True)
+    allowed_values = ArrayField(
+        models.CharField(max_length=200),
+        default=list,
+        blank=True,
+        help_text="For enumerations (and optionally strings): the only values accepted.",
+    )
+    pattern = models.CharField(
+        max_length=500, blank=True, help_text="A regex the whole value must match."
+    )
+    minimum = models.DecimalField(max_digits=30, decimal_places=10, null=True, blank=True)
+    maximum = models.DecimalField(max_digits=30, decimal_places=10, null=True, blank=True)
+    classification = models.ForeignKey(
+        "compliance.ClassificationLevel",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="dataset_fields",
+    )
+    description = models.TextField(blank=True)
+
+    class Meta:
+        db_table = qualified(PIPELINE, "dataset_field")
+        ordering = ["dataset", "position", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["dataset", "name"], name="dataset_field_unique_name"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.dataset.slug}.{self.name}"
+
+    def clean(self) -> None:
+        errors = {}
+        if self.data_type == FieldType.ENUM and not self.allowed_values:
+            errors["allowed_values"] = "An enumeration needs its allowed values."
+        if self.pattern:
+            from governance.compliance.regex_safety import check_pattern
+
+            try:
+                check_pattern(self.pattern, field="pattern")
+            except ValidationError as exc:
+                errors.update(exc.message_dict)
+        if self.minimum is not None and self.maximum is not None and self.minimum > self.maximum:
+            errors["maximum"] = "The maximum is below the minimum."
+        if errors:
+            raise ValidationError(errors)
+
+
+class RunKind(models.TextChoices):
+    INGEST = "ingest", "Ingest into explore"
+    PROMOTE_CHART = "promote_chart", "Promote explore → chart"
+    PROMOTE_NAVIGATE = "promote_navigate", "Promote chart → navigate"
+    MAINTENANCE = "maintenance", "Partition maintenance"
+    ARCHIVE = "archive", "Retention and archive"
+
+
+class RunStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    SKIPPED = "skipped", "Skipped"
+
+
+class Run(models.Model):
+    """One execution of a pipeline step, with its counts: in = promoted + quarantined."""
+
+    dataset = models.ForeignKey(
+        Dataset, on_delete=models.PROTECT, null=True, blank=True, related_name="runs"
+    )
+    kind = models.CharField(max_length=32, choices=RunKind)
+    status = models.CharField(max_length=16, choices=RunStatus, default=RunStatus.QUEUED)
+    triggered_by = models.CharField(
+        max_length=100, help_text="What started it: a user, 'schedule', 'api', 'batch-landed'…"
+    )
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    rows_in = models.BigIntegerField(default=0)
+    rows_promoted = models.BigIntegerField(default=0)
+    rows_quarantined = models.BigIntegerField(default=0)
+    error = models.TextField(blank=True)
+    detail = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        db_table = qualified(PIPELINE, "run")
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["dataset", "kind", "-created_at"], name="run_dataset_kind_idx"),
+            models.Index(fields=["status"], name="run_status_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"run {self.pk} {self.kind} {self.status}"
+
+    @property
+    def duration(self) -> timedelta | None:
+        if self.started_at and self.finished_at:
+            return self.finished_at - self.started_at
+        return None
+
+
+class RunStep(models.Model):
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="steps")
+    name = models.CharField(max_length=100)
+    status = models.CharField(max_length=16, choices=RunStatus, default=RunStatus.RUNNING)
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    rows = models.BigIntegerField(default=0)
+    detail = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        db_table = qualified(PIPELINE, "run_step")
+        ordering = ["run", "started_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.run_id}: {self.name}"
+
+
+class Watermark(models.Model):
+    """How far a dataset has been processed into a layer (the last source id taken)."""
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="watermarks")
+    layer = models.CharField(max_length=16, choices=Layer)
+    position = models.BigIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = qualified(PIPELINE, "watermark")
+        constraints = [
+            models.UniqueConstraint(fields=["dataset", "layer"], name="watermark_dataset_layer"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.dataset_id}/{self.layer}@{self.position}"
+
+
+class Transform(models.TextChoices):
+    LANDED = "landed", "Landed as received"
+    TYPED = "typed", "Validated and typed"
+    MASKED = "masked", "Masked"
+    ENCRYPTED = "encrypted", "Encrypted"
+    AGGREGATED = "aggregated", "Aggregated"
+
+
+class LineageEdge(models.Model):
+    """Data moved from one layer to the next, at dataset level (field blank) or field level."""
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="lineage_edges")
+    source_layer = models.CharField(max_length=16, choices=Layer)
+    source_field = models.CharField(max_length=63, blank=True)
+    target_layer = models.CharField(max_length=16, choices=Layer)
+    target_name = models.CharField(
+        max_length=120, blank=True, help_text="Target field, or the metric a fact belongs to."
+    )
+    transform = models.CharField(max_length=16, choices=Transform)
+    run = models.ForeignKey(Run, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_seen_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = qualified(PIPELINE, "lineage_edge")
+        ordering = ["dataset", "source_layer", "source_field"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=[
+                    "dataset",
+                    "source_layer",
+                    "source_field",
+                    "target_layer",
+                    "target_name",
+                    "transform",
+                ],
+                name="lineage_edge_unique",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        source = f"{self.source_layer}.{self.source_field or '*'}"
+        return f"{self.dataset_id}: {source} → {self.target_layer}.{self.target_name or '*'}"

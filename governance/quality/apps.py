@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class QualityConfig(AppConfig):
+    name = "governance.quality"
+    label = "quality"
+    verbose_name = "Quality: dimensions, rules, scores"
