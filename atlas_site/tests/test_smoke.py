@@ -1,8 +1,0 @@
-import pytest
-
-from governance.quality.models import QualityDimension
-
-
-@pytest.mark.django_db
-def test_reference_data_present():
-    assert QualityDimension.objects.count() == 6
