@@ -1,0 +1,272 @@
+"""A dataset's contract, compiled once per run and applied to each raw payload.
+
+`CompiledContract.check(payload)` returns the typed values, the fields kept aside
+(not in the contract) and every reason the record fails. Typed values are JSON-ready:
+integers and booleans as such, decimals as strings (no float rounding), dates and
+datetimes as ISO 8601 (datetimes in UTC).
+"""
+
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import re2
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+
+from governance.pipeline.models import DatasetField, FieldType
+
+EXCERPT_LENGTH = 40
+
+_TRUE = {"true", "t", "yes", "y", "1"}
+_FALSE = {"false", "f", "no", "n", "0"}
+
+
+class CoercionError(ValueError):
+    """A value that cannot become the contract's type; the message says why."""
+
+
+@dataclass(frozen=True)
+class Reason:
+    field: str
+    rule: str
+    message: str
+    value_excerpt: str = ""
+
+    def as_dict(self) -> dict[str, str]:
+        return {
+            "field": self.field,
+            "rule": self.rule,
+            "message": self.message,
+            "value_excerpt": self.value_excerpt,
+        }
+
+
+@dataclass
+class CheckedRecord:
+    data: dict[str, Any]
+    extras: dict[str, Any]
+    reasons: list[Reason] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return not self.reasons
+
+
+def _is_blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def to_string(value: Any) -> str:
+    if isinstance(value, (dict, list)):
+        raise CoercionError("expected text, got a nested object or list")
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def to_integer(value: Any) -> int:
+    if isinstance(value, bool):
+        raise CoercionError("expected an integer, got a boolean")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        if math.isfinite(value) and value.is_integer():
+            return int(value)
+        raise CoercionError(f"expected an integer, got {value!r}")
+    text = to_string(value).strip().replace("_", "")
+    try:
+        return int(text)
+    except ValueError:
+        raise CoercionError(f"expected an integer, got {_excerpt(value)!r}") from None
+
+
+def to_decimal(value: Any) -> str:
+    if isinstance(value, bool):
+        raise CoercionError("expected a decimal number, got a boolean")
+    try:
+        number = Decimal(str(value).strip())
+    except InvalidOperation:
+        raise CoercionError(f"expected a decimal number, got {_excerpt(value)!r}") from None
+    if not number.is_finite():
+        raise CoercionError(f"expected a finite decimal number, got {_excerpt(value)!r}")
+    return str(number)
+
+
+def to_boolean(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = to_string(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise CoercionError(f"expected true/false, yes/no or 1/0, got {_excerpt(value)!r}")
+
+
+def to_date(value: Any) -> str:
+    text = to_string(value).strip()
+    try:
+        return date.fromisoformat(text).isoformat()
+    except ValueError:
+        raise CoercionError(f"expected a date as YYYY-MM-DD, got {_excerpt(value)!r}") from None
+
+
+def to_datetime(value: Any) -> str:
+    text = to_string(value).strip()
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise CoercionError(
+            f"expected an ISO 8601 date and time, got {_excerpt(value)!r}"
+        ) from None
+    # A time without a zone is taken as UTC, the zone Atlas stores in.
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat()
+
+
+def to_email(value: Any) -> str:
+    text = to_string(value).strip()
+    try:
+        validate_email(text)
+    except ValidationError:
+        raise CoercionError(f"expected an email address, got {_excerpt(value)!r}") from None
+    local, _, domain = text.rpartition("@")
+    return f"{local}@{domain.lower()}"
+
+
+COERCERS: dict[str, Callable[[Any], Any]] = {
+    FieldType.STRING: to_string,
+    FieldType.INTEGER: to_integer,
+    FieldType.DECIMAL: to_decimal,
+    FieldType.BOOLEAN: to_boolean,
+    FieldType.DATE: to_date,
+    FieldType.DATETIME: to_datetime,
+    FieldType.EMAIL: to_email,
+    FieldType.ENUM: lambda value: to_string(value).strip(),
+}
+
+
+def _excerpt(value: Any) -> str:
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= EXCERPT_LENGTH else text[: EXCERPT_LENGTH - 1] + "…"
+
+
+@dataclass(frozen=True)
+class FieldRule:
+    """One contract field, ready to apply."""
+
+    name: str
+    data_type: str
+    required: bool = False
+    max_length: int | None = None
+    allowed_values: frozenset[str] = frozenset()
+    pattern: Any = None  # a compiled RE2 pattern, matched against the whole value
+    minimum: Decimal | None = None
+    maximum: Decimal | None = None
+    mask_excerpt: Callable[[str], str] = _excerpt
+
+    @classmethod
+    def from_field(
+        cls, dataset_field: DatasetField, mask_excerpt: Callable[[str], str] | None = None
+    ) -> "FieldRule":
+        return cls(
+            name=dataset_field.name,
+            data_type=dataset_field.data_type,
+            required=dataset_field.required,
+            max_length=dataset_field.max_length,
+            allowed_values=frozenset(dataset_field.allowed_values or ()),
+            pattern=re2.compile(dataset_field.pattern) if dataset_field.pattern else None,
+            minimum=dataset_field.minimum,
+            maximum=dataset_field.maximum,
+            mask_excerpt=mask_excerpt or _excerpt,
+        )
+
+    def _reason(self, rule: str, message: str, value: Any) -> Reason:
+        return Reason(self.name, rule, message, self.mask_excerpt(_excerpt(to_excerpt(value))))
+
+    def check(self, value: Any) -> tuple[Any, list[Reason]]:
+        """The typed value (None when absent or invalid) and the reasons it fails."""
+        if _is_blank(value):
+            if self.required:
+                return None, [Reason(self.name, "required", "a value is required")]
+            return None, []
+        try:
+            typed = COERCERS[self.data_type](value)
+        except CoercionError as error:
+            return None, [self._reason("type", str(error), value)]
+        reasons = []
+        if self.max_length is not None and isinstance(typed, str) and len(typed) > self.max_length:
+            reasons.append(
+                self._reason(
+                    "max_length", f"longer than {self.max_length} characters ({len(typed)})", value
+                )
+            )
+        if self.allowed_values and str(typed) not in self.allowed_values:
+            allowed = ", ".join(sorted(self.allowed_values))
+            reasons.append(self._reason("allowed_values", f"not one of: {allowed}", value))
+        if self.pattern is not None and not self.pattern.fullmatch(str(typed)):
+            reasons.append(self._reason("pattern", "does not match the contract's pattern", value))
+        if self.minimum is not None or self.maximum is not None:
+            reasons.extend(self._range_reasons(typed, value))
+        return (None if reasons else typed), reasons
+
+    def _range_reasons(self, typed: Any, value: Any) -> list[Reason]:
+        if self.data_type not in (FieldType.INTEGER, FieldType.DECIMAL):
+            return []
+        number = Decimal(str(typed))
+        if self.minimum is not None and number < self.minimum:
+            return [self._reason("range", f"below the minimum {_plain(self.minimum)}", value)]
+        if self.maximum is not None and number > self.maximum:
+            return [self._reason("range", f"above the maximum {_plain(self.maximum)}", value)]
+        return []
+
+
+def _plain(number: Decimal) -> str:
+    return format(number.normalize(), "f")
+
+
+def to_excerpt(value: Any) -> str:
+    return value if isinstance(value, str) else repr(value)
+
+
+class CompiledContract:
+    """All of a dataset's field rules; applies them to one payload at a time."""
+
+    def __init__(self, rules: Iterable[FieldRule]):
+        self.rules = list(rules)
+        self.names = frozenset(rule.name for rule in self.rules)
+
+    @classmethod
+    def for_dataset(cls, dataset, mask_excerpt_for=None) -> "CompiledContract":
+        fields = DatasetField.objects.filter(dataset=dataset).select_related("classification")
+        return cls(
+            FieldRule.from_field(f, mask_excerpt_for(f) if mask_excerpt_for else None)
+            for f in fields.order_by("position", "name")
+        )
+
+    def check(self, payload: Any) -> CheckedRecord:
+        if not isinstance(payload, dict):
+            return CheckedRecord(
+                data={},
+                extras={},
+                reasons=[
+                    Reason(
+                        "",
+                        "shape",
+                        "the record is not an object of named fields",
+                        _excerpt(to_excerpt(payload)),
+                    )
+                ],
+            )
+        data, reasons = {}, []
+        for rule in self.rules:
+            typed, field_reasons = rule.check(payload.get(rule.name))
+            data[rule.name] = typed
+            reasons.extend(field_reasons)
+        extras = {key: value for key, value in payload.items() if key not in self.names}
+        return CheckedRecord(data=data, extras=extras, reasons=reasons)
