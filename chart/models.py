@@ -20,6 +20,11 @@ class ChartRecord(models.Model):
     extras = models.JSONField(
         default=dict, blank=True, help_text="Fields not in the contract, kept aside as received."
     )
+    issues = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Rules this record failed under a 'warn' gate: {field, rule, message, excerpt}.",
+    )
     is_current = models.BooleanField(
         default=True, help_text="False once a later record with the same business key arrived."
     )
@@ -37,6 +42,12 @@ class ChartRecord(models.Model):
         ]
         indexes = [
             models.Index(fields=["dataset", "business_key"], name="chart_record_key_idx"),
+        ]
+        permissions = [
+            (
+                "reveal_restricted",
+                "Can reveal decrypted restricted values (each reveal is audited)",
+            ),
         ]
 
     def __str__(self) -> str:

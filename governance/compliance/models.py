@@ -177,3 +177,59 @@ class AuditLog(models.Model):
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M} {self.actor} {self.action} {self.object_repr}"
+
+
+class SuggestionStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    ACCEPTED = "accepted", "Accepted"
+    REJECTED = "rejected", "Rejected"
+
+
+class ClassificationSuggestion(models.Model):
+    """PII found in a field that is not classified, raised to stewards with its evidence.
+
+    A rejected suggestion is not raised again for the field unless the evidence
+    changes: other PII types, or a markedly higher hit ratio (see `evidence_key`).
+    """
+
+    dataset_field = models.ForeignKey(
+        "pipeline.DatasetField", on_delete=models.CASCADE, related_name="classification_suggestions"
+    )
+    suggested_level = models.ForeignKey(
+        ClassificationLevel, on_delete=models.PROTECT, related_name="+"
+    )
+    pii_types = ArrayField(models.CharField(max_length=32), default=list)
+    values_scanned = models.BigIntegerField(default=0)
+    values_with_pii = models.BigIntegerField(default=0)
+    examples = models.JSONField(default=list, blank=True, help_text="Masked excerpts.")
+    evidence_key = models.CharField(
+        max_length=200, help_text="PII types and hit-ratio band; a change re-raises a rejection."
+    )
+    status = models.CharField(
+        max_length=16, choices=SuggestionStatus, default=SuggestionStatus.OPEN
+    )
+    run = models.ForeignKey(
+        "pipeline.Run", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    decided_by = models.CharField(max_length=150, blank=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = qualified(COMPLIANCE, "classification_suggestion")
+        ordering = ["-updated_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["dataset_field"],
+                condition=models.Q(status="open"),
+                name="one_open_suggestion_per_field",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.dataset_field}: {self.suggested_level.name}?"
+
+    @property
+    def hit_ratio(self) -> float:
+        return self.values_with_pii / self.values_scanned if self.values_scanned else 0.0

@@ -25,6 +25,7 @@ STEWARD_CHANGES = {
     ("navigate", "metricdefinition"): ("add", "change", "delete"),
     ("explore", "landingbatch"): ("add", "change"),
     ("chart", "quarantinedrecord"): ("change",),
+    ("compliance", "classificationsuggestion"): ("change",),
 }
 
 OFFICER_CHANGES = {
@@ -33,7 +34,11 @@ OFFICER_CHANGES = {
     ("pipeline", "datasetfield"): ("change",),
     ("archive", "retentionpolicy"): ("add", "change", "delete"),
     ("archive", "archivedpartition"): ("change",),
+    ("compliance", "classificationsuggestion"): ("change",),
 }
+
+# Permissions that are not add/change/delete/view of a model.
+OFFICER_SPECIAL = {("chart", "reveal_restricted")}
 
 
 def _codenames(changes: dict) -> set[tuple[str, str]]:
@@ -56,7 +61,7 @@ def role_permissions(apps=global_apps) -> dict[str, set[tuple[str, str]]]:
     return {
         VIEWER: view_public,
         DATA_STEWARD: view_all | _codenames(STEWARD_CHANGES),
-        COMPLIANCE_OFFICER: view_all | _codenames(OFFICER_CHANGES),
+        COMPLIANCE_OFFICER: view_all | _codenames(OFFICER_CHANGES) | OFFICER_SPECIAL,
     }
 
 
