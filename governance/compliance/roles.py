@@ -79,9 +79,11 @@ def ensure_roles(apps=global_apps) -> None:
     Permission = apps.get_model("auth", "Permission")
     for role, wanted in role_permissions(apps).items():
         group, _ = Group.objects.get_or_create(name=role)
-        permissions = []
-        for app_label, codename in sorted(wanted):
-            permissions.append(
-                Permission.objects.get(content_type__app_label=app_label, codename=codename)
-            )
+        # A migration older than some model sees fewer permissions; a later migration
+        # runs this again once they exist.
+        permissions = [
+            permission
+            for permission in Permission.objects.select_related("content_type")
+            if (permission.content_type.app_label, permission.codename) in wanted
+        ]
         group.permissions.set(permissions)

@@ -1,0 +1,641 @@
+"""Promotion explore → chart: the contract, quality rules, PII protection, the gate.
+
+Work is claimed in chunks above the dataset's chart watermark; each chunk commits
+its chart records, quarantined records, PII findings, rule tallies, run counts and
+the new watermark in one transaction, so a worker killed mid-run loses nothing and
+a re-delivered task resumes where the last commit left off. One promotion per
+dataset runs at a time (a PostgreSQL advisory lock); a second request is recorded
+as skipped. Under a 'fail' gate the whole run is one transaction: if it fails,
+nothing of it is promoted or quarantined.
+"""
+
+import hashlib
+import json
+import logging
+from collections import Counter, defaultdict
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from chart.contract import CompiledContract
+from chart.encryption import Keyring
+from chart.evaluation import Failure, FieldProtection, Outcome, RecordEvaluator
+from chart.models import ChartRecord, PiiFinding, QuarantinedRecord
+from chart.pii.scanner import load_patterns
+from explore.models import RawRecord
+from governance.compliance.models import (
+    AuditAction,
+    ClassificationLevel,
+    ClassificationSuggestion,
+    PiiPattern,
+    SuggestionStatus,
+)
+from governance.compliance.services import record_audit
+from governance.pipeline.models import (
+    Dataset,
+    DatasetField,
+    GateAction,
+    Layer,
+    LineageEdge,
+    Run,
+    RunKind,
+    RunStatus,
+    RunStep,
+    Transform,
+    Watermark,
+)
+from governance.pipeline.services import create_run
+from governance.quality.models import CheckResult, QualityRule, RuleKind, RuleOrigin
+from governance.quality.rules import RecordRuleCheck, sync_contract_rules
+from governance.quality.scoring import RuleTally, record_scores
+
+logger = logging.getLogger(__name__)
+
+CHUNK_SIZE = 5000
+FAILING_EXAMPLES_PER_RULE = 5
+# pg_advisory_lock(namespace, dataset id): one promotion per dataset and layer.
+LOCK_NAMESPACE = {Layer.CHART: 7301, Layer.NAVIGATE: 7302}
+
+
+class GateFailedError(Exception):
+    """The dataset's gate says this run fails; nothing of it is kept."""
+
+
+@contextmanager
+def dataset_lock(dataset: Dataset, layer: str):
+    """Hold a session advisory lock for this dataset's promotion into `layer`.
+
+    Yields False when another worker holds it. A killed worker's connection closes,
+    which releases its lock, so a crash never leaves a dataset locked.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [LOCK_NAMESPACE[layer], dataset.pk])
+        acquired = cursor.fetchone()[0]
+    try:
+        yield acquired
+    finally:
+        if acquired:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pg_advisory_unlock(%s, %s)", [LOCK_NAMESPACE[layer], dataset.pk]
+                )
+
+
+def _skip(run: Run, reason: str) -> Run:
+    run.status = RunStatus.SKIPPED
+    run.error = reason
+    run.finished_at = timezone.now()
+    run.save(update_fields=["status", "error", "finished_at"])
+    return run
+
+
+def _fail_interrupted_runs(*, dataset: Dataset, kind: str, keep: Run) -> None:
+    """Runs left 'running' by a worker that died; we hold the lock, so none is alive."""
+    Run.objects.filter(dataset=dataset, kind=kind, status=RunStatus.RUNNING).exclude(
+        pk=keep.pk
+    ).update(
+        status=RunStatus.FAILED,
+        finished_at=timezone.now(),
+        error="interrupted: its worker stopped before the run finished; a later run resumed "
+        "from the last committed chunk",
+    )
+
+
+# --- Building the evaluator -------------------------------------------------------
+
+
+def field_protections(dataset: Dataset) -> dict[str, FieldProtection]:
+    fields = DatasetField.objects.filter(dataset=dataset).select_related("classification")
+    return {
+        f.name: FieldProtection(
+            name=f.name,
+            level_name=f.classification.name if f.classification else None,
+            requires_encryption=bool(f.classification and f.classification.requires_encryption),
+            masking=f.classification.masking if f.classification else "none",
+        )
+        for f in fields
+    }
+
+
+def _hash_key() -> bytes:
+    # Hash masking is keyed so that digests of common values cannot be looked up.
+    return hashlib.sha256(("atlas-mask:" + settings.SECRET_KEY).encode()).digest()
+
+
+def build_evaluator(dataset: Dataset, rules: list[QualityRule]) -> RecordEvaluator:
+    protections = field_protections(dataset)
+    needs_keyring = any(p.requires_encryption for p in protections.values())
+    now = timezone.now()
+    # Contract rules other than freshness are judged by the contract check itself;
+    # uniqueness needs the database and is judged per chunk.
+    record_rules = [
+        RecordRuleCheck(rule=rule, now=now)
+        for rule in rules
+        if (rule.origin == RuleOrigin.STEWARD or rule.kind == RuleKind.FRESHNESS)
+        and rule.kind != RuleKind.UNIQUE
+    ]
+    return RecordEvaluator(
+        dataset_id=dataset.pk,
+        contract=CompiledContract.for_dataset(dataset),
+        record_rules=record_rules,
+        patterns=load_patterns(),
+        protections=protections,
+        business_key=list(dataset.business_key),
+        keyring=Keyring.from_settings() if needs_keyring else None,
+        hash_key=_hash_key(),
+    )
+
+
+# --- One chunk ----------------------------------------------------------------------
+
+
+@dataclass
+class ChunkResult:
+    examined: int = 0
+    promoted: int = 0
+    quarantined: int = 0
+    superseded: int = 0
+    failing: int = 0
+    last_raw_id: int = 0
+    pii_by_field: Counter = field(default_factory=Counter)
+    masked_unclassified: set = field(default_factory=set)
+
+
+class RuleBook:
+    """The run's rules, keyed the way failures name them, with per-chunk tallies."""
+
+    def __init__(self, rules: list[QualityRule]):
+        self.rules = rules
+        self.by_key = {(rule.field_name, rule.kind): rule for rule in rules}
+
+    def tally(self, outcomes: list[Outcome], duplicate_keys: int) -> list[RuleTally]:
+        tallies = {rule.pk: RuleTally(rule=rule) for rule in self.rules}
+        judged = [o for o in outcomes if not any(f.rule == "parse" for f in o.failures)]
+        for outcome in judged:
+            failed_rules = set()
+            for failure in outcome.failures:
+                rule = self.by_key.get((failure.field, failure.rule))
+                if rule is None:
+                    continue
+                failed_rules.add(rule.pk)
+                tally = tallies[rule.pk]
+                if len(tally.examples or []) < FAILING_EXAMPLES_PER_RULE:
+                    tally.add_example(
+                        {"raw_record": outcome.raw_id, **failure.as_reason()},
+                        FAILING_EXAMPLES_PER_RULE,
+                    )
+            for rule_pk, tally in tallies.items():
+                if rule_pk in failed_rules:
+                    tally.failed += 1
+                elif not _is_key_rule(tally.rule):
+                    tally.passed += 1
+        for tally in tallies.values():
+            if _is_key_rule(tally.rule):
+                tally.failed += duplicate_keys
+                tally.passed += max(len(judged) - duplicate_keys, 0)
+        return [t for t in tallies.values() if t.passed or t.failed]
+
+
+def _is_key_rule(rule: QualityRule) -> bool:
+    return rule.kind == RuleKind.UNIQUE and not rule.field_name
+
+
+def _add_tallies(run: Run, tallies: list[RuleTally]) -> None:
+    """Add a chunk's counts to the run's check results, in the chunk's transaction."""
+    if not tallies:
+        return
+    with connection.cursor() as cursor:
+        for tally in tallies:
+            cursor.execute(
+                f"""
+                INSERT INTO {_table(CheckResult)} AS existing
+                    (run_id, rule_id, passed_count, failed_count, failing_examples, created_at)
+                VALUES (%s, %s, %s, %s, %s::jsonb, now())
+                ON CONFLICT (run_id, rule_id) DO UPDATE SET
+                    passed_count = existing.passed_count + EXCLUDED.passed_count,
+                    failed_count = existing.failed_count + EXCLUDED.failed_count,
+                    failing_examples = (
+                        SELECT coalesce(jsonb_agg(example), '[]'::jsonb) FROM (
+                            SELECT example FROM jsonb_array_elements(
+                                existing.failing_examples || EXCLUDED.failing_examples
+                            ) AS example LIMIT {FAILING_EXAMPLES_PER_RULE}
+                        ) AS kept
+                    )
+                """,
+                [
+                    run.pk,
+                    tally.rule.pk,
+                    tally.passed,
+                    tally.failed,
+                    json.dumps(tally.examples or []),
+                ],
+            )
+
+
+def _table(model) -> str:
+    return connection.ops.quote_name(model._meta.db_table)
+
+
+def _unique_field_failures(dataset: Dataset, outcomes: list[Outcome], unique_fields: list[str]):
+    """Values of unique fields already held by another current record (or twice here)."""
+    for name in unique_fields:
+        seen: dict[str, Outcome] = {}
+        candidates = [o for o in outcomes if not o.holds_back and o.data.get(name) is not None]
+        values = {str(o.data[name]) for o in candidates}
+        if not values:
+            continue
+        taken = set(
+            ChartRecord.objects.filter(dataset=dataset, is_current=True)
+            .filter(**{f"data__{name}__in": list(values)})
+            .values_list("business_key", f"data__{name}")
+        )
+        taken_values = {str(value): key for key, value in taken}
+        for outcome in candidates:
+            value = str(outcome.data[name])
+            owner_key = taken_values.get(value)
+            # The same business key is a newer version of that record, not a duplicate.
+            clash = (owner_key is not None and owner_key != outcome.business_key) or (
+                value in seen and seen[value].business_key != outcome.business_key
+            )
+            if clash:
+                outcome.failures.append(
+                    Failure(name, RuleKind.UNIQUE, "another record already holds this value")
+                )
+            seen[value] = outcome
+
+
+def promote_chunk(
+    *,
+    dataset: Dataset,
+    run: Run,
+    evaluator: RecordEvaluator,
+    rule_book: RuleBook,
+    unique_fields: list[str],
+    chunk_size: int = CHUNK_SIZE,
+) -> ChunkResult | None:
+    """Promote the next chunk above the watermark. None when there is nothing left.
+
+    The caller provides the transaction: every write here commits together.
+    """
+    watermark, _ = Watermark.objects.select_for_update().get_or_create(
+        dataset=dataset, layer=Layer.CHART
+    )
+    raws = list(
+        RawRecord.objects.filter(dataset=dataset, id__gt=watermark.position)
+        .order_by("id")
+        .values_list("id", "payload", "parse_error")[:chunk_size]
+    )
+    if not raws:
+        return None
+    outcomes = [evaluator.evaluate(raw_id, payload, error) for raw_id, payload, error in raws]
+    _unique_field_failures(dataset, outcomes, unique_fields)
+    result = ChunkResult(examined=len(outcomes), last_raw_id=raws[-1][0])
+    hold_back = dataset.gate_action != GateAction.WARN
+
+    to_promote = [o for o in outcomes if not (o.holds_back and hold_back)]
+    to_quarantine = [o for o in outcomes if o.holds_back and hold_back]
+    result.failing = sum(1 for o in outcomes if o.holds_back)
+    if dataset.gate_action == GateAction.FAIL and result.failing:
+        first = next(o for o in outcomes if o.holds_back)
+        reasons = "; ".join(f"{f.field or 'record'}: {f.message}" for f in first.failures[:3])
+        raise GateFailedError(
+            f"{result.failing} record(s) of this chunk fail the contract or rules and the "
+            f"gate is 'fail'; first failing raw record {first.raw_id}: {reasons}"
+        )
+
+    QuarantinedRecord.objects.bulk_create(
+        [
+            QuarantinedRecord(
+                dataset=dataset,
+                raw_record_id=o.raw_id,
+                reasons=[f.as_reason() for f in o.failures],
+                run=run,
+            )
+            for o in to_quarantine
+        ]
+    )
+    new_records = ChartRecord.objects.bulk_create(
+        [
+            ChartRecord(
+                dataset=dataset,
+                raw_record_id=o.raw_id,
+                business_key=o.business_key,
+                data=o.data,
+                extras=o.extras,
+                issues=[f.as_reason() for f in o.failures],
+                run=run,
+            )
+            for o in to_promote
+        ]
+    )
+    result.superseded = _supersede(dataset, new_records)
+    record_of_raw = {record.raw_record_id: record for record in new_records}
+    findings = []
+    for outcome in outcomes:
+        record = record_of_raw.get(outcome.raw_id)
+        for finding in outcome.findings:
+            findings.append(
+                PiiFinding(
+                    dataset=dataset,
+                    raw_record_id=outcome.raw_id,
+                    chart_record=record,
+                    field_name=finding.field[:63],
+                    pii_type=finding.pii_type,
+                    pattern_id=finding.pattern_id,
+                    confidence=Decimal(str(round(finding.confidence, 2))),
+                    masked_excerpt=finding.masked_excerpt[:200],
+                    run=run,
+                )
+            )
+            result.pii_by_field[(finding.field, finding.pii_type)] += 1
+        result.masked_unclassified |= outcome.masked_unclassified
+    PiiFinding.objects.bulk_create(findings)
+    _add_tallies(run, rule_book.tally(outcomes, duplicate_keys=result.superseded))
+
+    result.promoted, result.quarantined = len(new_records), len(to_quarantine)
+    Run.objects.filter(pk=run.pk).update(
+        rows_in=F("rows_in") + result.examined,
+        rows_promoted=F("rows_promoted") + result.promoted,
+        rows_quarantined=F("rows_quarantined") + result.quarantined,
+    )
+    watermark.position = result.last_raw_id
+    watermark.save(update_fields=["position", "updated_at"])
+    return result
+
+
+def _supersede(dataset: Dataset, new_records: list[ChartRecord]) -> int:
+    """A later record for a business key supersedes the earlier one; returns how many."""
+    keyed = [record for record in new_records if record.business_key]
+    if not keyed:
+        return 0
+    latest: dict[str, ChartRecord] = {}
+    superseded = 0
+    for record in keyed:  # raw id order: a later line wins
+        earlier = latest.get(record.business_key)
+        if earlier is not None:
+            ChartRecord.objects.filter(pk=earlier.pk).update(
+                is_current=False, superseded_by=record.pk
+            )
+            superseded += 1
+        latest[record.business_key] = record
+    superseded += (
+        ChartRecord.objects.filter(dataset=dataset, business_key__in=list(latest), is_current=True)
+        .exclude(pk__in=[record.pk for record in latest.values()])
+        .update(is_current=False)
+    )
+    # Point each older current record at its successor.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            UPDATE {_table(ChartRecord)} AS old SET superseded_by_id = new.id
+              FROM {_table(ChartRecord)} AS new
+             WHERE new.id = ANY(%s) AND old.dataset_id = new.dataset_id
+               AND old.business_key = new.business_key AND old.id < new.id
+               AND old.superseded_by_id IS NULL AND NOT old.is_current
+            """,
+            [[record.pk for record in latest.values()]],
+        )
+    return superseded
+
+
+# --- The run --------------------------------------------------------------------------
+
+
+def promote_to_chart(
+    *,
+    dataset: Dataset,
+    triggered_by: str,
+    actor=None,
+    run: Run | None = None,
+    chunk_size: int = CHUNK_SIZE,
+) -> Run:
+    """Promote every raw record above the watermark into chart or quarantine."""
+    if run is None:
+        run = create_run(
+            dataset=dataset, kind=RunKind.PROMOTE_CHART, triggered_by=triggered_by, actor=actor
+        )
+    if run.status in (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.SKIPPED):
+        return run  # a re-delivered task for a run that already ended
+    with dataset_lock(dataset, Layer.CHART) as acquired:
+        if not acquired:
+            return _skip(run, f"another promotion of {dataset.slug} to chart is running")
+        _fail_interrupted_runs(dataset=dataset, kind=RunKind.PROMOTE_CHART, keep=run)
+        Run.objects.filter(pk=run.pk).update(
+            status=RunStatus.RUNNING, started_at=run.started_at or timezone.now()
+        )
+        run.refresh_from_db()
+        try:
+            totals = _promote(dataset=dataset, run=run, chunk_size=chunk_size)
+        except GateFailedError as failure:
+            return _finish(run, RunStatus.FAILED, error=str(failure), actor=actor)
+        except Exception as error:
+            logger.exception("promotion of %s to chart failed", dataset.slug)
+            _finish(run, RunStatus.FAILED, error=f"{type(error).__name__}: {error}", actor=actor)
+            raise
+        return _finish(run, RunStatus.SUCCEEDED, actor=actor, detail=totals)
+
+
+def _promote(*, dataset: Dataset, run: Run, chunk_size: int) -> dict:
+    sync_contract_rules(dataset=dataset)
+    rules = list(
+        QualityRule.objects.filter(dataset=dataset, is_active=True).select_related("dimension")
+    )
+    evaluator = build_evaluator(dataset, rules)
+    rule_book = RuleBook(rules)
+    unique_fields = list(
+        DatasetField.objects.filter(dataset=dataset, unique=True).values_list("name", flat=True)
+    )
+    step = RunStep.objects.create(run=run, name="validate, protect and promote")
+    totals: dict = {"chunks": 0, "superseded": 0, "failing": 0}
+    pii_by_field: Counter = Counter()
+    masked_unclassified: set = set()
+
+    def one_chunk() -> bool:
+        result = promote_chunk(
+            dataset=dataset,
+            run=run,
+            evaluator=evaluator,
+            rule_book=rule_book,
+            unique_fields=unique_fields,
+            chunk_size=chunk_size,
+        )
+        if result is None:
+            return False
+        totals["chunks"] += 1
+        totals["superseded"] += result.superseded
+        totals["failing"] += result.failing
+        pii_by_field.update(result.pii_by_field)
+        masked_unclassified.update(result.masked_unclassified)
+        return True
+
+    if dataset.gate_action == GateAction.FAIL:
+        # All or nothing: one transaction for the whole run.
+        with transaction.atomic():
+            while one_chunk():
+                pass
+            score = _score(dataset, run)
+            if score is not None and score.below_threshold:
+                raise GateFailedError(
+                    f"quality score {score.overall} is below the threshold "
+                    f"{dataset.quality_threshold} and the gate is 'fail'"
+                )
+    else:
+        while True:
+            with transaction.atomic():
+                if not one_chunk():
+                    break
+        score = _score(dataset, run)
+        if score is not None and score.below_threshold:
+            totals["gate"] = (
+                f"quality score {score.overall} is below the threshold {dataset.quality_threshold}"
+                + (
+                    "; failing rows were quarantined"
+                    if dataset.gate_action == GateAction.QUARANTINE
+                    else "; promoted with a warning"
+                )
+            )
+    run.refresh_from_db()
+    RunStep.objects.filter(pk=step.pk).update(
+        status=RunStatus.SUCCEEDED, finished_at=timezone.now(), rows=run.rows_in
+    )
+    record_chart_lineage(dataset=dataset, run=run)
+    raise_classification_suggestions(dataset=dataset, run=run)
+    totals["pii_findings"] = sum(pii_by_field.values())
+    return totals
+
+
+def _score(dataset: Dataset, run: Run):
+    tallies = [
+        RuleTally(
+            rule=result.rule,
+            passed=result.passed_count,
+            failed=result.failed_count,
+            examples=result.failing_examples,
+        )
+        for result in CheckResult.objects.filter(run=run).select_related("rule__dimension")
+    ]
+    if not tallies:
+        return None
+    return record_scores(run=run, dataset=dataset, tallies=tallies)
+
+
+def _finish(run: Run, status: str, *, actor=None, error: str = "", detail: dict | None = None):
+    run.refresh_from_db()
+    run.status = status
+    run.error = error
+    run.finished_at = timezone.now()
+    if detail:
+        run.detail = {**run.detail, **detail}
+    if status == RunStatus.FAILED and run.kind == RunKind.PROMOTE_CHART:
+        # Under a failed 'fail' gate nothing of the run was kept.
+        run.rows_in = run.rows_promoted = run.rows_quarantined = 0
+    run.save()
+    record_audit(
+        actor=actor if actor is not None else "celery",
+        action=AuditAction.RUN,
+        instance=run,
+        after={
+            "status": run.status,
+            "rows_in": run.rows_in,
+            "rows_promoted": run.rows_promoted,
+            "rows_quarantined": run.rows_quarantined,
+        },
+        detail=error,
+    )
+    return run
+
+
+# --- Lineage and classification suggestions --------------------------------------------
+
+
+def record_chart_lineage(*, dataset: Dataset, run: Run) -> None:
+    """Dataset- and field-level lineage explore → chart, with the transform applied."""
+    protections = field_protections(dataset)
+    edges = [("", "", Transform.TYPED)] + [
+        (name, name, protection.transform) for name, protection in protections.items()
+    ]
+    for source_field, target_name, transform in edges:
+        # A field whose protection changed gets a new edge; the old one stays as history.
+        LineageEdge.objects.update_or_create(
+            dataset=dataset,
+            source_layer=Layer.EXPLORE,
+            source_field=source_field,
+            target_layer=Layer.CHART,
+            target_name=target_name,
+            transform=transform,
+            defaults={"run": run},
+        )
+
+
+SUGGESTION_MIN_HIT_RATIO = 0.05
+
+
+def raise_classification_suggestions(*, dataset: Dataset, run: Run) -> list:
+    """Suggest a level for unclassified fields where this run found PII."""
+    fields = {
+        f.name: f for f in DatasetField.objects.filter(dataset=dataset, classification__isnull=True)
+    }
+    if not fields:
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT field_name, pii_type, count(DISTINCT raw_record_id),
+                   (array_agg(masked_excerpt))[1:3]
+              FROM {_table(PiiFinding)}
+             WHERE run_id = %s AND field_name = ANY(%s)
+             GROUP BY field_name, pii_type
+            """,
+            [run.pk, list(fields)],
+        )
+        rows = cursor.fetchall()
+    scanned = max(run.rows_in, 1)
+    by_field: dict[str, dict] = defaultdict(lambda: {"types": {}, "examples": []})
+    for name, pii_type, hits, examples in rows:
+        by_field[name]["types"][pii_type] = hits
+        by_field[name]["examples"].extend(examples)
+    default_levels = dict(
+        PiiPattern.objects.filter(default_classification__isnull=False).values_list(
+            "pii_type", "default_classification"
+        )
+    )
+    raised = []
+    for name, evidence in by_field.items():
+        hits = max(evidence["types"].values())
+        ratio = hits / scanned
+        if ratio < SUGGESTION_MIN_HIT_RATIO:
+            continue
+        types = sorted(evidence["types"])
+        level_ids = [default_levels[t] for t in types if t in default_levels]
+        level = (
+            ClassificationLevel.objects.filter(pk__in=level_ids).order_by("-rank").first()
+            or ClassificationLevel.objects.order_by("-rank").first()
+        )
+        # Tenths of hit ratio: a rejection stands until the evidence really changes.
+        evidence_key = f"{','.join(types)}@{int(ratio * 10)}"
+        field_obj = fields[name]
+        rejected = ClassificationSuggestion.objects.filter(
+            dataset_field=field_obj, status=SuggestionStatus.REJECTED, evidence_key=evidence_key
+        ).exists()
+        if rejected:
+            continue
+        suggestion, _ = ClassificationSuggestion.objects.update_or_create(
+            dataset_field=field_obj,
+            status=SuggestionStatus.OPEN,
+            defaults={
+                "suggested_level": level,
+                "pii_types": types,
+                "values_scanned": scanned,
+                "values_with_pii": hits,
+                "examples": evidence["examples"][:5],
+                "evidence_key": evidence_key,
+                "run": run,
+            },
+        )
+        raised.append(suggestion)
+    return raised

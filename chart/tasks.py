@@ -1,0 +1,20 @@
+from celery import shared_task
+from django.db import InterfaceError, OperationalError
+
+from chart import services
+from governance.pipeline.models import Run, RunStatus
+
+
+@shared_task(
+    autoretry_for=(OperationalError, InterfaceError),
+    retry_backoff=True,
+    max_retries=5,
+)
+def promote_to_chart(run_id: int, continue_to_navigate: bool = True) -> str:
+    run = Run.objects.select_related("dataset").get(pk=run_id)
+    run = services.promote_to_chart(dataset=run.dataset, run=run, triggered_by=run.triggered_by)
+    if continue_to_navigate and run.status == RunStatus.SUCCEEDED:
+        from governance.pipeline.services import request_navigate_promotion
+
+        request_navigate_promotion(dataset=run.dataset, triggered_by=f"run {run.pk}")
+    return run.status

@@ -1,0 +1,273 @@
+"""Quality rules: those a contract implies, and how every rule judges one typed record.
+
+Contract rules are derived from the dataset's fields (`sync_contract_rules`), so
+stewards see them next to their own rules and every failure is counted under one of
+the six dimensions. The contract check (chart.contract) reports failures with the
+same rule names, so a reason maps straight onto its rule.
+"""
+
+import operator
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import re2
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from governance.pipeline.models import Dataset, DatasetField
+from governance.quality.models import DimensionCode, QualityDimension, QualityRule, RuleKind
+from governance.quality.models import RuleOrigin as Origin
+
+# Which dimension each kind of rule measures.
+DIMENSION_OF_KIND = {
+    RuleKind.NOT_NULL: DimensionCode.COMPLETENESS,
+    RuleKind.TYPE: DimensionCode.VALIDITY,
+    RuleKind.PATTERN: DimensionCode.VALIDITY,
+    RuleKind.ALLOWED_VALUES: DimensionCode.VALIDITY,
+    RuleKind.MAX_LENGTH: DimensionCode.VALIDITY,
+    RuleKind.UNIQUE: DimensionCode.UNIQUENESS,
+    RuleKind.CROSS_FIELD: DimensionCode.CONSISTENCY,
+    RuleKind.FRESHNESS: DimensionCode.TIMELINESS,
+    RuleKind.RANGE: DimensionCode.ACCURACY,
+    RuleKind.REFERENCE_LIST: DimensionCode.ACCURACY,
+}
+
+# Names the contract check gives its failures -> rule kinds.
+KIND_OF_CONTRACT_REASON = {
+    "required": RuleKind.NOT_NULL,
+    "type": RuleKind.TYPE,
+    "shape": RuleKind.TYPE,
+    "max_length": RuleKind.MAX_LENGTH,
+    "allowed_values": RuleKind.ALLOWED_VALUES,
+    "pattern": RuleKind.PATTERN,
+    "range": RuleKind.RANGE,
+    "unique": RuleKind.UNIQUE,
+    "freshness": RuleKind.FRESHNESS,
+}
+
+COMPARISONS: dict[str, Callable[[Any, Any], bool]] = {
+    "<": operator.lt,
+    "<=": operator.le,
+    "==": operator.eq,
+    "!=": operator.ne,
+    ">=": operator.ge,
+    ">": operator.gt,
+}
+
+
+def contract_rule_specs(dataset: Dataset) -> list[tuple[str, str, dict]]:
+    """(field_name, kind, parameters) for every rule the contract implies."""
+    specs: list[tuple[str, str, dict]] = []
+    for contract_field in DatasetField.objects.filter(dataset=dataset).order_by("position", "name"):
+        name = contract_field.name
+        specs.append((name, RuleKind.TYPE, {"type": contract_field.data_type}))
+        if contract_field.required:
+            specs.append((name, RuleKind.NOT_NULL, {}))
+        if contract_field.max_length is not None:
+            specs.append((name, RuleKind.MAX_LENGTH, {"max_length": contract_field.max_length}))
+        if contract_field.allowed_values:
+            specs.append(
+                (name, RuleKind.ALLOWED_VALUES, {"values": list(contract_field.allowed_values)})
+            )
+        if contract_field.pattern:
+            specs.append((name, RuleKind.PATTERN, {"regex": contract_field.pattern}))
+        if contract_field.minimum is not None or contract_field.maximum is not None:
+            bounds = {
+                "min": None if contract_field.minimum is None else str(contract_field.minimum),
+                "max": None if contract_field.maximum is None else str(contract_field.maximum),
+            }
+            specs.append((name, RuleKind.RANGE, bounds))
+        if contract_field.unique:
+            specs.append((name, RuleKind.UNIQUE, {}))
+    if dataset.business_key:
+        specs.append(("", RuleKind.UNIQUE, {"fields": list(dataset.business_key)}))
+    if dataset.event_time_field:
+        specs.append(
+            (
+                dataset.event_time_field,
+                RuleKind.FRESHNESS,
+                {"max_age_seconds": int(dataset.freshness_target.total_seconds())},
+            )
+        )
+    return specs
+
+
+@transaction.atomic
+def sync_contract_rules(*, dataset: Dataset) -> list[QualityRule]:
+    """Make the dataset's contract rules match its contract; steward rules are untouched."""
+    dimensions = {dimension.code: dimension for dimension in QualityDimension.objects.all()}
+    existing = {
+        (rule.field_name, rule.kind): rule
+        for rule in QualityRule.objects.filter(dataset=dataset, origin=Origin.CONTRACT)
+    }
+    kept = []
+    for field_name, kind, parameters in contract_rule_specs(dataset):
+        rule = existing.pop((field_name, kind), None)
+        if rule is None:
+            rule = QualityRule(
+                dataset=dataset, field_name=field_name, kind=kind, origin=Origin.CONTRACT
+            )
+        if rule.pk is None or rule.parameters != parameters or not rule.is_active:
+            rule.parameters = parameters
+            rule.dimension = dimensions[DIMENSION_OF_KIND[kind]]
+            rule.is_active = True
+            rule.save()
+        kept.append(rule)
+    # A constraint removed from the contract stops being checked; its history stays.
+    QualityRule.objects.filter(pk__in=[rule.pk for rule in existing.values()]).update(
+        is_active=False
+    )
+    return kept
+
+
+def validate_steward_rule(rule: QualityRule) -> None:
+    """Refuse a steward rule whose parameters cannot be applied, saying which and why."""
+    parameters = rule.parameters or {}
+    field_names = set(
+        DatasetField.objects.filter(dataset=rule.dataset).values_list("name", flat=True)
+    )
+
+    def require(key: str, message: str):
+        if parameters.get(key) in (None, "", []):
+            raise ValidationError({"parameters": f"{rule.kind} needs {message}"})
+
+    def known(name: str, where: str):
+        if name not in field_names:
+            raise ValidationError(
+                {where: f"{name!r} is not a field of the {rule.dataset.slug} contract"}
+            )
+
+    if rule.kind == RuleKind.CROSS_FIELD:
+        require("left", '"left": a field name')
+        require("right", '"right": a field name')
+        if parameters.get("op") not in COMPARISONS:
+            raise ValidationError({"parameters": f'"op" must be one of {", ".join(COMPARISONS)}'})
+        known(parameters["left"], "parameters")
+        known(parameters["right"], "parameters")
+        return
+    if rule.kind != RuleKind.UNIQUE or rule.field_name:
+        if not rule.field_name:
+            raise ValidationError({"field_name": f"a {rule.kind} rule needs a field"})
+        known(rule.field_name, "field_name")
+    if rule.kind in (RuleKind.REFERENCE_LIST, RuleKind.ALLOWED_VALUES):
+        require("values", '"values": a non-empty list')
+        if not isinstance(parameters["values"], list):
+            raise ValidationError({"parameters": '"values" must be a list'})
+    elif rule.kind == RuleKind.PATTERN:
+        require("regex", '"regex": a pattern')
+        from governance.compliance.regex_safety import check_pattern
+
+        try:
+            check_pattern(parameters["regex"])
+        except ValidationError as error:
+            raise ValidationError({"parameters": error.messages}) from error
+    elif rule.kind == RuleKind.RANGE:
+        if parameters.get("min") is None and parameters.get("max") is None:
+            raise ValidationError({"parameters": 'range needs "min", "max" or both'})
+        for key in ("min", "max"):
+            if parameters.get(key) is not None:
+                try:
+                    Decimal(str(parameters[key]))
+                except InvalidOperation:
+                    raise ValidationError(
+                        {"parameters": f'"{key}" must be a number, got {parameters[key]!r}'}
+                    ) from None
+    elif rule.kind == RuleKind.FRESHNESS:
+        require("max_age_seconds", '"max_age_seconds": a positive number')
+    elif rule.kind == RuleKind.MAX_LENGTH:
+        require("max_length", '"max_length": a positive number')
+
+
+@dataclass
+class RuleFailure:
+    field: str
+    rule: str
+    message: str
+    value_excerpt: str = ""
+
+
+def _number(value: Any) -> Decimal | None:
+    try:
+        return Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return None
+
+
+def _moment(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value
+    try:
+        return datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+
+
+@dataclass
+class RecordRuleCheck:
+    """A rule judged on a typed record (steward rules, contract freshness); compiled per run."""
+
+    rule: QualityRule
+    now: datetime
+    _regex: Any = field(default=None, init=False)
+
+    def __post_init__(self):
+        if self.rule.kind == RuleKind.PATTERN:
+            self._regex = re2.compile(self.rule.parameters["regex"])
+
+    def check(self, data: dict[str, Any]) -> RuleFailure | None:
+        rule, parameters = self.rule, self.rule.parameters or {}
+        value = data.get(rule.field_name) if rule.field_name else None
+        if rule.kind == RuleKind.NOT_NULL:
+            return None if value not in (None, "") else self._fail("a value is required", value)
+        if rule.kind == RuleKind.CROSS_FIELD:
+            left, right = data.get(parameters["left"]), data.get(parameters["right"])
+            if left is None or right is None:
+                return None
+            left_n, right_n = _number(left), _number(right)
+            if left_n is not None and right_n is not None:
+                left, right = left_n, right_n
+            if COMPARISONS[parameters["op"]](left, right):
+                return None
+            return self._fail(
+                f"{parameters['left']} {parameters['op']} {parameters['right']} does not hold",
+                f"{left} vs {right}",
+            )
+        if value in (None, ""):
+            return None  # absence is completeness's business
+        if rule.kind in (RuleKind.REFERENCE_LIST, RuleKind.ALLOWED_VALUES):
+            allowed = {str(item) for item in parameters["values"]}
+            return None if str(value) in allowed else self._fail("not in the reference list", value)
+        if rule.kind == RuleKind.PATTERN:
+            if self._regex.fullmatch(str(value)):
+                return None
+            return self._fail("does not match the pattern", value)
+        if rule.kind == RuleKind.RANGE:
+            number = _number(value)
+            low, high = parameters.get("min"), parameters.get("max")
+            if number is None:
+                return self._fail("not a number", value)
+            if low is not None and number < Decimal(str(low)):
+                return self._fail(f"below {low}", value)
+            if high is not None and number > Decimal(str(high)):
+                return self._fail(f"above {high}", value)
+            return None
+        if rule.kind == RuleKind.MAX_LENGTH:
+            if len(str(value)) <= int(parameters["max_length"]):
+                return None
+            return self._fail(f"longer than {parameters['max_length']}", value)
+        if rule.kind == RuleKind.FRESHNESS:
+            moment = _moment(value)
+            if moment is None:
+                return self._fail("not a date and time", value)
+            age = self.now - moment
+            if age <= timedelta(seconds=float(parameters["max_age_seconds"])):
+                return None
+            return self._fail(f"older than the freshness target ({age} old)", value)
+        return None
+
+    def _fail(self, message: str, value: Any) -> RuleFailure:
+        text = str(value)
+        return RuleFailure(self.rule.field_name, self.rule.kind, message, text[:40])
