@@ -13,7 +13,6 @@ import hashlib
 import json
 import logging
 from collections import Counter, defaultdict
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -29,13 +28,11 @@ from chart.models import ChartRecord, PiiFinding, QuarantinedRecord
 from chart.pii.scanner import load_patterns
 from explore.models import RawRecord
 from governance.compliance.models import (
-    AuditAction,
     ClassificationLevel,
     ClassificationSuggestion,
     PiiPattern,
     SuggestionStatus,
 )
-from governance.compliance.services import record_audit
 from governance.pipeline.models import (
     Dataset,
     DatasetField,
@@ -49,7 +46,13 @@ from governance.pipeline.models import (
     Transform,
     Watermark,
 )
-from governance.pipeline.services import create_run
+from governance.pipeline.services import (
+    create_run,
+    fail_interrupted_runs,
+    finish_run,
+    promotion_lock,
+    skip_run,
+)
 from governance.quality.models import CheckResult, QualityRule, RuleKind, RuleOrigin
 from governance.quality.rules import RecordRuleCheck, sync_contract_rules
 from governance.quality.scoring import RuleTally, record_scores
@@ -58,52 +61,10 @@ logger = logging.getLogger(__name__)
 
 CHUNK_SIZE = 5000
 FAILING_EXAMPLES_PER_RULE = 5
-# pg_advisory_lock(namespace, dataset id): one promotion per dataset and layer.
-LOCK_NAMESPACE = {Layer.CHART: 7301, Layer.NAVIGATE: 7302}
 
 
 class GateFailedError(Exception):
     """The dataset's gate says this run fails; nothing of it is kept."""
-
-
-@contextmanager
-def dataset_lock(dataset: Dataset, layer: str):
-    """Hold a session advisory lock for this dataset's promotion into `layer`.
-
-    Yields False when another worker holds it. A killed worker's connection closes,
-    which releases its lock, so a crash never leaves a dataset locked.
-    """
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [LOCK_NAMESPACE[layer], dataset.pk])
-        acquired = cursor.fetchone()[0]
-    try:
-        yield acquired
-    finally:
-        if acquired:
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    "SELECT pg_advisory_unlock(%s, %s)", [LOCK_NAMESPACE[layer], dataset.pk]
-                )
-
-
-def _skip(run: Run, reason: str) -> Run:
-    run.status = RunStatus.SKIPPED
-    run.error = reason
-    run.finished_at = timezone.now()
-    run.save(update_fields=["status", "error", "finished_at"])
-    return run
-
-
-def _fail_interrupted_runs(*, dataset: Dataset, kind: str, keep: Run) -> None:
-    """Runs left 'running' by a worker that died; we hold the lock, so none is alive."""
-    Run.objects.filter(dataset=dataset, kind=kind, status=RunStatus.RUNNING).exclude(
-        pk=keep.pk
-    ).update(
-        status=RunStatus.FAILED,
-        finished_at=timezone.now(),
-        error="interrupted: its worker stopped before the run finished; a later run resumed "
-        "from the last committed chunk",
-    )
 
 
 # --- Building the evaluator -------------------------------------------------------
@@ -421,10 +382,10 @@ def promote_to_chart(
         )
     if run.status in (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.SKIPPED):
         return run  # a re-delivered task for a run that already ended
-    with dataset_lock(dataset, Layer.CHART) as acquired:
+    with promotion_lock(dataset, Layer.CHART) as acquired:
         if not acquired:
-            return _skip(run, f"another promotion of {dataset.slug} to chart is running")
-        _fail_interrupted_runs(dataset=dataset, kind=RunKind.PROMOTE_CHART, keep=run)
+            return skip_run(run, f"another promotion of {dataset.slug} to chart is running")
+        fail_interrupted_runs(dataset=dataset, kind=RunKind.PROMOTE_CHART, keep=run)
         Run.objects.filter(pk=run.pk).update(
             status=RunStatus.RUNNING, started_at=run.started_at or timezone.now()
         )
@@ -432,12 +393,13 @@ def promote_to_chart(
         try:
             totals = _promote(dataset=dataset, run=run, chunk_size=chunk_size)
         except GateFailedError as failure:
-            return _finish(run, RunStatus.FAILED, error=str(failure), actor=actor)
+            # Under a failed 'fail' gate nothing of the run was kept.
+            return finish_run(run, RunStatus.FAILED, error=str(failure), actor=actor, kept=False)
         except Exception as error:
             logger.exception("promotion of %s to chart failed", dataset.slug)
-            _finish(run, RunStatus.FAILED, error=f"{type(error).__name__}: {error}", actor=actor)
+            finish_run(run, RunStatus.FAILED, error=f"{type(error).__name__}: {error}", actor=actor)
             raise
-        return _finish(run, RunStatus.SUCCEEDED, actor=actor, detail=totals)
+        return finish_run(run, RunStatus.SUCCEEDED, actor=actor, detail=totals)
 
 
 def _promote(*, dataset: Dataset, run: Run, chunk_size: int) -> dict:
@@ -522,32 +484,6 @@ def _score(dataset: Dataset, run: Run):
     if not tallies:
         return None
     return record_scores(run=run, dataset=dataset, tallies=tallies)
-
-
-def _finish(run: Run, status: str, *, actor=None, error: str = "", detail: dict | None = None):
-    run.refresh_from_db()
-    run.status = status
-    run.error = error
-    run.finished_at = timezone.now()
-    if detail:
-        run.detail = {**run.detail, **detail}
-    if status == RunStatus.FAILED and run.kind == RunKind.PROMOTE_CHART:
-        # Under a failed 'fail' gate nothing of the run was kept.
-        run.rows_in = run.rows_promoted = run.rows_quarantined = 0
-    run.save()
-    record_audit(
-        actor=actor if actor is not None else "celery",
-        action=AuditAction.RUN,
-        instance=run,
-        after={
-            "status": run.status,
-            "rows_in": run.rows_in,
-            "rows_promoted": run.rows_promoted,
-            "rows_quarantined": run.rows_quarantined,
-        },
-        detail=error,
-    )
-    return run
 
 
 # --- Lineage and classification suggestions --------------------------------------------

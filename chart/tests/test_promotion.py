@@ -168,7 +168,7 @@ def test_lineage_names_each_fields_transform(customers, land):
 def test_a_second_promotion_while_one_runs_is_skipped(customers, land):
     from django.db import connections
 
-    from chart.services import LOCK_NAMESPACE
+    from governance.pipeline.services import LOCK_NAMESPACE
 
     land(customers, [row()])
     other = connections.create_connection("default")

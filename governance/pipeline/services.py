@@ -1,8 +1,9 @@
-"""Writes of the pipeline area: asking for promotions, the periodic tick."""
+"""Writes of the pipeline area: runs and their lifecycle, promotion locks, the tick."""
 
+from contextlib import contextmanager
 from datetime import datetime
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from governance.compliance.models import AuditAction
@@ -19,6 +20,84 @@ def create_run(*, dataset: Dataset, kind: str, triggered_by: str, actor=None) ->
         triggered_by=triggered_by[:100],
         started_by=actor if getattr(actor, "is_authenticated", False) else None,
     )
+
+
+# pg_advisory_lock(namespace, dataset id): one promotion per dataset and layer.
+LOCK_NAMESPACE = {Layer.CHART: 7301, Layer.NAVIGATE: 7302}
+
+
+@contextmanager
+def promotion_lock(dataset: Dataset, layer: str):
+    """Hold a session advisory lock for this dataset's promotion into `layer`.
+
+    Yields False when another worker holds it. A killed worker's connection closes,
+    which releases its lock, so a crash never leaves a dataset locked.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [LOCK_NAMESPACE[layer], dataset.pk])
+        acquired = cursor.fetchone()[0]
+    try:
+        yield acquired
+    finally:
+        if acquired:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pg_advisory_unlock(%s, %s)", [LOCK_NAMESPACE[layer], dataset.pk]
+                )
+
+
+def skip_run(run: Run, reason: str) -> Run:
+    run.status = RunStatus.SKIPPED
+    run.error = reason
+    run.finished_at = timezone.now()
+    run.save(update_fields=["status", "error", "finished_at"])
+    return run
+
+
+def fail_interrupted_runs(*, dataset: Dataset, kind: str, keep: Run) -> None:
+    """Runs left 'running' by a worker that died; the caller holds the lock, so none is alive."""
+    Run.objects.filter(dataset=dataset, kind=kind, status=RunStatus.RUNNING).exclude(
+        pk=keep.pk
+    ).update(
+        status=RunStatus.FAILED,
+        finished_at=timezone.now(),
+        error="interrupted: its worker stopped before the run finished; a later run resumed "
+        "from the last committed chunk",
+    )
+
+
+def finish_run(
+    run: Run,
+    status: str,
+    *,
+    actor=None,
+    error: str = "",
+    detail: dict | None = None,
+    kept: bool = True,
+) -> Run:
+    """End a run and audit it. `kept=False`: the run's work was rolled back whole."""
+    run.refresh_from_db()
+    run.status = status
+    run.error = error
+    run.finished_at = timezone.now()
+    if detail:
+        run.detail = {**run.detail, **detail}
+    if not kept:
+        run.rows_in = run.rows_promoted = run.rows_quarantined = 0
+    run.save()
+    record_audit(
+        actor=actor if actor is not None else "celery",
+        action=AuditAction.RUN,
+        instance=run,
+        after={
+            "status": run.status,
+            "rows_in": run.rows_in,
+            "rows_promoted": run.rows_promoted,
+            "rows_quarantined": run.rows_quarantined,
+        },
+        detail=error,
+    )
+    return run
 
 
 def request_promotion(
