@@ -4,19 +4,30 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('chart', '0001_initial'),
+        ("chart", "0001_initial"),
     ]
 
     operations = [
         migrations.AlterModelOptions(
-            name='chartrecord',
-            options={'ordering': ['-id'], 'permissions': [('reveal_restricted', 'Can reveal decrypted restricted values (each reveal is audited)')]},
+            name="chartrecord",
+            options={
+                "ordering": ["-id"],
+                "permissions": [
+                    (
+                        "reveal_restricted",
+                        "Can reveal decrypted restricted values (each reveal is audited)",
+                    )
+                ],
+            },
         ),
         migrations.AddField(
-            model_name='chartrecord',
-            name='issues',
-            field=models.JSONField(blank=True, default=list, help_text="Rules this record failed under a 'warn' gate: {field, rule, message, excerpt}."),
+            model_name="chartrecord",
+            name="issues",
+            field=models.JSONField(
+                blank=True,
+                default=list,
+                help_text="Rules this record failed under a 'warn' gate: {field, rule, message, excerpt}.",
+            ),
         ),
     ]
