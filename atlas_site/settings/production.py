@@ -1,9 +1,17 @@
-"""Production settings: secrets have no default, and Atlas refuses to start without them."""
+"""Production settings: secrets have no default, and Atlas refuses to start without them.
+
+`DJANGO_SETTINGS_MODULE=atlas_site.settings.production manage.py check --deploy` reports
+no warnings with the required variables set (atlas_site/tests/test_settings.py checks it).
+Atlas is expected behind a proxy that terminates TLS and sets X-Forwarded-Proto.
+"""
+
+import base64
+import binascii
 
 from django.core.exceptions import ImproperlyConfigured
 
 from atlas_site.settings.base import *  # noqa: F403
-from atlas_site.settings.base import env, env_bool
+from atlas_site.settings.base import STORAGES, env, env_bool
 
 REQUIRED_SECRETS = (
     "SECRET_KEY",
@@ -18,19 +26,62 @@ if _missing:
         "Production settings need these environment variables, which are not set: "
         + ", ".join(_missing)
     )
-if len(env("SECRET_KEY")) < 50:
-    raise ImproperlyConfigured("SECRET_KEY must be at least 50 characters long in production.")
+
+# The same bar as Django's security.W009, enforced instead of warned about.
+SECRET_KEY = env("SECRET_KEY")
+if len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5:
+    raise ImproperlyConfigured(
+        "SECRET_KEY must be at least 50 characters long with at least 5 different characters "
+        "in production. Generate one with: "
+        "python -c 'import secrets; print(secrets.token_urlsafe(50))'"
+    )
+if SECRET_KEY.startswith("django-insecure-"):
+    raise ImproperlyConfigured("SECRET_KEY is a 'django-insecure-' development key.")
+
+
+def _check_encryption_keys(value: str) -> None:
+    """Comma-separated "key_id:base64-32-byte-key" entries (see settings/base.py)."""
+    # chart.encryption.Keyring parses them at use; this refuses a bad value at start.
+    entries = [part.strip() for part in value.split(",") if part.strip()]
+    seen = set()
+    for entry in entries or [""]:
+        key_id, _, encoded = entry.partition(":")
+        try:
+            raw = base64.b64decode(encoded, validate=True)
+        except (binascii.Error, ValueError):
+            raw = b""
+        if not key_id or len(raw) != 32 or key_id in seen:
+            raise ImproperlyConfigured(
+                "ATLAS_ENCRYPTION_KEYS must be comma-separated 'key_id:base64-of-32-bytes' "
+                "entries with distinct ids; generate a key with: python -c 'import base64, os; "
+                'print("k1:" + base64.b64encode(os.urandom(32)).decode())\''
+            )
+        seen.add(key_id)
+
+
+_check_encryption_keys(env("ATLAS_ENCRYPTION_KEYS"))
 
 DEBUG = False
 
+# --- HTTPS (TLS ends at the proxy, which sets X-Forwarded-Proto) ----------------------------
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Only for a deployment that serves plain HTTP on purpose (e.g. docker compose on a laptop);
+# check --deploy warns when it is off.
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
 SECURE_HSTS_SECONDS = int(env("SECURE_HSTS_SECONDS", "31536000"))
-SECURE_HSTS_INCLUDE_SUBDOMAINS = True
-SECURE_HSTS_PRELOAD = True
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 SESSION_COOKIE_SECURE = True
-CSRF_COOKIE_SECURE = True
 SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_SECURE = True
 X_FRAME_OPTIONS = "DENY"
+
+# Hashed static file names, so browsers may cache them for ever (collectstatic runs at
+# deploy, in docker/entrypoint.sh).
+STORAGES = {
+    **STORAGES,
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
