@@ -316,3 +316,39 @@ class LineageEdge(models.Model):
     def __str__(self) -> str:
         source = f"{self.source_layer}.{self.source_field or '*'}"
         return f"{self.dataset_id}: {source} → {self.target_layer}.{self.target_name or '*'}"
+
+
+class ApiToken(models.Model):
+    """A personal token for the HTTP API (`/api/`). Only its SHA-256 digest is stored.
+
+    The plain token is shown once, when it is issued; a token reaches the datasets its
+    user may change (see explore.selectors.can_ingest).
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
+    )
+    name = models.CharField(
+        max_length=100, help_text="What the token is for, e.g. 'nightly ERP export'."
+    )
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    prefix = models.CharField(
+        max_length=8, editable=False, help_text="First characters of the token, to recognise it."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    expires_at = models.DateTimeField(
+        null=True, blank=True, help_text="Optional: the token stops working at this time."
+    )
+
+    class Meta:
+        db_table = qualified(PIPELINE, "api_token")
+        ordering = ["-created_at"]
+        verbose_name = "API token"
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.name})"
+
+    def is_usable(self, now) -> bool:
+        return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
