@@ -51,6 +51,12 @@ class MetricDefinition(models.Model):
     def __str__(self) -> str:
         return self.slug
 
+    def clean(self) -> None:
+        # The rules need the dataset's contract, so they live in the service.
+        from navigate.services import validate_metric_definition
+
+        validate_metric_definition(metric=self)
+
 
 class Fact(models.Model):
     """One value of a metric for one period and one combination of dimension values.

@@ -1,0 +1,418 @@
+"""Writes of the navigate layer: metric definitions checked, facts computed from chart.
+
+Facts are aggregated in PostgreSQL with one INSERT ... SELECT ... ON CONFLICT statement
+per metric, recomputing only the periods a run touched, so re-running a promotion
+leaves the same facts behind.
+
+How chart values become SQL values (see chart/contract.py for how they are stored):
+integers are JSON numbers and decimals JSON strings, both read as `numeric`; dates are
+"YYYY-MM-DD"; datetimes are ISO 8601 in UTC, converted to UTC explicitly so that a
+period is a UTC day whatever the session's time zone. Fact.value is numeric, so the
+minimum or maximum of a date or datetime is stored as seconds since the Unix epoch
+(UTC); `navigate.selectors.decode_fact_value` turns it back.
+"""
+
+import logging
+from dataclasses import asdict, dataclass
+from datetime import date
+
+from django.core.exceptions import ValidationError
+from django.db import connection, transaction
+
+from atlas_site.schemas import sql_name
+from chart.models import ChartRecord
+from governance.pipeline.models import (
+    Dataset,
+    DatasetField,
+    FieldType,
+    Layer,
+    LineageEdge,
+    Run,
+    Transform,
+)
+from navigate.models import Aggregation, Fact, MetricDefinition
+
+logger = logging.getLogger(__name__)
+
+NUMERIC_TYPES = frozenset({FieldType.INTEGER, FieldType.DECIMAL})
+TIME_TYPES = frozenset({FieldType.DATE, FieldType.DATETIME})
+# Which field types each aggregation accepts as its value field (count takes none).
+VALUE_TYPES: dict[str, frozenset[str]] = {
+    Aggregation.SUM: NUMERIC_TYPES,
+    Aggregation.AVG: NUMERIC_TYPES,
+    Aggregation.MIN: NUMERIC_TYPES | TIME_TYPES,
+    Aggregation.MAX: NUMERIC_TYPES | TIME_TYPES,
+    Aggregation.DISTINCT_COUNT: frozenset(FieldType.values),
+}
+
+CHART_RECORD = sql_name(ChartRecord._meta.db_table)
+FACT = sql_name(Fact._meta.db_table)
+
+
+# --- Metric definitions ---------------------------------------------------------------
+
+
+def contract_fields(*, dataset: Dataset) -> dict[str, DatasetField]:
+    """The dataset's contract fields by name, with their classification."""
+    fields = DatasetField.objects.filter(dataset=dataset).select_related("classification")
+    return {field.name: field for field in fields}
+
+
+def _type_label(data_type: str) -> str:
+    return FieldType(data_type).label.lower()
+
+
+def _restriction(field: DatasetField) -> str | None:
+    """The level's name when the field's values are restricted (encrypted in chart)."""
+    level = field.classification
+    return level.name if level is not None and level.requires_encryption else None
+
+
+def validate_metric_definition(*, metric: MetricDefinition) -> None:
+    """Refuse a metric that cannot be computed, or whose facts would carry restricted values.
+
+    Raises ValidationError keyed by the metric's field names, with every problem found.
+    """
+    if metric.dataset_id is None:
+        return  # the dataset field's own validation reports it
+    fields = contract_fields(dataset=metric.dataset)
+    errors: dict[str, list[str]] = {}
+
+    def refuse(key: str, message: str) -> None:
+        errors.setdefault(key, []).append(message)
+
+    slug = metric.dataset.slug
+    value_field = metric.value_field
+    if metric.aggregation not in Aggregation.values:
+        pass  # the aggregation field's own validation reports it
+    elif metric.aggregation == Aggregation.COUNT:
+        if value_field:
+            # A count counts records; a value field here would silently be ignored.
+            refuse(
+                "value_field",
+                "A count of records takes no value field; use a distinct count to count "
+                "the values of a field.",
+            )
+    elif not value_field:
+        refuse("value_field", f"A {metric.get_aggregation_display().lower()} needs a value field.")
+    elif value_field not in fields:
+        refuse("value_field", f"'{value_field}' is not a field of the {slug} contract.")
+    else:
+        field = fields[value_field]
+        level = _restriction(field)
+        allowed = VALUE_TYPES.get(metric.aggregation, frozenset())
+        if level:
+            # Restricted values are encrypted in chart: they can be neither summed nor
+            # compared, and each encryption of one value differs, so not counted either.
+            refuse(
+                "value_field",
+                f"'{value_field}' is classified {level}; its values are encrypted and "
+                "cannot be aggregated.",
+            )
+        elif field.data_type not in allowed:
+            wanted = ", ".join(sorted(_type_label(t) for t in allowed))
+            refuse(
+                "value_field",
+                f"'{value_field}' is {_type_label(field.data_type)}; a "
+                f"{metric.get_aggregation_display().lower()} needs one of: {wanted}.",
+            )
+
+    time_field = metric.time_field
+    if not time_field:
+        refuse("time_field", "A metric needs a time field to place its records in periods.")
+    elif time_field not in fields:
+        refuse("time_field", f"'{time_field}' is not a field of the {slug} contract.")
+    elif _restriction(fields[time_field]):
+        refuse(
+            "time_field",
+            f"'{time_field}' is classified {_restriction(fields[time_field])}; its values "
+            "are encrypted and cannot place records in periods.",
+        )
+    elif fields[time_field].data_type not in TIME_TYPES:
+        refuse(
+            "time_field",
+            f"'{time_field}' is {_type_label(fields[time_field].data_type)}; the time field "
+            "must be a date or a date and time.",
+        )
+
+    seen: set[str] = set()
+    for name in metric.dimension_fields or []:
+        if name in seen:
+            refuse("dimension_fields", f"'{name}' is listed twice.")
+            continue
+        seen.add(name)
+        if name not in fields:
+            refuse("dimension_fields", f"'{name}' is not a field of the {slug} contract.")
+        elif level := _restriction(fields[name]):
+            refuse(
+                "dimension_fields",
+                f"'{name}' is classified {level}; facts never carry restricted values.",
+            )
+
+    if errors:
+        raise ValidationError(errors)
+
+
+# --- SQL pieces -----------------------------------------------------------------------
+# Field names go to PostgreSQL as parameters (data ->> %(name)s), never into the SQL text.
+
+
+def _time_sql(data_type: str, param: str) -> str:
+    """A record's time as a UTC `timestamp` (without zone)."""
+    if data_type == FieldType.DATETIME:
+        return f"((data ->> %({param})s::text)::timestamptz AT TIME ZONE 'UTC')"
+    return f"((data ->> %({param})s::text)::date::timestamp)"
+
+
+def _period_sql(data_type: str) -> str:
+    # date_trunc('week') starts weeks on Monday, as ISO weeks do.
+    return f"date_trunc(%(grain)s::text, {_time_sql(data_type, 'time_field')})::date"
+
+
+def _value_sql(aggregation: str, data_type: str | None) -> str:
+    if aggregation == Aggregation.COUNT:
+        return "NULL"
+    if aggregation == Aggregation.DISTINCT_COUNT:
+        return "(data ->> %(value_field)s::text)"
+    if data_type in TIME_TYPES:
+        return f"extract(epoch FROM {_time_sql(data_type, 'value_field')})"
+    return "(data ->> %(value_field)s::text)::numeric"
+
+
+def _aggregate_sql(aggregation: str) -> str:
+    return {
+        Aggregation.COUNT: "count(*)",
+        Aggregation.SUM: "sum(value)",
+        Aggregation.AVG: "avg(value)",
+        Aggregation.MIN: "min(value)",
+        Aggregation.MAX: "max(value)",
+        Aggregation.DISTINCT_COUNT: "count(DISTINCT value)",
+    }[aggregation]
+
+
+def _dimensions_sql(dimension_fields: list[str]) -> tuple[str, dict[str, str]]:
+    """jsonb of the dimension values (typed, JSON null when absent) and its parameters."""
+    if not dimension_fields:
+        return "'{}'::jsonb", {}
+    pairs, params = [], {}
+    for position, name in enumerate(dimension_fields):
+        params[f"dimension_{position}"] = name
+        pairs.append(f"%(dimension_{position})s::text, data -> %(dimension_{position})s::text")
+    return f"jsonb_build_object({', '.join(pairs)})", params
+
+
+# One statement per metric: aggregate the current records of the touched periods, upsert
+# their facts, delete the touched periods' facts whose group no longer exists (a record
+# superseded by one with other dimension values), and count the records without a time.
+# The delete and the upsert touch disjoint rows, so they can share the statement.
+REFRESH_SQL = """
+WITH source AS (
+    SELECT {period} AS period_start, {dimensions} AS dimensions, {value} AS value
+      FROM {chart_record}
+     WHERE dataset_id = %(dataset_id)s AND is_current
+),
+grouped AS (
+    SELECT period_start, dimensions, md5(dimensions::text) AS dimension_key,
+           {aggregate} AS value, count(*) AS record_count
+      FROM source
+     WHERE {source_periods}
+     GROUP BY period_start, dimensions
+),
+written AS (
+    INSERT INTO {fact} AS fact
+           (metric_id, period_start, grain, dimensions, dimension_key, value, record_count,
+            run_id, computed_at)
+    SELECT %(metric_id)s, period_start, %(grain)s, dimensions, dimension_key, value,
+           record_count, %(run_id)s, now()
+      FROM grouped
+     WHERE period_start IS NOT NULL
+        ON CONFLICT (metric_id, period_start, dimension_key) DO UPDATE
+       SET grain = EXCLUDED.grain, dimensions = EXCLUDED.dimensions, value = EXCLUDED.value,
+           record_count = EXCLUDED.record_count, run_id = EXCLUDED.run_id,
+           computed_at = EXCLUDED.computed_at
+    RETURNING 1
+),
+removed AS (
+    DELETE FROM {fact} AS fact
+     WHERE fact.metric_id = %(metric_id)s {fact_periods}
+       AND NOT EXISTS (
+           SELECT 1 FROM grouped
+            WHERE grouped.period_start = fact.period_start
+              AND grouped.dimension_key = fact.dimension_key)
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM written),
+       (SELECT count(*) FROM removed),
+       (SELECT coalesce(sum(record_count), 0) FROM grouped WHERE period_start IS NULL)
+"""
+
+# The periods of the records a chart run wrote, and of the records those superseded
+# (no longer current, but their old periods must lose their contribution).
+TOUCHED_SQL = """
+SELECT DISTINCT {period}
+  FROM (
+      SELECT data FROM {chart_record}
+       WHERE run_id = %(run_id)s AND dataset_id = %(dataset_id)s
+      UNION ALL
+      SELECT old.data
+        FROM {chart_record} AS new
+        JOIN {chart_record} AS old ON old.superseded_by_id = new.id
+       WHERE new.run_id = %(run_id)s AND new.dataset_id = %(dataset_id)s
+  ) AS touched
+ WHERE (data ->> %(time_field)s::text) IS NOT NULL
+"""
+
+
+# --- Facts ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MetricRefresh:
+    written: int  # facts inserted or updated
+    removed: int  # facts of touched periods whose group no longer exists
+    skipped_null_time: int  # current records without a value in the time field
+    periods: int | None  # how many periods were recomputed; None = all of them
+
+
+def touched_periods(*, dataset: Dataset, run: Run) -> dict[int, set[date]]:
+    """Period starts, per active metric of the dataset, touched by a chart run.
+
+    A period is touched when a record the run wrote falls in it, or a record the run
+    superseded did.
+    """
+    fields = contract_fields(dataset=dataset)
+    by_time: dict[tuple[str, str], set[date]] = {}  # metrics often share a time and grain
+    touched: dict[int, set[date]] = {}
+    for metric in MetricDefinition.objects.filter(dataset=dataset, is_active=True):
+        time = fields.get(metric.time_field)
+        if time is None or time.data_type not in TIME_TYPES:
+            touched[metric.pk] = set()  # nothing to place in time; refresh_facts reports it
+            continue
+        key = (metric.time_field, metric.grain)
+        if key not in by_time:
+            sql = TOUCHED_SQL.format(period=_period_sql(time.data_type), chart_record=CHART_RECORD)
+            params = {
+                "run_id": run.pk,
+                "dataset_id": dataset.pk,
+                "time_field": metric.time_field,
+                "grain": metric.grain,
+            }
+            with connection.cursor() as cursor:
+                cursor.execute(sql, params)
+                by_time[key] = {row[0] for row in cursor.fetchall()}
+        touched[metric.pk] = set(by_time[key])
+    return touched
+
+
+def refresh_metric_facts(
+    *, metric: MetricDefinition, run: Run, periods: set[date] | None = None
+) -> MetricRefresh:
+    """Recompute one metric's facts for the given period starts (None: every period).
+
+    Raises ValidationError when the definition no longer holds against the contract
+    (e.g. a dimension field was reclassified restricted since).
+    """
+    with transaction.atomic():
+        # Locking the definition serialises refreshes of one metric, and reads its
+        # latest version: two overlapping runs cannot interleave their upserts.
+        metric = (
+            MetricDefinition.objects.select_for_update().select_related("dataset").get(pk=metric.pk)
+        )
+        validate_metric_definition(metric=metric)
+        fields = contract_fields(dataset=metric.dataset)
+        value_type = fields[metric.value_field].data_type if metric.value_field else None
+        dimensions, params = _dimensions_sql(metric.dimension_fields)
+        params.update(
+            dataset_id=metric.dataset_id,
+            metric_id=metric.pk,
+            run_id=run.pk,
+            grain=metric.grain,
+            time_field=metric.time_field,
+            value_field=metric.value_field,
+        )
+        if periods is None:
+            source_periods, fact_periods = "TRUE", ""
+        else:
+            # Records without a time are kept in the grouping only to be counted.
+            source_periods = "period_start = ANY(%(periods)s::date[]) OR period_start IS NULL"
+            fact_periods = "AND fact.period_start = ANY(%(periods)s::date[])"
+            params["periods"] = sorted(periods)
+        sql = REFRESH_SQL.format(
+            period=_period_sql(fields[metric.time_field].data_type),
+            dimensions=dimensions,
+            value=_value_sql(metric.aggregation, value_type),
+            aggregate=_aggregate_sql(metric.aggregation),
+            source_periods=source_periods,
+            fact_periods=fact_periods,
+            chart_record=CHART_RECORD,
+            fact=FACT,
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            written, removed, skipped = cursor.fetchone()
+        record_lineage(metric=metric, run=run)
+    return MetricRefresh(
+        written=written,
+        removed=removed,
+        skipped_null_time=int(skipped),
+        periods=None if periods is None else len(periods),
+    )
+
+
+def refresh_facts(
+    *, dataset: Dataset, run: Run, periods: dict[int, set[date]] | None = None
+) -> int:
+    """Recompute the facts of the dataset's active metrics; return how many were written.
+
+    `periods` maps a metric id to the period starts to recompute, as `touched_periods`
+    gives them; a metric missing from it has nothing to do. None recomputes every period
+    of every metric. A metric whose definition no longer holds is refused and left as
+    it was. What happened to each metric is noted in `run.detail["facts"]`.
+    """
+    written = 0
+    summary: dict[str, dict] = {}
+    metrics = MetricDefinition.objects.filter(dataset=dataset, is_active=True)
+    for metric in metrics.select_related("dataset"):
+        metric_periods = None if periods is None else periods.get(metric.pk, set())
+        try:
+            if metric_periods is not None and not metric_periods:
+                # Nothing to recompute, but a definition gone bad is still reported.
+                validate_metric_definition(metric=metric)
+                continue
+            result = refresh_metric_facts(metric=metric, run=run, periods=metric_periods)
+        except ValidationError as error:
+            logger.warning("Metric %s refused: %s", metric.slug, "; ".join(error.messages))
+            summary[metric.slug] = {"refused": error.messages}
+            continue
+        written += result.written
+        summary[metric.slug] = asdict(result)
+    run.detail = {**(run.detail or {}), "facts": summary}
+    run.save(update_fields=["detail"])
+    return written
+
+
+# --- Lineage --------------------------------------------------------------------------
+
+
+def record_lineage(*, metric: MetricDefinition, run: Run) -> list[LineageEdge]:
+    """Lineage chart → navigate for a metric: one dataset-level edge, one per field used.
+
+    Upserted on the edge's natural key, so re-running moves `run` and `last_seen_at`
+    along without adding edges.
+    """
+    used = [metric.value_field, metric.time_field, *metric.dimension_fields]
+    # Blank source field = the dataset as a whole; a field used twice is one edge.
+    source_fields = dict.fromkeys(["", *(name for name in used if name)])
+    edges = []
+    for source_field in source_fields:
+        edge, _ = LineageEdge.objects.update_or_create(
+            dataset_id=metric.dataset_id,
+            source_layer=Layer.CHART,
+            source_field=source_field,
+            target_layer=Layer.NAVIGATE,
+            target_name=metric.slug,
+            transform=Transform.AGGREGATED,
+            defaults={"run": run},
+        )
+        edges.append(edge)
+    return edges
