@@ -13,11 +13,14 @@ minimum or maximum of a date or datetime is stored as seconds since the Unix epo
 """
 
 import logging
+from collections import defaultdict
 from dataclasses import asdict, dataclass
 from datetime import date
 
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
+from django.db.models import Max
+from django.utils import timezone
 
 from atlas_site.schemas import sql_name
 from chart.models import ChartRecord
@@ -28,7 +31,17 @@ from governance.pipeline.models import (
     Layer,
     LineageEdge,
     Run,
+    RunKind,
+    RunStatus,
     Transform,
+    Watermark,
+)
+from governance.pipeline.services import (
+    create_run,
+    fail_interrupted_runs,
+    finish_run,
+    promotion_lock,
+    skip_run,
 )
 from navigate.models import Aggregation, Fact, MetricDefinition
 
@@ -416,3 +429,65 @@ def record_lineage(*, metric: MetricDefinition, run: Run) -> list[LineageEdge]:
         )
         edges.append(edge)
     return edges
+
+
+# --- The promotion chart → navigate ------------------------------------------------------
+
+
+def promote_to_navigate(
+    *, dataset: Dataset, triggered_by: str, actor=None, run: Run | None = None
+) -> Run:
+    """Recompute the facts of every period touched by chart records new since last time.
+
+    The navigate watermark is the last chart record id taken into facts; it moves
+    in the same transaction as the facts, so a crash or a re-delivery recomputes the
+    same periods to the same facts (facts are upserted).
+    """
+    if run is None:
+        run = create_run(
+            dataset=dataset, kind=RunKind.PROMOTE_NAVIGATE, triggered_by=triggered_by, actor=actor
+        )
+    if run.status in (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.SKIPPED):
+        return run
+    with promotion_lock(dataset, Layer.NAVIGATE) as acquired:
+        if not acquired:
+            return skip_run(run, f"another promotion of {dataset.slug} to navigate is running")
+        fail_interrupted_runs(dataset=dataset, kind=RunKind.PROMOTE_NAVIGATE, keep=run)
+        Run.objects.filter(pk=run.pk).update(status=RunStatus.RUNNING, started_at=timezone.now())
+        run.refresh_from_db()
+        try:
+            with transaction.atomic():
+                watermark, _ = Watermark.objects.select_for_update().get_or_create(
+                    dataset=dataset, layer=Layer.NAVIGATE
+                )
+                new_records = ChartRecord.objects.filter(dataset=dataset, id__gt=watermark.position)
+                last_id = new_records.aggregate(last=Max("id"))["last"]
+                chart_runs = Run.objects.filter(
+                    pk__in=new_records.values("run_id").distinct()
+                ).order_by("pk")
+                periods: dict[int, set[date]] = defaultdict(set)
+                for chart_run in chart_runs:
+                    for metric_id, touched in touched_periods(
+                        dataset=dataset, run=chart_run
+                    ).items():
+                        periods[metric_id] |= touched
+                written = refresh_facts(dataset=dataset, run=run, periods=dict(periods))
+                # Every new chart record went into its periods' facts: in = promoted.
+                rows_in = new_records.count()
+                if last_id is not None:
+                    watermark.position = last_id
+                    watermark.save(update_fields=["position", "updated_at"])
+                Run.objects.filter(pk=run.pk).update(rows_in=rows_in, rows_promoted=rows_in)
+        except Exception as error:
+            logger.exception("promotion of %s to navigate failed", dataset.slug)
+            finish_run(run, RunStatus.FAILED, error=f"{type(error).__name__}: {error}", actor=actor)
+            raise
+        return finish_run(
+            run,
+            RunStatus.SUCCEEDED,
+            actor=actor,
+            detail={
+                "periods": sum(len(p) for p in periods.values()),
+                "facts_written": written,
+            },
+        )

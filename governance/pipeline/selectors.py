@@ -34,13 +34,13 @@ def last_scheduled_run_at(dataset: Dataset) -> datetime | None:
 
 
 def due_datasets(*, now: datetime) -> list[Dataset]:
-    """Active scheduled datasets whose cron schedule has fired since their last scheduled run."""
+    """Active datasets whose cron schedule has fired since their last scheduled run."""
     due = []
     for dataset in Dataset.objects.filter(is_active=True).exclude(schedule=""):
         schedule = schedule_of(dataset)
         last = last_scheduled_run_at(dataset) or dataset.created_at
-        # crontab.remaining_delta gives the next firing after `last`; due once now reaches it.
-        last_run_at, delta, _ = schedule.remaining_delta(last, ffwd=schedule.ffwd)
+        # remaining_delta: the next firing is last_run_at + delta; due once `now` reaches it.
+        last_run_at, delta, _ = schedule.remaining_delta(last)
         if now >= last_run_at + delta:
             due.append(dataset)
     return due
