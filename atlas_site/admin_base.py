@@ -1,0 +1,307 @@
+"""Building blocks every Atlas admin uses.
+
+- `AuditedModelAdmin`: every add, change and delete made in the admin (forms, inlines,
+  list_editable, the delete action) appends an audit log entry with before/after values.
+- `LargeTableAdmin`: cheap changelists over huge and partitioned tables.
+- `ReadOnlyAdmin`: rows the pipeline writes (runs, records, facts…) are history;
+  people look at them, they never edit them by hand.
+"""
+
+import hashlib
+from datetime import date, datetime
+from typing import Any
+
+from django.contrib import admin
+from django.contrib.admin.views.main import ChangeList
+from django.contrib.postgres.fields import ArrayField
+from django.core.paginator import Paginator
+from django.db import connections, models, transaction
+from django.utils import timezone
+from django.utils.functional import cached_property
+
+from atlas_site.schemas import sql_name
+from governance.compliance.models import AuditAction
+from governance.compliance.services import changed_values, record_audit, snapshot
+
+ADMIN_DETAIL = "Made in the admin."
+
+# --- Auditing ------------------------------------------------------------------------
+
+
+def _hidden(value: Any) -> str | None:
+    # A fingerprint shows that a secret changed without storing anything readable.
+    if value in (None, ""):
+        return value
+    return "hidden:" + hashlib.sha256(str(value).encode()).hexdigest()[:12]
+
+
+def _cascade_note(deleted: dict[str, int], model: type[models.Model], own_count: int) -> str:
+    others = {
+        label: count for label, count in deleted.items() if count and label != model._meta.label
+    }
+    if not others:
+        return ADMIN_DETAIL
+    listed = ", ".join(f"{label}: {count}" for label, count in sorted(others.items()))
+    subject = "this deletion" if own_count == 1 else f"this deletion of {own_count} objects"
+    return f"{ADMIN_DETAIL} Rows {subject} also deleted (cascade): {listed}."
+
+
+class AuditedModelAdmin(admin.ModelAdmin):
+    """A ModelAdmin whose every write appends an audit entry with before and after values.
+
+    The "before" values are read from the database row (locked) just before saving,
+    so they are what was stored, not what the form was built from. A save is
+    audited once its many-to-many values are saved too (in `save_related`, which the
+    admin calls right after `save_model` on the add/change form and list_editable).
+    Custom actions of a subclass must call services that audit.
+    """
+
+    # Fields whose values never reach the audit log (only a fingerprint does).
+    audit_hidden_fields: tuple[str, ...] = ()
+
+    def audit_snapshot(self, obj: models.Model) -> dict[str, Any]:
+        values = snapshot(obj)
+        if obj.pk is not None:
+            for field in obj._meta.many_to_many:
+                values[field.name] = sorted(getattr(obj, field.name).values_list("pk", flat=True))
+        for name in self.audit_hidden_fields:
+            if name in values:
+                values[name] = _hidden(values[name])
+        return values
+
+    def stored_snapshot(self, obj: models.Model, *, lock: bool = True) -> dict[str, Any]:
+        """The row as the database holds it now (locked, so a concurrent save waits).
+
+        Read back after a save too: the form's values are not always what is stored
+        (a Decimal "0.95" is stored as 0.9500), and the audit keeps what is stored.
+        """
+        rows = type(obj)._base_manager.using(obj._state.db)
+        stored = (rows.select_for_update() if lock else rows).get(pk=obj.pk)
+        return self.audit_snapshot(stored)
+
+    def _audit_save(self, request, obj: models.Model, before: dict | None) -> None:
+        after = self.stored_snapshot(obj, lock=False)
+        if before is None:
+            record_audit(
+                actor=request.user,
+                action=AuditAction.CREATE,
+                instance=obj,
+                after=after,
+                detail=ADMIN_DETAIL,
+            )
+            return
+        old, new = changed_values(before, after)
+        record_audit(
+            actor=request.user,
+            action=AuditAction.UPDATE,
+            instance=obj,
+            before=old,
+            after=new,
+            detail=ADMIN_DETAIL,
+        )
+
+    def _audit_deletion(self, request, identity: dict, before: dict, detail: str) -> None:
+        record_audit(
+            actor=request.user, action=AuditAction.DELETE, before=before, detail=detail, **identity
+        )
+
+    @staticmethod
+    def _identity(obj: models.Model) -> dict[str, str]:
+        # Taken before the deletion: afterwards the instance has no pk.
+        return {
+            "object_type": obj._meta.label_lower,
+            "object_id": str(obj.pk),
+            "object_repr": str(obj),
+        }
+
+    def save_model(self, request, obj, form, change):
+        with transaction.atomic(using=obj._state.db):
+            before = self.stored_snapshot(obj) if change else None
+            super().save_model(request, obj, form, change)
+        obj._atlas_audit_before = before
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        obj = form.instance
+        if hasattr(obj, "_atlas_audit_before"):
+            before = obj.__dict__.pop("_atlas_audit_before")
+            self._audit_save(request, obj, before)
+
+    def save_formset(self, request, form, formset, change):
+        """Inline rows (e.g. a dataset's fields) are audited one by one, like the parent."""
+        with transaction.atomic():
+            instances = formset.save(commit=False)  # nothing is written or deleted yet
+            for obj in formset.deleted_objects:
+                self._delete_one(request, obj)
+            saved = []
+            for obj in instances:
+                before = None if obj._state.adding else self.stored_snapshot(obj)
+                obj.save()
+                saved.append((obj, before))
+            formset.save_m2m()
+            for obj, before in saved:
+                self._audit_save(request, obj, before)
+
+    def get_deleted_objects(self, objs, request):
+        deleted, model_count, perms_needed, protected = super().get_deleted_objects(objs, request)
+        if protected:
+            # Django also counts protected rows as rows the user would need permission
+            # to delete, and then says only that. They are never deleted: what blocks
+            # the deletion is the protection, so the page lists what is protected.
+            perms_needed = set()
+        return deleted, model_count, perms_needed, protected
+
+    def _delete_one(self, request, obj: models.Model) -> None:
+        identity, before = self._identity(obj), self.audit_snapshot(obj)
+        _count, deleted = obj.delete()
+        self._audit_deletion(request, identity, before, _cascade_note(deleted, type(obj), 1))
+
+    def delete_model(self, request, obj):
+        with transaction.atomic(using=obj._state.db):
+            self._delete_one(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        with transaction.atomic(using=queryset.db):
+            doomed = [(self._identity(obj), self.audit_snapshot(obj)) for obj in queryset]
+            _count, deleted = queryset.delete()
+            detail = _cascade_note(deleted, queryset.model, len(doomed))
+            for identity, before in doomed:
+                self._audit_deletion(request, identity, before, detail)
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows the pipeline writes: shown to whoever may view them, changed by nobody here."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+# --- Large tables ----------------------------------------------------------------------
+
+
+class AtLeast(int):
+    """A count that stopped at its cap; shown as "10000+"."""
+
+    def __str__(self) -> str:
+        return f"{int(self)}+"
+
+
+class About(int):
+    """A planner estimate; shown as "~1234567"."""
+
+    def __str__(self) -> str:
+        return f"~{int(self)}"
+
+
+def estimated_row_count(model: type[models.Model], using: str = "default") -> int:
+    """Rows in a table (all partitions of a partitioned one) by the planner's statistics.
+
+    A never analysed table or partition counts 0 (reltuples is -1 there), so the
+    estimate errs low and callers fall back to counting.
+    """
+    table = sql_name(model._meta.db_table)
+    with connections[using].cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT coalesce(sum(greatest(c.reltuples, 0)), 0)::bigint
+            FROM pg_class c
+            WHERE c.oid IN (SELECT relid FROM pg_partition_tree(%s::regclass) WHERE isleaf)
+               OR (c.oid = %s::regclass AND c.relkind = 'r')
+            """,
+            [table, table],
+        )
+        return cursor.fetchone()[0]
+
+
+class EstimatedCountPaginator(Paginator):
+    """Never runs a full COUNT(*) over a huge table.
+
+    Unfiltered, a large table is counted by the planner's estimate (pg_class.reltuples
+    of the table or of all its partitions). Otherwise rows are counted up to
+    `count_cap` (COUNT over a LIMITed subquery), which stays cheap however many match.
+    """
+
+    count_cap = 10_000
+
+    @cached_property
+    def count(self) -> int:
+        queryset = self.object_list
+        if not hasattr(queryset, "query"):
+            return super().count
+        if not queryset.query.where:
+            estimate = estimated_row_count(queryset.model, queryset.db)
+            if estimate > self.count_cap:
+                return About(estimate)
+        counted = queryset[: self.count_cap + 1].count()
+        return AtLeast(self.count_cap) if counted > self.count_cap else counted
+
+
+class LightChangeList(ChangeList):
+    """Leaves the heavy columns (jsonb, text, arrays) not shown in the list unread."""
+
+    def get_queryset(self, request, exclude_parameters=None):
+        queryset = super().get_queryset(request, exclude_parameters)
+        shown = set(self.list_display)
+        heavy = [
+            field.name
+            for field in self.model._meta.concrete_fields
+            if isinstance(field, models.JSONField | models.TextField | ArrayField)
+            and field.name not in shown
+        ]
+        return queryset.defer(*heavy) if heavy else queryset
+
+
+class LargeTableAdmin:
+    """Mixin for admins over huge or partitioned tables (put it before the ModelAdmin).
+
+    No full COUNT(*) (estimated or capped counts, no "N total"), no facet counts, no
+    sorting by clicking a column (a sort over an unindexed column reads every row),
+    heavy columns left unread in the list. Subclasses name their foreign keys in
+    `raw_id_fields` (no <select> of every row) and `list_select_related`.
+    """
+
+    show_full_result_count = False
+    paginator = EstimatedCountPaginator
+    show_facets = admin.ShowFacets.NEVER
+    sortable_by = ()
+    list_per_page = 50
+
+    def get_changelist(self, request, **kwargs):
+        return LightChangeList
+
+
+# --- Filters -------------------------------------------------------------------------
+
+
+def _add_months(day: date | datetime, months: int) -> date | datetime:
+    index = day.year * 12 + day.month - 1 + months
+    return day.replace(year=index // 12, month=index % 12 + 1, day=1)
+
+
+class RecentPeriodFilter(admin.DateFieldListFilter):
+    """Django's date filter plus quarters; every choice is a constant range on the field.
+
+    A constant range on a partition key lets PostgreSQL read only the partitions in
+    it, which `date_hierarchy` (a DISTINCT over the dates of every row) would not.
+    """
+
+    def __init__(self, field, request, params, model, model_admin, field_path):
+        super().__init__(field, request, params, model, model_admin, field_path)
+        now = timezone.localtime() if timezone.is_aware(timezone.now()) else timezone.now()
+        today = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        if not isinstance(field, models.DateTimeField):
+            today = today.date()
+        quarter = _add_months(today, -((today.month - 1) % 3))
+        since, until = self.lookup_kwarg_since, self.lookup_kwarg_until
+        quarters = (
+            ("This quarter", {since: quarter, until: _add_months(quarter, 3)}),
+            ("Last quarter", {since: _add_months(quarter, -3), until: quarter}),
+        )
+        # After "This month", before "This year".
+        self.links = self.links[:4] + quarters + self.links[4:]
