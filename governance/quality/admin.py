@@ -1,0 +1,98 @@
+from decimal import Decimal
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import Sum
+from django.forms import BaseModelFormSet
+from django.http import HttpResponseRedirect
+
+from atlas_site.admin_base import AuditedModelAdmin, LargeTableAdmin, ReadOnlyAdmin
+from governance.quality.models import CheckResult, QualityDimension, QualityRule, QualityScore
+from governance.quality.services import set_weights, validate_weights
+
+
+class WeightsFormSet(BaseModelFormSet):
+    """The six weights, edited together on the changelist; `validate_weights` is the rule."""
+
+    def clean(self):
+        super().clean()
+        if any(form.errors for form in self.forms):
+            return  # a row's own error (e.g. a negative weight) is shown on the row
+        weights = dict(QualityDimension.objects.values_list("code", "weight"))
+        for form in self.forms:
+            weights[form.instance.code] = form.cleaned_data.get("weight", form.instance.weight)
+        validate_weights(weights)
+        self.weights = weights
+
+
+@admin.register(QualityDimension)
+class QualityDimensionAdmin(AuditedModelAdmin):
+    """Weights are changed on the list, all six at once, through `set_weights`.
+
+    The change form leaves the weight read-only: changing one weight alone would
+    always break the sum. Dimensions are fixed: none is added or deleted.
+    """
+
+    list_display = ("code", "weight", "description", "updated_at")
+    list_display_links = ("code",)
+    list_editable = ("weight",)
+    fields = ("code", "weight", "description", "updated_at")
+    readonly_fields = ("code", "weight", "updated_at")
+    sortable_by = ()
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def get_changelist_formset(self, request, **kwargs):
+        return super().get_changelist_formset(request, formset=WeightsFormSet, **kwargs)
+
+    def changelist_view(self, request, extra_context=None):
+        if request.method == "POST" and "_save" in request.POST:
+            if not self.has_change_permission(request):
+                raise PermissionDenied
+            formset = self.get_changelist_formset(request)(
+                request.POST, request.FILES, queryset=self.get_queryset(request)
+            )
+            if formset.is_valid():
+                changed = set_weights(weights=formset.weights, actor=request.user)
+                for dimension in changed:
+                    self.log_change(request, dimension, [{"changed": {"fields": ["weight"]}}])
+                self.message_user(
+                    request,
+                    f"Weights saved ({len(changed)} changed); they sum to 1.",
+                    messages.SUCCESS,
+                )
+                return HttpResponseRedirect(request.get_full_path())
+            # Invalid: Django's changelist validates the posted set again and shows why.
+        total = QualityDimension.objects.aggregate(total=Sum("weight"))["total"] or Decimal(0)
+        context = {"weights_total": f"{total:.4f}", **(extra_context or {})}
+        return super().changelist_view(request, context)
+
+
+@admin.register(QualityRule)
+class QualityRuleAdmin(AuditedModelAdmin):
+    list_display = ("dataset", "field_name", "kind", "dimension", "origin", "is_active")
+    list_filter = ("is_active", "dimension", "kind", "origin", "dataset")
+    list_select_related = ("dataset", "dimension")
+    search_fields = ("field_name", "dataset__slug", "description")
+    readonly_fields = ("updated_at",)
+
+
+@admin.register(CheckResult)
+class CheckResultAdmin(LargeTableAdmin, ReadOnlyAdmin):
+    list_display = ("id", "run", "rule", "passed_count", "failed_count", "created_at")
+    list_select_related = ("run", "rule")
+    raw_id_fields = ("run", "rule")
+    ordering = ("-id",)
+
+
+@admin.register(QualityScore)
+class QualityScoreAdmin(LargeTableAdmin, ReadOnlyAdmin):
+    list_display = ("id", "dataset", "run", "overall", "below_threshold", "created_at")
+    list_filter = ("below_threshold", "dataset")
+    list_select_related = ("dataset", "run")
+    raw_id_fields = ("dataset", "run")
+    ordering = ("-id",)
