@@ -1,13 +1,16 @@
 """Writes of the compliance area: the audit log."""
 
 import ipaddress
+from collections.abc import Callable
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 
 from governance.compliance.audit_context import current_origin
 from governance.compliance.models import AuditAction, AuditLog
+from governance.compliance.regex_safety import compile_safe
 
 _encoder = DjangoJSONEncoder()
 
@@ -119,3 +122,47 @@ def record_deletion(*, actor, instance: models.Model, detail: str = "") -> Audit
         before=snapshot(instance),
         detail=detail,
     )
+
+
+# --- Trying a PII pattern before saving it ------------------------------------------
+
+TRY_SAMPLE_MAX_CHARS = 10_000
+TRY_MAX_MATCHES = 100
+# Text either side of a candidate handed to its validator (e.g. "1.2.3.4.5" is no IPv4).
+VALIDATOR_CONTEXT_CHARS = 20
+
+# A PII validator: (candidate, text before it, text after it) -> is it really PII.
+PiiValidatorFunction = Callable[[str, str, str], bool]
+
+
+def try_pattern(
+    *,
+    regex: str,
+    sample_text: str,
+    validator: PiiValidatorFunction | None = None,
+    max_matches: int = TRY_MAX_MATCHES,
+) -> list[dict[str, Any]]:
+    """Where a candidate PII regex matches sample text, as a steward tries it out.
+
+    The regex must pass the same checks as a saved pattern (ValidationError says
+    why not) and runs with RE2, like the scanner. Each match is
+    {start, end, text, valid}: `valid` is the validator's verdict, None without one.
+    """
+    if len(sample_text) > TRY_SAMPLE_MAX_CHARS:
+        raise ValidationError(
+            f"The sample text is longer than {TRY_SAMPLE_MAX_CHARS} characters; try a shorter one."
+        )
+    compiled = compile_safe(regex)
+    matches = []
+    for match in compiled.finditer(sample_text):
+        if len(matches) == max_matches:
+            break
+        start, end = match.span()
+        text = match.group()
+        valid = None
+        if validator is not None:
+            before = sample_text[max(0, start - VALIDATOR_CONTEXT_CHARS) : start]
+            after = sample_text[end : end + VALIDATOR_CONTEXT_CHARS]
+            valid = bool(validator(text, before, after))
+        matches.append({"start": start, "end": end, "text": text, "valid": valid})
+    return matches
