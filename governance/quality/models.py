@@ -80,6 +80,19 @@ class QualityRule(models.Model):
     def __str__(self) -> str:
         return f"{self.dataset_id}.{self.field_name or '*'} {self.kind}"
 
+    def clean(self) -> None:
+        from governance.quality.rules import DIMENSION_OF_KIND, validate_steward_rule
+
+        if self.origin == RuleOrigin.STEWARD and self.dataset_id:
+            validate_steward_rule(self)
+        expected = DIMENSION_OF_KIND.get(self.kind)
+        if expected and self.dimension_id and self.dimension.code != expected:
+            from django.core.exceptions import ValidationError
+
+            raise ValidationError(
+                {"dimension": f"a {self.kind} rule measures {expected}, not {self.dimension.code}"}
+            )
+
 
 class CheckResult(models.Model):
     """What one rule found in one run."""

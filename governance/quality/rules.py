@@ -9,7 +9,7 @@ same rule names, so a reason maps straight onto its rule.
 import operator
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -197,12 +197,13 @@ def _number(value: Any) -> Decimal | None:
 
 
 def _moment(value: Any) -> datetime | None:
-    if isinstance(value, datetime):
-        return value
-    try:
-        return datetime.fromisoformat(str(value))
-    except ValueError:
-        return None
+    """A date or datetime value as an aware datetime (a bare date is its UTC midnight)."""
+    if not isinstance(value, datetime):
+        try:
+            value = datetime.fromisoformat(str(value))
+        except ValueError:
+            return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 @dataclass
