@@ -1,5 +1,6 @@
 # Shared by bin/run and bin/test (sourced, not run): messages, Python, the virtualenv.
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034,SC2015,SC2012
+# (SC2034: ATLAS_EMBEDDED_PG* are read by the scripts that source this file.)
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"
