@@ -1,0 +1,40 @@
+# Atlas web, worker and beat image (docker-compose.yml runs all three from it).
+FROM python:3.12-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    DJANGO_SETTINGS_MODULE=atlas_site.settings.production
+
+WORKDIR /app
+
+# An unprivileged user runs Atlas; it owns only var/ (static files, media, beat schedule).
+RUN groupadd --system --gid 10001 atlas \
+    && useradd --system --uid 10001 --gid atlas --home-dir /app --shell /usr/sbin/nologin atlas
+
+# Dependencies first, so code changes do not reinstall them. pgserver (an embedded
+# PostgreSQL for bin/run and bin/test on a bare workstation) has no place in this image.
+COPY requirements.txt /tmp/requirements.txt
+RUN grep -v '^pgserver==' /tmp/requirements.txt > /tmp/requirements-image.txt \
+    && pip install -r /tmp/requirements-image.txt \
+    && rm /tmp/requirements.txt /tmp/requirements-image.txt
+
+# Only what Atlas runs from (no .venv, .data, .git or tests' scratch from the build context).
+COPY manage.py pyproject.toml ./
+COPY atlas_site ./atlas_site
+COPY explore ./explore
+COPY chart ./chart
+COPY navigate ./navigate
+COPY governance ./governance
+COPY static ./static
+COPY templates ./templates
+COPY docker/entrypoint.sh /usr/local/bin/atlas-entrypoint
+RUN chmod 0755 /usr/local/bin/atlas-entrypoint \
+    && mkdir -p /app/var/static /app/var/media /app/var/run \
+    && chown -R atlas:atlas /app/var
+
+USER atlas
+EXPOSE 8000
+ENTRYPOINT ["atlas-entrypoint"]
+CMD ["web"]
