@@ -172,6 +172,8 @@ CELERY_BROKER_VISIBILITY_TIMEOUT = int(env("CELERY_BROKER_VISIBILITY_TIMEOUT", "
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_BROKER_VISIBILITY_TIMEOUT}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE = {
+    # One tick a minute; each dataset's own cron schedule (in the catalog) decides.
+    "pipeline-tick": {"task": "governance.pipeline.tasks.tick", "schedule": 60},
     "ensure-partitions": {
         "task": "governance.archive.tasks.ensure_partitions",
         "schedule": 6 * 60 * 60,
