@@ -19,28 +19,39 @@ python_ok() {
         "$1" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else 1)' >/dev/null 2>&1
 }
 
-# Prints the first Python 3.12+ found: $ATLAS_PYTHON, pyenv (honouring .python-version),
-# pyenv's install folder, then python3.14 ... python3.12 and python3 on PATH.
+# Prints the Python 3.12+ to build .venv with, preferring the version .python-version pins
+# (3.12: the embedded PostgreSQL, pgserver, has no wheels for 3.13+): $ATLAS_PYTHON, pyenv
+# (honouring .python-version), pyenv's install folder, python3.12 on PATH, then any newer
+# Python 3 (pyenv's, python3.14, python3.13, python3).
 find_python() {
-    local candidate pyenv_root
+    local candidate pyenv_root pinned
     local -a candidates=()
     if [ -n "${ATLAS_PYTHON:-}" ]; then
         python_ok "$ATLAS_PYTHON" || die "ATLAS_PYTHON=$ATLAS_PYTHON is not a Python 3.12+ interpreter."
         printf '%s\n' "$ATLAS_PYTHON"
         return
     fi
-    if command -v pyenv >/dev/null 2>&1; then
-        candidates+=("$(cd "$ROOT" && pyenv which python3 2>/dev/null || true)")
-        candidates+=("$(cd "$ROOT" && pyenv which python3.12 2>/dev/null || true)")
-    fi
+    pinned="$(tr -d '[:space:]' <"$ROOT/.python-version" 2>/dev/null || true)"
+    pinned="${pinned:-3.12}"
     pyenv_root="${PYENV_ROOT:-$HOME/.pyenv}"
+    if command -v pyenv >/dev/null 2>&1; then
+        candidates+=("$(cd "$ROOT" && pyenv which "python$pinned" 2>/dev/null || true)")
+        candidates+=("$(cd "$ROOT" && pyenv which python3 2>/dev/null || true)")
+        pyenv_root="$(pyenv root 2>/dev/null || echo "$pyenv_root")"
+    fi
     if [ -d "$pyenv_root/versions" ]; then
-        # Newest 3.12+ pyenv install, even when pyenv itself is not on PATH.
+        # The pinned version first (newest patch release), even when pyenv is not on PATH.
+        while IFS= read -r candidate; do
+            candidates+=("$candidate")
+        done < <(ls -1d "$pyenv_root/versions/$pinned"*/bin/python3 2>/dev/null | sort -rV)
+    fi
+    candidates+=("python$pinned" python3.12)
+    if [ -d "$pyenv_root/versions" ]; then
         while IFS= read -r candidate; do
             candidates+=("$candidate")
         done < <(ls -1d "$pyenv_root"/versions/3.1[2-9]*/bin/python3 2>/dev/null | sort -rV)
     fi
-    candidates+=(python3.14 python3.13 python3.12 python3)
+    candidates+=(python3.14 python3.13 python3)
     for candidate in "${candidates[@]}"; do
         if python_ok "$candidate"; then
             command -v "$candidate"
@@ -48,8 +59,8 @@ find_python() {
         fi
     done
     die "Atlas needs Python 3.12 or newer and none was found.
-    Tried: pyenv (with .python-version = $(cat "$ROOT/.python-version" 2>/dev/null || echo '?')), \
-$pyenv_root/versions/3.1x, python3.14, python3.13, python3.12 and python3 on PATH.
+    Tried: pyenv (.python-version: $pinned), $pyenv_root/versions/3.1x, python3.12, python3.14,
+    python3.13 and python3 on PATH.
     Install one (e.g. 'pyenv install 3.12' or 'apt-get install python3.12 python3.12-venv'),
     or point ATLAS_PYTHON at one."
 }

@@ -21,7 +21,9 @@ Exit status: 0 ok, 2 an explicitly configured service does not answer, 3 not fou
 """
 
 import argparse
+import importlib.util
 import os
+import platform
 import signal
 import sys
 import time
@@ -114,11 +116,8 @@ def start_embedded(data_dir: Path, dbname: str) -> str:
     from psycopg import sql
 
     warnings.filterwarnings("ignore", module="platformdirs")  # XDG_RUNTIME_DIR unset is fine
-    try:
-        import pgserver
-    except ImportError:
-        say("the pgserver package is missing from the virtualenv (it is in requirements.txt)")
-        raise
+    import pgserver  # absent where it has no wheel: cmd_database checks first
+
     data_dir.parent.mkdir(parents=True, exist_ok=True)
     if os.name == "posix" and os.geteuid() == 0:
         say(
@@ -165,6 +164,17 @@ def cmd_database(args: argparse.Namespace) -> int:
     dbname = dj_database_url.parse(default)["NAME"] or "atlas"
     data_dir = Path(args.embedded_dir).resolve()
     say(f"PostgreSQL: nothing answers at {_describe(default)} ({detail})")
+    if importlib.util.find_spec("pgserver") is None:
+        say(
+            "PostgreSQL: and the embedded server is not available: the pgserver package has "
+            f"no wheel for Python {sys.version_info.major}.{sys.version_info.minor} on "
+            f"{platform.machine()} (it has for Python 3.10-3.12 on x86_64 Linux, macOS, Windows)."
+        )
+        say(
+            "Start PostgreSQL 15+ there, set DATABASE_URL, or rebuild .venv with Python 3.12 "
+            "(rm -rf .venv; ATLAS_PYTHON=/path/to/python3.12)."
+        )
+        return 2
     already = embedded_running(data_dir)
     if already:
         say(f"PostgreSQL: reusing the EMBEDDED PostgreSQL (pgserver) already running in {data_dir}")
