@@ -1,0 +1,1 @@
+"""PII detection and masking: pure Python, used by the explore -> chart promotion."""

@@ -1,0 +1,334 @@
+"""Validators that confirm or reject a regex candidate for one kind of PII.
+
+A regex only says "this looks like a card number"; a validator says whether it can
+be one. Every validator has the same signature so the scanner can call any of them:
+
+    validator(candidate, before, after) -> bool | int
+
+`before` and `after` are a little of the text around the candidate, for the rules
+that depend on where a value sits (an IPv4 inside "1.2.3.4.5" is a version number).
+True accepts the candidate, False rejects it, and a number accepts only that many
+leading characters: the IBAN regex can take in a word that follows ("... 1332 EUR").
+
+RE2 matches ASCII digits only, so the validators count ASCII digits only as well.
+This module does not import Django, so it can be used (and tested) without a database.
+"""
+
+import ipaddress
+import re
+from collections.abc import Callable
+from datetime import date
+
+Validator = Callable[[str, str, str], bool | int]
+
+ASCII_DIGITS = frozenset("0123456789")
+ASCII_ALNUM = frozenset("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
+
+
+_NOT_DIGITS = re.compile(r"[^0-9]")
+
+
+def _digits(candidate: str) -> str:
+    return _NOT_DIGITS.sub("", candidate)
+
+
+def _only_digits_and(candidate: str, separators: str) -> bool:
+    return all(char in ASCII_DIGITS or char in separators for char in candidate)
+
+
+def no_validation(candidate: str, before: str = "", after: str = "") -> bool:
+    return True
+
+
+# "GB29 NWBK 6016 1331 9268 19": the digits after "NWBK " are the middle of an IBAN, not
+# a card or a phone number on their own.
+_IBAN_HEAD = re.compile(r"\b[A-Z]{2}[0-9]{2}(?:[ -]?[A-Z0-9]{4})*[ -]?\Z")
+
+
+def _continues_a_longer_code(before: str) -> bool:
+    """True when the text just before a candidate shows it is the tail of a longer number."""
+    if before[-1:] in (" ", "-") and before[-2:-1] in ASCII_DIGITS:
+        return True
+    return _IBAN_HEAD.search(before) is not None
+
+
+# --- Payment cards -----------------------------------------------------------------
+
+# Issuer prefixes (IIN ranges) and the lengths each issues. Luhn alone lets one random
+# number in ten through; requiring a real issuer prefix removes about half of those
+# without losing a real card.
+CARD_ISSUERS: tuple[tuple[int, int, frozenset[int]], ...] = (
+    # (first prefix, last prefix, allowed lengths); prefixes of equal digit count
+    (4, 4, frozenset({13, 16, 19})),  # Visa
+    (51, 55, frozenset({16})),  # Mastercard
+    (2221, 2720, frozenset({16})),  # Mastercard 2-series
+    (2200, 2204, frozenset(range(16, 20))),  # Mir
+    (34, 34, frozenset({15})),  # American Express
+    (37, 37, frozenset({15})),  # American Express
+    (300, 305, frozenset(range(14, 20))),  # Diners Club
+    (36, 36, frozenset(range(14, 20))),  # Diners Club
+    (38, 39, frozenset(range(14, 20))),  # Diners Club
+    (3528, 3589, frozenset(range(16, 20))),  # JCB
+    (6011, 6011, frozenset(range(16, 20))),  # Discover
+    (644, 649, frozenset(range(16, 20))),  # Discover
+    (65, 65, frozenset(range(16, 20))),  # Discover, RuPay
+    (62, 62, frozenset(range(16, 20))),  # UnionPay
+    (50, 50, frozenset(range(12, 20))),  # Maestro
+    (56, 69, frozenset(range(12, 20))),  # Maestro and other 5x/6x issuers
+    (1, 1, frozenset({15})),  # UATP (airline cards)
+)
+
+
+def luhn_checksum_ok(digits: str) -> bool:
+    total = 0
+    for position, char in enumerate(reversed(digits)):
+        value = ord(char) - 48
+        if position % 2 == 1:
+            value *= 2
+            if value > 9:
+                value -= 9
+        total += value
+    return total % 10 == 0
+
+
+def card_issuer_known(digits: str) -> bool:
+    for first, last, lengths in CARD_ISSUERS:
+        prefix = int(digits[: len(str(first))])
+        if first <= prefix <= last and len(digits) in lengths:
+            return True
+    return False
+
+
+def luhn(candidate: str, before: str = "", after: str = "") -> bool:
+    """A payment card number: 12-19 digits, a known issuer prefix, a valid Luhn check digit."""
+    if not _only_digits_and(candidate, " -"):
+        return False
+    if _continues_a_longer_code(before):
+        return False
+    digits = _digits(candidate)
+    if not 12 <= len(digits) <= 19 or len(set(digits)) == 1:
+        return False
+    return card_issuer_known(digits) and luhn_checksum_ok(digits)
+
+
+# --- IBAN --------------------------------------------------------------------------
+
+# Total IBAN length per country, from the SWIFT IBAN registry (ISO 13616).
+IBAN_LENGTHS: dict[str, int] = {
+    "AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22,
+    "BH": 22, "BI": 27, "BR": 29, "BY": 28, "CH": 21, "CR": 22, "CY": 28, "CZ": 24,
+    "DE": 22, "DJ": 27, "DK": 18, "DO": 28, "EE": 20, "EG": 29, "ES": 24, "FI": 18,
+    "FK": 18, "FO": 18, "FR": 27, "GB": 22, "GE": 22, "GI": 23, "GL": 18, "GR": 27,
+    "GT": 28, "HN": 28, "HR": 21, "HU": 28, "IE": 22, "IL": 23, "IQ": 23, "IS": 26,
+    "IT": 27, "JO": 30, "KW": 30, "KZ": 20, "LB": 28, "LC": 32, "LI": 21, "LT": 20,
+    "LU": 20, "LV": 21, "LY": 25, "MC": 27, "MD": 24, "ME": 22, "MK": 19, "MN": 20,
+    "MR": 27, "MT": 31, "MU": 30, "NI": 28, "NL": 18, "NO": 15, "OM": 23, "PK": 24,
+    "PL": 28, "PS": 29, "PT": 25, "QA": 29, "RO": 24, "RS": 22, "RU": 33, "SA": 24,
+    "SC": 31, "SD": 18, "SE": 24, "SI": 19, "SK": 24, "SM": 27, "SO": 23, "ST": 25,
+    "SV": 28, "TL": 23, "TN": 24, "TR": 26, "UA": 29, "VA": 22, "VG": 24, "XK": 20,
+    "YE": 30,
+}  # fmt: skip
+
+
+def iban_check_value(iban: str) -> int:
+    """The ISO 7064 mod-97 remainder of a compact IBAN; 1 for a valid one."""
+    rearranged = iban[4:] + iban[:4]
+    remainder = 0
+    for char in rearranged:
+        # Letters count as two digits (A=10 ... Z=35); fold as we go to keep numbers small.
+        value = int(char, 36)
+        remainder = (remainder * (100 if value > 9 else 10) + value) % 97
+    return remainder
+
+
+def iban_mod97(candidate: str, before: str = "", after: str = "") -> bool | int:
+    """An IBAN: a known country, that country's length, and ISO 13616 mod-97 check digits.
+
+    The shipped regex ends with an optional short group, so in "ES91 2100 0418 4502 0005
+    1332 EUR" it takes in " EUR"; then only the part before that word is the IBAN.
+    """
+    if is_iban(candidate):
+        return True
+    head, separator, word = candidate.rpartition(" ")
+    if separator and word.isalpha() and is_iban(head):
+        return len(head)
+    return False
+
+
+def is_iban(candidate: str) -> bool:
+    iban = candidate.replace(" ", "").upper()
+    if IBAN_LENGTHS.get(iban[:2]) != len(iban):
+        return False
+    if not all(char in ASCII_ALNUM for char in iban) or not set(iban[2:4]) <= ASCII_DIGITS:
+        return False
+    # Check digits 00, 01 and 99 are never issued.
+    if not 2 <= int(iban[2:4]) <= 98:
+        return False
+    return iban_check_value(iban) == 1
+
+
+# --- US Social Security number -----------------------------------------------------
+
+
+def us_ssn(candidate: str, before: str = "", after: str = "") -> bool:
+    """A US SSN: never area 000, 666 or 900-999, group 00 or serial 0000."""
+    if not _only_digits_and(candidate, "- "):
+        return False
+    digits = _digits(candidate)
+    if len(digits) != 9:
+        return False
+    area, group, serial = int(digits[:3]), int(digits[3:5]), int(digits[5:])
+    return area not in (0, 666) and area < 900 and group != 0 and serial != 0
+
+
+# --- IP addresses ------------------------------------------------------------------
+
+# "version 10.2.0.1", "firmware 2.4.10.1": a dotted quad named as a version is not an IP.
+_VERSION_WORD_BEFORE = re.compile(
+    r"(?:^|[^a-z])(?:v|ver|version|release|rel|build|firmware|fw|rev|revision|patch|"
+    r"update|kernel|driver|sdk|api)\s*[:=#]?\s*$",
+    re.IGNORECASE,
+)
+
+
+def ipv4(candidate: str, before: str = "", after: str = "") -> bool:
+    """A dotted-quad IPv4 address that is not part of a version string or a longer number."""
+    octets = candidate.split(".")
+    if len(octets) != 4:
+        return False
+    for octet in octets:
+        if not octet or len(octet) > 3 or not set(octet) <= ASCII_DIGITS:
+            return False
+        if len(octet) > 1 and octet[0] == "0":  # 01.02.03.04 is not how an address is written
+            return False
+        if int(octet) > 255:
+            return False
+    # Glued to a letter, digit or dot it is part of something longer: v1.2.3.4, 1.2.3.4.5.
+    if before and (before[-1] in ASCII_ALNUM or before[-1] == "."):
+        return False
+    if after and (after[0] in ASCII_ALNUM or (after[0] == "." and after[1:2] in ASCII_DIGITS)):
+        return False
+    return _VERSION_WORD_BEFORE.search(before[-20:]) is None
+
+
+def ipv6(candidate: str, before: str = "", after: str = "") -> bool:
+    """An IPv6 address with at least two written groups, standing on its own.
+
+    "::" and "::1" are not about a person, and "std::vector" or "Foo::Bar" would
+    otherwise parse as addresses, so a candidate glued to letters is rejected too.
+    """
+    if before[-1:] in ASCII_ALNUM or before[-1:] == ".":
+        return False
+    # "ip:fe80::1" stands on its own; "12:fe80::1" may be the end of a longer run of groups.
+    if before[-1:] == ":" and (before[-2:-1] in HEX_DIGITS or before[-2:-1] == ":"):
+        return False
+    if after and (after[0] in ASCII_ALNUM or after[0] == ":"):
+        return False
+    if sum(1 for group in candidate.split(":") if group) < 2:
+        return False
+    try:
+        ipaddress.IPv6Address(candidate)
+    except ValueError:
+        return False
+    return True
+
+
+# --- Email -------------------------------------------------------------------------
+
+# Endings that are file types, not top-level domains: "logo@2x.png" is an image name.
+# (Country domains that double as extensions, like .py, .rs, .md and .sh, are left out.)
+FILE_EXTENSIONS = frozenset({
+    "png", "jpg", "jpeg", "gif", "svg", "webp", "bmp", "ico", "tif", "tiff", "heic", "avif",
+    "psd", "eps", "raw", "css", "js", "mjs", "ts", "tsx", "jsx", "json", "xml", "yaml", "yml",
+    "toml", "ini", "cfg", "conf", "log", "txt", "csv", "tsv", "rst", "html", "htm", "php",
+    "asp", "aspx", "jsp", "rb", "java", "go", "cpp", "hpp", "swift", "kt", "sql", "bat", "exe",
+    "dll", "bin", "pdf", "doc", "docx", "xls", "xlsx", "ppt", "pptx", "odt", "rtf", "gz", "tgz",
+    "bz2", "xz", "tar", "rar", "7z", "jar", "war", "mp3", "mp4", "wav", "ogg", "flac", "webm",
+    "mkv", "avi", "wmv", "m4a", "woff", "woff2", "ttf", "otf", "eot", "map", "lock",
+})  # fmt: skip
+
+# Labels of letters, digits and inner hyphens, then a top-level domain of letters. Each
+# label ends at its dot, so this cannot backtrack badly even in Python's re.
+_DOMAIN = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+([A-Za-z]{2,24})\Z")
+
+
+def email_domain(candidate: str, before: str = "", after: str = "") -> bool:
+    """An email address whose parts are well formed and whose domain is plausible."""
+    local, at, domain = candidate.rpartition("@")
+    if not at or not 1 <= len(local) <= 64 or len(domain) > 253:
+        return False
+    if local[0] == "." or local[-1] == "." or ".." in local:
+        return False
+    well_formed = _DOMAIN.match(domain)
+    return well_formed is not None and well_formed.group(1).lower() not in FILE_EXTENSIONS
+
+
+# --- Phone -------------------------------------------------------------------------
+
+
+def phone(candidate: str, before: str = "", after: str = "") -> bool:
+    """A phone number: 7 to 15 digits (E.164) that are not a slice of a longer code.
+
+    The shipped phone regex has no boundaries, so it also finds ten digits inside an
+    order number, an IBAN or a card number; those are refused here by looking at the
+    characters around the candidate.
+    """
+    digits = _digits(candidate)
+    if not 7 <= len(digits) <= 15 or len(set(digits)) == 1:
+        return False
+    if before and (before[-1] in ASCII_ALNUM or before[-1] in "-./_#@"):
+        return False
+    if _continues_a_longer_code(before):
+        return False
+    if after:
+        first, second = after[0], after[1:2]
+        if first in ASCII_ALNUM or first in "_@":
+            return False
+        # More digits after a separator, or a hyphenated code going on ("85142859-db5e-").
+        if (first == " " and second in ASCII_DIGITS) or (first in ".-/" and second in ASCII_ALNUM):
+            return False
+    return True
+
+
+# --- Date of birth -----------------------------------------------------------------
+
+_ISO_DATE = re.compile(r"(\d{4})([-/.])(\d{2})\2(\d{2})\Z")
+_DAY_FIRST_DATE = re.compile(r"(\d{2})([-/.])(\d{2})\2(\d{4})\Z")
+
+
+def calendar_date(candidate: str, before: str = "", after: str = "") -> bool:
+    """A real calendar date (YYYY-MM-DD or DD-MM-YYYY), in the past, from 1900 on."""
+    if iso := _ISO_DATE.match(candidate):
+        year, month, day = iso.group(1), iso.group(3), iso.group(4)
+    elif day_first := _DAY_FIRST_DATE.match(candidate):
+        day, month, year = day_first.group(1), day_first.group(3), day_first.group(4)
+    else:
+        return False
+    try:
+        value = date(int(year), int(month), int(day))
+    except ValueError:
+        return False
+    return date(1900, 1, 1) <= value < date.today()
+
+
+# Keyed by governance.compliance.models.PiiValidator values. Plain strings, so this
+# module needs no Django; a test checks both lists stay the same.
+VALIDATORS: dict[str, Validator] = {
+    "none": no_validation,
+    "luhn": luhn,
+    "iban_mod97": iban_mod97,
+    "us_ssn": us_ssn,
+    "ipv4": ipv4,
+    "ipv6": ipv6,
+    "email_domain": email_domain,
+    "phone": phone,
+    "date": calendar_date,
+}
+
+
+def get_validator(name: str) -> Validator:
+    try:
+        return VALIDATORS[name]
+    except KeyError:
+        raise ValueError(f"Unknown PII validator {name!r}.") from None

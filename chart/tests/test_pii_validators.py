@@ -1,0 +1,302 @@
+from datetime import date
+
+import pytest
+
+from chart.pii import validators
+from chart.pii.validators import (
+    IBAN_LENGTHS,
+    VALIDATORS,
+    calendar_date,
+    email_domain,
+    get_validator,
+    iban_mod97,
+    ipv4,
+    ipv6,
+    luhn,
+    luhn_checksum_ok,
+    phone,
+    us_ssn,
+)
+from governance.compliance.models import PiiValidator
+
+
+def test_there_is_a_validator_for_every_choice_stewards_can_pick():
+    assert set(VALIDATORS) == set(PiiValidator.values)
+
+
+def test_an_unknown_validator_is_an_error():
+    with pytest.raises(ValueError, match="Unknown PII validator"):
+        get_validator("checksum_of_my_own")
+
+
+# --- Payment cards -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "number",
+    [
+        "4111111111111111",  # Visa
+        "4012888888881881",
+        "5555555555554444",  # Mastercard
+        "2223003122003222",  # Mastercard 2-series
+        "378282246310005",  # American Express
+        "6011111111111117",  # Discover
+        "3530111333300000",  # JCB
+        "30569309025904",  # Diners Club
+        "4111 1111 1111 1111",
+        "4111-1111-1111-1111",
+        "3782 822463 10005",
+    ],
+)
+def test_luhn_accepts_real_test_card_numbers(number):
+    assert luhn(number)
+
+
+@pytest.mark.parametrize(
+    "number",
+    [
+        "4111111111111112",  # check digit off by one
+        "5555555555554443",
+        "378282246310006",
+        "0000000000000000",  # passes Luhn, but no card is all one digit
+        "4111 1111 1111 111",  # too short for Visa
+        "4111a111111111111",
+    ],
+)
+def test_luhn_rejects_numbers_failing_the_check(number):
+    assert not luhn(number)
+
+
+def test_luhn_requires_a_known_issuer_prefix():
+    # Luhn-valid, but no issuer hands out 16-digit numbers starting with 1 or 9.
+    for number in ("1234567812345670", "9111111111111110"):
+        assert luhn_checksum_ok(number)
+        assert not luhn(number)
+
+
+def test_card_digits_in_the_middle_of_a_longer_code_are_not_a_card():
+    assert luhn("4111 1111 1111 1111", "card ", "")
+    assert not luhn("4111 1111 1111 1111", "ref 12 ", "")
+    assert not luhn("6016 1331 9268 19", "IBAN GB29 NWBK ", "")
+
+
+# --- IBAN --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "iban",
+    [
+        "GB82WEST12345698765432",
+        "DE89370400440532013000",
+        "DE89 3704 0044 0532 0130 00",
+        "FR1420041010050500013M02606",
+        "NL91ABNA0417164300",
+        "BE68539007547034",
+        "NO9386011117947",  # the shortest
+        "ES9121000418450200051332",
+        "CH9300762011623852957",
+        "gb82west12345698765432",  # lower case: still the same account
+    ],
+)
+def test_iban_accepts_valid_ibans(iban):
+    assert iban_mod97(iban) is True
+
+
+@pytest.mark.parametrize(
+    "iban",
+    [
+        "GB81WEST12345698765432",  # check digits wrong
+        "DE88370400440532013000",
+        "DE89370400440532013001",  # account changed
+        "GB82WEST1234569876543",  # one character short for GB
+        "GB82WEST123456987654321",
+        "XX82WEST12345698765432",  # no such country
+        "GB00WEST12345698765432",  # check digits 00 are never issued
+        "DE8937040044053201300!",
+    ],
+)
+def test_iban_rejects_bad_check_digits_lengths_and_countries(iban):
+    assert iban_mod97(iban) is False
+
+
+def test_iban_length_table_knows_the_common_countries():
+    assert IBAN_LENGTHS["DE"] == 22
+    assert IBAN_LENGTHS["GB"] == 22
+    assert IBAN_LENGTHS["FR"] == 27
+    assert IBAN_LENGTHS["NO"] == 15
+    assert IBAN_LENGTHS["MT"] == 31
+    assert "US" not in IBAN_LENGTHS
+
+
+def test_iban_followed_by_a_word_accepts_only_the_iban_part():
+    candidate = "ES91 2100 0418 4502 0005 1332 EUR"
+    assert iban_mod97(candidate) == len("ES91 2100 0418 4502 0005 1332")
+    assert iban_mod97("ES92 2100 0418 4502 0005 1332 EUR") is False
+
+
+# --- US SSN ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("ssn", ["123-45-6789", "001-01-0001", "899-99-9999", "665-12-3456"])
+def test_ssn_accepts_valid_numbers(ssn):
+    assert us_ssn(ssn)
+
+
+@pytest.mark.parametrize(
+    "ssn",
+    [
+        "000-12-3456",  # area 000
+        "666-12-3456",  # area 666
+        "900-12-3456",  # areas 900-999
+        "999-12-3456",
+        "123-00-4567",  # group 00
+        "123-45-0000",  # serial 0000
+        "123-45-678",
+    ],
+)
+def test_ssn_rejects_invalid_areas_groups_and_serials(ssn):
+    assert not us_ssn(ssn)
+
+
+# --- IP addresses ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("address", ["192.168.0.1", "8.8.8.8", "10.2.0.1", "255.255.255.255"])
+def test_ipv4_accepts_addresses(address):
+    assert ipv4(address)
+
+
+@pytest.mark.parametrize("address", ["256.1.1.1", "1.2.3.999", "01.02.03.04", "1.2.3", "1.2.3.4.5"])
+def test_ipv4_rejects_impossible_octets_and_leading_zeros(address):
+    assert not ipv4(address)
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [("v", ""), ("", ".5"), ("1.", ""), ("version ", ""), ("firmware: ", ""), ("build ", "")],
+)
+def test_ipv4_rejects_version_strings(before, after):
+    assert not ipv4("1.2.3.4", before, after)
+
+
+@pytest.mark.parametrize(
+    ("before", "after"), [("host ", ""), ("http://", ":8080/"), ("ip=", ", port 22"), ("", ".")]
+)
+def test_ipv4_accepts_addresses_in_their_usual_places(before, after):
+    assert ipv4("10.2.0.1", before, after)
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "2001:db8::1",
+        "fe80::1ff:fe23:4567:890a",
+        "2001:0db8:85a3:0000:0000:8a2e:0370:7334",
+        "FE80::1A2B",
+        "2001:db8:1::",
+    ],
+)
+def test_ipv6_accepts_addresses(address):
+    assert ipv6(address)
+
+
+@pytest.mark.parametrize(
+    "candidate",
+    [
+        "::",  # unspecified
+        "::1",  # loopback: about no one
+        "00:1a:2b:3c:4d:5e",  # a MAC address
+        "10:15:30",  # a time of day
+        "fe80::1::2",  # two compressions
+        "dead:beef:cafe",
+    ],
+)
+def test_ipv6_rejects_what_is_not_an_address(candidate):
+    assert not ipv6(candidate)
+
+
+def test_ipv6_rejects_candidates_glued_to_words():
+    assert not ipv6("a::b", "Foo", "ar")  # Foo::Bar
+    assert not ipv6("2001:db8::1", "12:", "")
+    assert ipv6("2001:db8::1", "ip:", "")
+    assert ipv6("2001:db8::1", "[", "]:443")
+
+
+# --- Email -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["jane.doe@example.com", "a+news@mail.example.co.uk", "J_Doe99@uni-berlin.de", "x@a.io"],
+)
+def test_email_accepts_plausible_addresses(address):
+    assert email_domain(address)
+
+
+@pytest.mark.parametrize(
+    "candidate",
+    [
+        "logo@2x.png",  # image names, not addresses
+        "icon@3x.JPG",
+        "user@localhost",
+        "user@example..com",
+        "user@-example.com",
+        "user@example-.com",
+        ".user@example.com",
+        "user.@example.com",
+        "jane..doe@example.com",
+        "user@example.c",
+        "user@example.c0m",
+        "no-at-sign.example.com",
+    ],
+)
+def test_email_rejects_implausible_domains_and_parts(candidate):
+    assert not email_domain(candidate)
+
+
+# --- Phone -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "number",
+    ["+1 415 555 0134", "(415) 555-0134", "020 7946 0958", "4155550134", "+44 20 7946 0958"],
+)
+def test_phone_accepts_7_to_15_digits(number):
+    assert phone(number)
+
+
+def test_phone_rejects_too_few_or_too_many_digits():
+    assert not phone("555 013")
+    assert not phone("1234 5678 9012 3456")
+    assert not phone("000 000 0000")
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [("ORD-", ""), ("ref", ""), ("12 ", ""), ("", "-db5e-4b88"), ("", " 1111"), ("NL51 AXXE ", "")],
+)
+def test_phone_rejects_slices_of_longer_codes(before, after):
+    assert not phone("2018 399 253", before, after)
+
+
+# --- Date of birth -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["1984-03-12", "12/03/1984", "12.03.1984", "1900-01-01"])
+def test_date_accepts_real_past_dates(value):
+    assert calendar_date(value)
+
+
+def test_date_rejects_impossible_future_and_old_dates():
+    tomorrow = date.today().replace(year=date.today().year + 1)
+    for value in ("1987-02-30", "31/04/1990", "1975-13-01", "1899-12-31", tomorrow.isoformat()):
+        assert not calendar_date(value), value
+
+
+def test_date_rejects_mixed_separators():
+    assert not calendar_date("1984-03/12")
+
+
+def test_validators_treat_only_ascii_digits_as_digits():
+    # RE2's \d is ASCII; a validator must not accept what the regex never finds.
+    assert validators._digits("٤١١١") == ""
