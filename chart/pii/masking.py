@@ -1,0 +1,140 @@
+"""Masking of protected values, and masked excerpts for PII findings.
+
+`mask` applies a classification level's masking rule (governance.compliance.models.
+MaskingRule) to a whole value. `masked_excerpt` shows where PII sits in a value, for
+the findings stewards review, without ever containing the PII itself.
+"""
+
+import hashlib
+import hmac
+from collections.abc import Iterable
+
+REDACTED = "[REDACTED]"
+MASK_CHAR = "*"
+PARTIAL_KEEP = 4
+# The salt that turns SECRET_KEY into the hashing key when no key is given.
+HASH_KEY_SALT = "atlas.chart.pii.masking.hash"
+
+EXCERPT_CONTEXT = 16
+EXCERPT_MAX_LENGTH = 200  # chart.PiiFinding.masked_excerpt
+_ELLIPSIS = "…"
+
+
+def mask(value: object, rule: str, *, key: bytes | str | None = None) -> str | None:
+    """`value` as people without the reveal permission may see it under `rule`.
+
+    `rule` is a MaskingRule value: none, partial, full, hash or redact. None stays None.
+    """
+    if value is None:
+        return None
+    text = value if isinstance(value, str) else str(value)
+    if rule == "none":
+        return text
+    if rule == "partial":
+        return mask_partial(text)
+    if rule == "full":
+        return MASK_CHAR * len(text)
+    if rule == "hash":
+        return keyed_hash(text, key=key)
+    if rule == "redact":
+        return REDACTED
+    raise ValueError(f"Unknown masking rule {rule!r}.")
+
+
+def mask_partial(text: str, keep: int = PARTIAL_KEEP) -> str:
+    """Mask letters and digits except the last `keep`; punctuation stays to show the shape.
+
+    Never reveals more than half of the letters and digits, so a short value is not
+    shown whole ("1234" -> "**34").
+    """
+    positions = [index for index, char in enumerate(text) if char.isalnum()]
+    revealed = set(positions[len(positions) - min(keep, len(positions) // 2) :])
+    return "".join(
+        char if index in revealed or not char.isalnum() else MASK_CHAR
+        for index, char in enumerate(text)
+    )
+
+
+def keyed_hash(text: str, *, key: bytes | str | None = None) -> str:
+    """HMAC-SHA256 of the value, hex: equal values give equal hashes, so joins still work.
+
+    Without a key, one is derived from Django's SECRET_KEY; a value hashed under one key
+    only joins with values hashed under the same key.
+    """
+    if key is None:
+        from django.utils.crypto import salted_hmac
+
+        return salted_hmac(HASH_KEY_SALT, text, algorithm="sha256").hexdigest()
+    key_bytes = key.encode() if isinstance(key, str) else key
+    return hmac.new(key_bytes, text.encode(), hashlib.sha256).hexdigest()
+
+
+def mask_pii(value: str, pii_type: str | None = None) -> str:
+    """The PII itself, masked for an excerpt: j***@example.com, ************1111.
+
+    Keeps at most the last 4 letters or digits and never more than a third of them,
+    so an excerpt can tell findings apart without disclosing the value.
+    """
+    if pii_type == "email" and "@" in value:
+        local, _, domain = value.rpartition("@")
+        return f"{local[:1]}{MASK_CHAR * 3}@{domain}"
+    alnum_count = sum(1 for char in value if char.isalnum())
+    keep = min(PARTIAL_KEEP, alnum_count // 3)
+    kept = 0
+    masked = []
+    for char in reversed(value):
+        if char.isalnum():
+            if kept < keep:
+                kept += 1
+                masked.append(char)
+            else:
+                masked.append(MASK_CHAR)
+        else:
+            masked.append(char)
+    return "".join(reversed(masked))
+
+
+def masked_excerpt(
+    text: str,
+    start: int,
+    end: int,
+    *,
+    pii_type: str | None = None,
+    other_spans: Iterable[tuple[int, int]] = (),
+    context: int = EXCERPT_CONTEXT,
+) -> str:
+    """A short excerpt around text[start:end] with that PII masked, for a finding.
+
+    `other_spans` are the value's other findings: they are masked entirely. Digits in
+    the surrounding words are masked too, since a CVV or an expiry date next to a card
+    number is sensitive even when no pattern reports it.
+    """
+    pii = mask_pii(text[start:end], pii_type)
+    budget = EXCERPT_MAX_LENGTH - 2 * (context + len(_ELLIPSIS))
+    if len(pii) > budget:
+        half = (budget - len(_ELLIPSIS)) // 2
+        pii = pii[:half] + _ELLIPSIS + pii[len(pii) - half :]
+
+    hidden = [(span_start, span_end) for span_start, span_end in other_spans]
+    window_start = max(0, start - context)
+    window_end = min(len(text), end + context)
+    before = _masked_context(text, window_start, start, hidden)
+    after = _masked_context(text, end, window_end, hidden)
+    prefix = _ELLIPSIS if window_start > 0 else ""
+    suffix = _ELLIPSIS if window_end < len(text) else ""
+    return f"{prefix}{before}{pii}{after}{suffix}"
+
+
+def _masked_context(text: str, start: int, end: int, hidden: list[tuple[int, int]]) -> str:
+    chars = []
+    for index in range(start, end):
+        char = text[index]
+        if any(span_start <= index < span_end for span_start, span_end in hidden):
+            chars.append(MASK_CHAR if char.isalnum() else char)
+        elif char.isdigit():
+            chars.append(MASK_CHAR)
+        elif char.isspace():
+            chars.append(" ")  # keep the excerpt on one line
+        else:
+            chars.append(char)
+    return "".join(chars)

@@ -1,0 +1,322 @@
+"""Finds PII in string values with the stewards' patterns.
+
+A pattern's regex finds candidates, its validator confirms them, context words near
+the value (or in the field's name) raise the confidence, and the pattern's
+min_confidence decides what is reported. Overlapping findings are resolved in
+favour of the more confident, then the longer one.
+
+Speed matters: a promotion scans every string of every record. Most values hold no
+PII, so one RE2 Set pass over the value first tells which patterns can match at all;
+only those run their own regex, on the UTF-8 bytes.
+
+Patterns come either from the database (`load_patterns`, used by the pipeline) or
+from plain dicts (`compile_patterns`, used by tests and the benchmark, no database).
+"""
+
+import re
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import re2
+
+from chart.pii.validators import Validator, get_validator
+from governance.compliance.regex_safety import check_pattern
+
+# How far before a match context words are looked for.
+CONTEXT_WINDOW = 30
+# Added once when a context word is near the value or in its field's name. The shipped
+# date-of-birth pattern (confidence 0.40, threshold 0.60) is meant to count only with
+# context, so the boost must be more than 0.20.
+CONTEXT_BOOST = 0.25
+
+_SURROGATES = re.compile("[\ud800-\udfff]")
+_FIELD_CONTEXT_CACHE_SIZE = 10_000
+
+
+class InvalidPatternError(ValueError):
+    """A PII pattern that cannot be used; scanning without it would miss PII silently."""
+
+
+class Match(NamedTuple):
+    """One PII finding in a value. Holds positions, never the value itself.
+
+    A named tuple because a busy promotion creates one per finding.
+    """
+
+    pii_type: str
+    pattern_id: int | None
+    pattern_name: str
+    start: int
+    end: int
+    confidence: float
+
+
+@dataclass(frozen=True, eq=False)
+class CompiledPattern:
+    id: int | None
+    name: str
+    pii_type: str
+    regex: Any  # an RE2 regexp: linear time whatever the input
+    validator: Validator
+    context: re.Pattern[str] | None
+    confidence: float
+    min_confidence: float
+    boosted_confidence: float  # with a context word
+    find_spans: Callable[[bytes], Iterator[tuple[int, int]]] = field(repr=False)
+    # Field names repeat for every record, so their context check is done once each.
+    _field_context: dict[str, bool] = field(default_factory=dict, repr=False)
+
+    def has_context_before(self, text: str, start: int) -> bool:
+        if self.context is None:
+            return False
+        window = text[max(0, start - CONTEXT_WINDOW) : start].lower()
+        return self.context.search(window) is not None
+
+    def has_field_context(self, field_name: str | None) -> bool:
+        if self.context is None or not field_name:
+            return False
+        known = self._field_context.get(field_name)
+        if known is None:
+            known = self.context.search(_words_of_field_name(field_name)) is not None
+            if len(self._field_context) > _FIELD_CONTEXT_CACHE_SIZE:  # e.g. "items[12345]"
+                self._field_context.clear()
+            self._field_context[field_name] = known
+        return known
+
+
+def _words_of_field_name(field_name: str) -> str:
+    """customerEmail, date_of_birth, IP-Address -> "customer email", "date of birth", ..."""
+    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", field_name)
+    return re.sub(r"[_\-.\[\]\s]+", " ", spaced).lower()
+
+
+def _context_regex(words: Iterable[str]) -> re.Pattern[str] | None:
+    alternatives = []
+    for word in words:
+        word = word.strip().lower()
+        if word:
+            # "social security" also matches "social_security" and "social-security".
+            alternatives.append(r"[\s_-]+".join(re.escape(part) for part in word.split()))
+    if not alternatives:
+        return None
+    # Python's re is fine here: escaped literals in one alternation over a short window
+    # cannot backtrack catastrophically. Plurals ("emails") count too.
+    return re.compile(r"(?<![a-z0-9])(?:" + "|".join(alternatives) + r")s?(?![a-z0-9])")
+
+
+def _span_finder(regex: Any) -> Callable[[bytes], Iterator[tuple[int, int]]]:
+    """Non-overlapping match spans of `regex` in UTF-8 bytes.
+
+    Calls the compiled RE2 object directly when the wrapper exposes it: the wrapper's
+    finditer costs about three times as much per call, and a scan has a budget of a few
+    microseconds per value. Falls back to finditer if a google-re2 release renames it.
+    """
+    raw = getattr(regex, "_regexp", None)
+    anchor = getattr(getattr(re2, "_Anchor", None), "UNANCHORED", None)
+    if raw is None or anchor is None:
+        return lambda subject: (found.span() for found in regex.finditer(subject))
+
+    def find_spans(subject: bytes) -> Iterator[tuple[int, int]]:
+        position, end = 0, len(subject)
+        while position <= end:
+            match_start, match_end = raw.Match(anchor, subject, position, end)[0]
+            if match_start < 0:
+                return
+            yield match_start, match_end
+            # Patterns cannot match empty text (check_pattern), but never loop forever.
+            position = match_end if match_end > match_start else match_end + 1
+
+    return find_spans
+
+
+def compile_pattern(spec: Mapping[str, Any]) -> CompiledPattern:
+    """Build a pattern from a PiiPattern row's values or a reference_data dict."""
+    name = spec["name"]
+    try:
+        check_pattern(spec["regex"])
+        regex = re2.compile(spec["regex"])
+        validator = get_validator(spec.get("validator") or "none")
+    except Exception as exc:
+        raise InvalidPatternError(f"PII pattern {name!r} cannot be used: {exc}") from exc
+    confidence = float(spec.get("confidence", 0.8))
+    return CompiledPattern(
+        id=spec.get("id"),
+        name=name,
+        pii_type=spec["pii_type"],
+        regex=regex,
+        validator=validator,
+        context=_context_regex(spec.get("context_words") or ()),
+        confidence=confidence,
+        min_confidence=float(spec.get("min_confidence", 0.5)),
+        boosted_confidence=round(min(1.0, confidence + CONTEXT_BOOST), 2),
+        find_spans=_span_finder(regex),
+    )
+
+
+class PatternSet:
+    """Compiled patterns plus an RE2 Set over all of them, to skip values that hold no PII."""
+
+    def __init__(self, patterns: Iterable[CompiledPattern]) -> None:
+        self.patterns: tuple[CompiledPattern, ...] = tuple(patterns)
+        self._prefilter = None
+        if self.patterns:
+            prefilter = re2.Set.SearchSet()
+            for pattern in self.patterns:
+                prefilter.Add(pattern.regex.pattern)
+            prefilter.Compile()
+            self._prefilter = prefilter
+
+    def __len__(self) -> int:
+        return len(self.patterns)
+
+    def __iter__(self) -> Iterator[CompiledPattern]:
+        return iter(self.patterns)
+
+    def candidates(self, encoded: bytes) -> list[CompiledPattern]:
+        """The patterns whose regex matches somewhere in the UTF-8 encoded value."""
+        if self._prefilter is None:
+            return []
+        indexes = self._prefilter.Match(encoded)
+        if not indexes:
+            return []
+        if len(indexes) == 1:
+            return [self.patterns[indexes[0]]]
+        return [self.patterns[index] for index in sorted(indexes)]
+
+
+def compile_patterns(specs: Iterable[Mapping[str, Any]]) -> PatternSet:
+    """Patterns from dicts shaped like reference_data.PII_PATTERNS; disabled ones are left out."""
+    return PatternSet(compile_pattern(spec) for spec in specs if spec.get("enabled", True))
+
+
+def shipped_patterns() -> PatternSet:
+    """The patterns Atlas ships with, without a database (benchmark, tests)."""
+    from governance.compliance.reference_data import PII_PATTERNS
+
+    return compile_patterns(PII_PATTERNS)
+
+
+_SCAN_FIELDS = (
+    "id",
+    "name",
+    "pii_type",
+    "regex",
+    "validator",
+    "context_words",
+    "confidence",
+    "min_confidence",
+)
+_cache_lock = threading.Lock()
+_cache: dict[str, Any] = {"key": None, "patterns": None}
+
+
+def load_patterns() -> PatternSet:
+    """The enabled PiiPattern rows, compiled; recompiled only when a row changed.
+
+    The cache key is the content of every column the scanner uses, read with one small
+    query per call, so a steward's edit applies to the next call in every process
+    without a restart. (updated_at alone would miss QuerySet.update(), which does not
+    touch auto_now fields.)
+    """
+    from governance.compliance.models import PiiPattern
+
+    rows = list(PiiPattern.objects.filter(enabled=True).order_by("id").values(*_SCAN_FIELDS))
+    key = tuple(
+        tuple(tuple(value) if isinstance(value, list) else value for value in row.values())
+        for row in rows
+    )
+    with _cache_lock:
+        if _cache["key"] != key:
+            _cache["patterns"] = compile_patterns(rows)
+            _cache["key"] = key
+        return _cache["patterns"]
+
+
+def scan_value(text: str, patterns: PatternSet, *, field_name: str | None = None) -> list[Match]:
+    """PII found in one string, by position, without overlaps, at or above each threshold."""
+    if len(text) < 2:
+        return []
+    try:
+        encoded = text.encode()
+    except UnicodeEncodeError:  # lone surrogates from JSON; same length, so offsets hold
+        text = _SURROGATES.sub("\ufffd", text)
+        encoded = text.encode()
+    candidates = patterns.candidates(encoded)
+    if not candidates:
+        return []
+    ascii_only = len(encoded) == len(text)
+
+    matches = []
+    for pattern in candidates:
+        for start, end in pattern.find_spans(encoded):
+            if not ascii_only:  # byte offsets -> character offsets
+                start = len(encoded[:start].decode())
+                end = len(encoded[:end].decode())
+            before = text[max(0, start - CONTEXT_WINDOW) : start]
+            verdict = pattern.validator(text[start:end], before, text[end : end + CONTEXT_WINDOW])
+            if not verdict:
+                continue
+            if verdict is not True:  # only the first `verdict` characters are the PII
+                end = start + int(verdict)
+            confidence = pattern.confidence
+            if pattern.boosted_confidence != confidence and (
+                pattern.has_field_context(field_name) or pattern.has_context_before(text, start)
+            ):
+                confidence = pattern.boosted_confidence
+            if confidence >= pattern.min_confidence:
+                matches.append(
+                    Match(pattern.pii_type, pattern.id, pattern.name, start, end, confidence)
+                )
+    return _without_overlaps(matches)
+
+
+def _without_overlaps(matches: list[Match]) -> list[Match]:
+    """Keep the most confident (then longest) of overlapping matches, in text order."""
+    if len(matches) < 2:
+        return matches
+    kept: list[Match] = []
+    for match in sorted(matches, key=lambda m: (-m.confidence, m.start - m.end, m.start)):
+        if all(match.end <= other.start or other.end <= match.start for other in kept):
+            kept.append(match)
+    return sorted(kept, key=lambda m: m.start)
+
+
+def scan_values(
+    values: Iterable[str], patterns: PatternSet, *, field_name: str | None = None
+) -> list[list[Match]]:
+    """scan_value for many values of one field (or of no particular field)."""
+    return [scan_value(value, patterns, field_name=field_name) for value in values]
+
+
+def scan_record(record: Mapping[str, Any], patterns: PatternSet) -> dict[str, list[Match]]:
+    """PII per field of a record: strings and numbers, nested ones named "a.b" / "a[0]".
+
+    Numbers are scanned as text because card numbers and phone numbers often arrive
+    as JSON numbers.
+    """
+    found = {}
+    for key, value in record.items():
+        # Flat string fields are the common case; only nested values need the walk.
+        texts = [(key, value)] if isinstance(value, str) else _texts_of(value, str(key))
+        for field_name, text in texts:
+            matches = scan_value(text, patterns, field_name=field_name)
+            if matches:
+                found[field_name] = matches
+    return found
+
+
+def _texts_of(value: Any, path: str) -> Iterator[tuple[str, str]]:
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, bool) or value is None:
+        return
+    elif isinstance(value, int | float):
+        yield path, str(value)
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from _texts_of(item, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            yield from _texts_of(item, f"{path}[{index}]")
