@@ -225,6 +225,9 @@ def ipv6(candidate: str, before: str = "", after: str = "") -> bool:
         return False
     if after and (after[0] in ASCII_ALNUM or after[0] == ":"):
         return False
+    # "::ffff:192.0.2.128": the regex stops at the dot; the IPv4 part is reported instead.
+    if after[:1] == "." and after[1:2] in ASCII_DIGITS:
+        return False
     if sum(1 for group in candidate.split(":") if group) < 2:
         return False
     try:

@@ -145,6 +145,10 @@ def test_several_kinds_in_one_value_are_all_found_in_order():
     assert [kind for kind, _, _ in found(text)] == ["email", "phone", "payment_card", "ipv4"]
 
 
+def test_an_ipv4_mapped_ipv6_address_is_reported_by_its_ipv4_part():
+    assert found("peer ::ffff:192.0.2.128") == [("ipv4", "192.0.2.128", 0.8)]
+
+
 def test_an_iban_followed_by_a_word_is_reported_without_the_word():
     text = "IBAN ES91 2100 0418 4502 0005 1332 EUR"
     assert found(text) == [("iban", "ES91 2100 0418 4502 0005 1332", 1.0)]

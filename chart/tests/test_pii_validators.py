@@ -220,6 +220,7 @@ def test_ipv6_rejects_candidates_glued_to_words():
     assert not ipv6("2001:db8::1", "12:", "")
     assert ipv6("2001:db8::1", "ip:", "")
     assert ipv6("2001:db8::1", "[", "]:443")
+    assert not ipv6("::ffff:192", "", ".0.2.128")  # cut short by the regex
 
 
 # --- Email -------------------------------------------------------------------------
