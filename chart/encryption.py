@@ -19,6 +19,8 @@ from django.core.exceptions import ImproperlyConfigured
 
 ENCRYPTED_PREFIX = "enc:v1:"
 NONCE_BYTES = 12
+# Building an AESGCM object per value costs more than the encryption itself.
+_CIPHERS: dict[tuple[str, bytes], AESGCM] = {}
 
 
 class DecryptionError(ValueError):
@@ -64,9 +66,15 @@ class Keyring:
     def from_settings(cls) -> "Keyring":
         return cls.parse(settings.ATLAS_ENCRYPTION_KEYS)
 
+    def _cipher(self, key_id: str) -> AESGCM:
+        cipher = _CIPHERS.get((key_id, self.keys[key_id]))
+        if cipher is None:
+            cipher = _CIPHERS[(key_id, self.keys[key_id])] = AESGCM(self.keys[key_id])
+        return cipher
+
     def encrypt(self, plaintext: str, *, context: str) -> str:
         nonce = os.urandom(NONCE_BYTES)
-        sealed = AESGCM(self.keys[self.current_id]).encrypt(
+        sealed = self._cipher(self.current_id).encrypt(
             nonce, plaintext.encode("utf-8"), context.encode("utf-8")
         )
         body = base64.urlsafe_b64encode(nonce + sealed).decode("ascii")
@@ -78,7 +86,7 @@ class Keyring:
             raise DecryptionError(f"the value was encrypted with key {key_id!r}, which is not set")
         try:
             raw = base64.urlsafe_b64decode(body.encode("ascii"))
-            opened = AESGCM(self.keys[key_id]).decrypt(
+            opened = self._cipher(key_id).decrypt(
                 raw[:NONCE_BYTES], raw[NONCE_BYTES:], context.encode("utf-8")
             )
         except (InvalidTag, binascii.Error, ValueError) as error:

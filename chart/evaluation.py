@@ -7,6 +7,7 @@ found (as masked excerpts only). Keeping this free of database access lets a run
 spread the work over processes, and makes every rule testable on its own.
 """
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +33,7 @@ class FieldProtection:
 
     name: str
     level_name: str | None = None
+    rank: int | None = None
     requires_encryption: bool = False
     masking: str = MaskingRule.NONE
 
@@ -79,6 +81,8 @@ class Outcome:
     findings: list[Finding] = field(default_factory=list)
     business_key: str = ""
     masked_unclassified: set[str] = field(default_factory=set)
+    # PII a field's classification already expects: counted, not stored per record.
+    expected_pii: Counter = field(default_factory=Counter)
 
     @property
     def holds_back(self) -> bool:
@@ -97,6 +101,7 @@ class RecordEvaluator:
         business_key: list[str],
         keyring: Keyring | None,
         hash_key: bytes,
+        expected_rank: dict[int | None, int] | None = None,
     ):
         self.dataset_id = dataset_id
         self.contract = contract
@@ -106,6 +111,8 @@ class RecordEvaluator:
         self.business_key = business_key
         self.keyring = keyring
         self.hash_key = hash_key
+        # Pattern id -> rank of the level its PII calls for (0: any classification will do).
+        self.expected_rank = expected_rank or {}
         self._excerpt_masks: dict[str, Callable[[str], str]] = {}
 
     def evaluate(self, raw_id: int, payload: Any, parse_error: str) -> Outcome:
@@ -154,9 +161,17 @@ class RecordEvaluator:
         return "|".join(str(part) for part in parts)
 
     def _scan(self, name: str, value: str, outcome: Outcome) -> list[Match]:
+        """Find PII in a value; record a finding unless the field's level expects it."""
         matches = scan_value(value, self.patterns, field_name=name)
+        if not matches:
+            return matches
+        protection = self.protections.get(name)
+        rank = protection.rank if protection else None
         spans = [(match.start, match.end) for match in matches]
         for match in matches:
+            if rank is not None and rank >= self.expected_rank.get(match.pattern_id, 0):
+                outcome.expected_pii[(name, match.pii_type)] += 1
+                continue
             outcome.findings.append(
                 Finding(
                     field=name,

@@ -14,7 +14,6 @@ import json
 import logging
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from decimal import Decimal
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -78,6 +77,7 @@ def field_protections(dataset: Dataset) -> dict[str, FieldProtection]:
         f.name: FieldProtection(
             name=f.name,
             level_name=f.classification.name if f.classification else None,
+            rank=f.classification.rank if f.classification else None,
             requires_encryption=bool(f.classification and f.classification.requires_encryption),
             masking=f.classification.masking if f.classification else "none",
         )
@@ -111,6 +111,11 @@ def build_evaluator(dataset: Dataset, rules: list[QualityRule]) -> RecordEvaluat
         business_key=list(dataset.business_key),
         keyring=Keyring.from_settings() if needs_keyring else None,
         hash_key=_hash_key(),
+        expected_rank=dict(
+            PiiPattern.objects.filter(default_classification__isnull=False).values_list(
+                "pk", "default_classification__rank"
+            )
+        ),
     )
 
 
@@ -126,6 +131,7 @@ class ChunkResult:
     failing: int = 0
     last_raw_id: int = 0
     pii_by_field: Counter = field(default_factory=Counter)
+    expected_pii: Counter = field(default_factory=Counter)
     masked_unclassified: set = field(default_factory=set)
 
 
@@ -271,56 +277,109 @@ def promote_chunk(
             f"gate is 'fail'; first failing raw record {first.raw_id}: {reasons}"
         )
 
-    QuarantinedRecord.objects.bulk_create(
-        [
-            QuarantinedRecord(
-                dataset=dataset,
-                raw_record_id=o.raw_id,
-                reasons=[f.as_reason() for f in o.failures],
-                run=run,
+    now = timezone.now()
+    _copy(
+        QuarantinedRecord,
+        (
+            "dataset_id",
+            "raw_record_id",
+            "reasons",
+            "status",
+            "run_id",
+            "resolution_note",
+            "created_at",
+        ),
+        (
+            (
+                dataset.pk,
+                o.raw_id,
+                _json([f.as_reason() for f in o.failures]),
+                "open",
+                run.pk,
+                "",
+                now,
             )
             for o in to_quarantine
-        ]
+        ),
     )
-    new_records = ChartRecord.objects.bulk_create(
-        [
-            ChartRecord(
-                dataset=dataset,
-                raw_record_id=o.raw_id,
-                business_key=o.business_key,
-                data=o.data,
-                extras=o.extras,
-                issues=[f.as_reason() for f in o.failures],
-                run=run,
+    ids = _next_ids(ChartRecord, len(to_promote))
+    chart_id_of_raw = {o.raw_id: chart_id for o, chart_id in zip(to_promote, ids, strict=True)}
+    successor = _successors(to_promote, chart_id_of_raw)
+    _copy(
+        ChartRecord,
+        (
+            "id",
+            "dataset_id",
+            "raw_record_id",
+            "business_key",
+            "data",
+            "extras",
+            "issues",
+            "is_current",
+            "superseded_by_id",
+            "run_id",
+            "created_at",
+        ),
+        (
+            (
+                chart_id_of_raw[o.raw_id],
+                dataset.pk,
+                o.raw_id,
+                o.business_key,
+                _json(o.data),
+                _json(o.extras),
+                _json([f.as_reason() for f in o.failures]),
+                o.raw_id not in successor,
+                successor.get(o.raw_id),
+                run.pk,
+                now,
             )
             for o in to_promote
-        ]
+        ),
     )
-    result.superseded = _supersede(dataset, new_records)
-    record_of_raw = {record.raw_record_id: record for record in new_records}
+    result.superseded = len(successor) + _supersede_earlier_chunks(
+        dataset, to_promote, chart_id_of_raw
+    )
     findings = []
     for outcome in outcomes:
-        record = record_of_raw.get(outcome.raw_id)
+        chart_id = chart_id_of_raw.get(outcome.raw_id)
         for finding in outcome.findings:
             findings.append(
-                PiiFinding(
-                    dataset=dataset,
-                    raw_record_id=outcome.raw_id,
-                    chart_record=record,
-                    field_name=finding.field[:63],
-                    pii_type=finding.pii_type,
-                    pattern_id=finding.pattern_id,
-                    confidence=Decimal(str(round(finding.confidence, 2))),
-                    masked_excerpt=finding.masked_excerpt[:200],
-                    run=run,
+                (
+                    dataset.pk,
+                    outcome.raw_id,
+                    chart_id,
+                    finding.field[:63],
+                    finding.pii_type,
+                    finding.pattern_id,
+                    round(finding.confidence, 2),
+                    finding.masked_excerpt[:200],
+                    run.pk,
+                    now,
                 )
             )
             result.pii_by_field[(finding.field, finding.pii_type)] += 1
         result.masked_unclassified |= outcome.masked_unclassified
-    PiiFinding.objects.bulk_create(findings)
+        result.expected_pii.update(outcome.expected_pii)
+    _copy(
+        PiiFinding,
+        (
+            "dataset_id",
+            "raw_record_id",
+            "chart_record_id",
+            "field_name",
+            "pii_type",
+            "pattern_id",
+            "confidence",
+            "masked_excerpt",
+            "run_id",
+            "created_at",
+        ),
+        findings,
+    )
     _add_tallies(run, rule_book.tally(outcomes, duplicate_keys=result.superseded))
 
-    result.promoted, result.quarantined = len(new_records), len(to_quarantine)
+    result.promoted, result.quarantined = len(to_promote), len(to_quarantine)
     Run.objects.filter(pk=run.pk).update(
         rows_in=F("rows_in") + result.examined,
         rows_promoted=F("rows_promoted") + result.promoted,
@@ -331,39 +390,65 @@ def promote_chunk(
     return result
 
 
-def _supersede(dataset: Dataset, new_records: list[ChartRecord]) -> int:
-    """A later record for a business key supersedes the earlier one; returns how many."""
-    keyed = [record for record in new_records if record.business_key]
-    if not keyed:
+def _json(value) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _copy(model, columns: tuple[str, ...], rows) -> None:
+    """COPY rows into the model's table: far cheaper than INSERTs for thousands of rows."""
+    sql = f"COPY {_table(model)} ({', '.join(columns)}) FROM STDIN"
+    with connection.cursor() as cursor, cursor.connection.cursor().copy(sql) as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
+def _next_ids(model, count: int) -> list[int]:
+    """Reserve ids from the table's identity sequence, so rows can point at each other."""
+    if not count:
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+            [_table(model), count],
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+def _successors(promoted: list[Outcome], chart_id_of_raw: dict[int, int]) -> dict[int, int]:
+    """Within a chunk, raw id -> chart id of the later record with the same business key."""
+    successor: dict[int, int] = {}
+    later: dict[str, int] = {}
+    for outcome in reversed(promoted):  # raw id order: a later line wins
+        if not outcome.business_key:
+            continue
+        if outcome.business_key in later:
+            successor[outcome.raw_id] = later[outcome.business_key]
+        later[outcome.business_key] = chart_id_of_raw[outcome.raw_id]
+    return successor
+
+
+def _supersede_earlier_chunks(
+    dataset: Dataset, promoted: list[Outcome], chart_id_of_raw: dict[int, int]
+) -> int:
+    """Records of earlier chunks whose business key arrived again stop being current."""
+    first_of_key: dict[str, int] = {}
+    for outcome in promoted:
+        if outcome.business_key and outcome.business_key not in first_of_key:
+            first_of_key[outcome.business_key] = chart_id_of_raw[outcome.raw_id]
+    if not first_of_key:
         return 0
-    latest: dict[str, ChartRecord] = {}
-    superseded = 0
-    for record in keyed:  # raw id order: a later line wins
-        earlier = latest.get(record.business_key)
-        if earlier is not None:
-            ChartRecord.objects.filter(pk=earlier.pk).update(
-                is_current=False, superseded_by=record.pk
-            )
-            superseded += 1
-        latest[record.business_key] = record
-    superseded += (
-        ChartRecord.objects.filter(dataset=dataset, business_key__in=list(latest), is_current=True)
-        .exclude(pk__in=[record.pk for record in latest.values()])
-        .update(is_current=False)
-    )
-    # Point each older current record at its successor.
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
-            UPDATE {_table(ChartRecord)} AS old SET superseded_by_id = new.id
-              FROM {_table(ChartRecord)} AS new
-             WHERE new.id = ANY(%s) AND old.dataset_id = new.dataset_id
+            UPDATE {_table(ChartRecord)} AS old
+               SET is_current = false, superseded_by_id = new.id
+              FROM unnest(%s::text[], %s::bigint[]) AS new(business_key, id)
+             WHERE old.dataset_id = %s AND old.is_current
                AND old.business_key = new.business_key AND old.id < new.id
-               AND old.superseded_by_id IS NULL AND NOT old.is_current
             """,
-            [[record.pk for record in latest.values()]],
+            [list(first_of_key), list(first_of_key.values()), dataset.pk],
         )
-    return superseded
+        return cursor.rowcount
 
 
 # --- The run --------------------------------------------------------------------------
@@ -417,6 +502,7 @@ def _promote(*, dataset: Dataset, run: Run, chunk_size: int) -> dict:
     step = RunStep.objects.create(run=run, name="validate, protect and promote")
     totals: dict = {"chunks": 0, "superseded": 0, "failing": 0}
     pii_by_field: Counter = Counter()
+    expected_pii: Counter = Counter()
     masked_unclassified: set = set()
 
     def one_chunk() -> bool:
@@ -434,6 +520,7 @@ def _promote(*, dataset: Dataset, run: Run, chunk_size: int) -> dict:
         totals["superseded"] += result.superseded
         totals["failing"] += result.failing
         pii_by_field.update(result.pii_by_field)
+        expected_pii.update(result.expected_pii)
         masked_unclassified.update(result.masked_unclassified)
         return True
 
@@ -470,6 +557,10 @@ def _promote(*, dataset: Dataset, run: Run, chunk_size: int) -> dict:
     record_chart_lineage(dataset=dataset, run=run)
     raise_classification_suggestions(dataset=dataset, run=run)
     totals["pii_findings"] = sum(pii_by_field.values())
+    # PII where the field's classification expects it (already protected by its level).
+    totals["pii_expected"] = {
+        f"{name}:{pii_type}": count for (name, pii_type), count in sorted(expected_pii.items())
+    }
     return totals
 
 

@@ -1,0 +1,275 @@
+"""Promotion throughput: explore → chart and chart → navigate, against their limits.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/atlas_bench .venv/bin/python bench/promote.py
+    .venv/bin/python bench/promote.py --rows 100000      # a quicker run
+
+Lands N seeded raw records with realistic PII (names, emails, phones, SSNs, card
+numbers, IBANs, IPs, free-text notes) straight into explore with COPY, then measures
+in the same run:
+  1. explore → chart with `promote_to_chart` (the code Celery runs), rows/s;
+  2. the limit for (1): the PII scan alone, in Python, over the same string values on
+     all cores;
+  3. a bare SQL INSERT ... SELECT of the same rows into an unindexed table;
+  4. chart → navigate with `promote_to_navigate`, and its limit, the bare SQL aggregate
+     of the same metrics over chart.
+The database named by DATABASE_URL is migrated first and the benchmark's dataset is
+made anew each run (a dataset slug with the run's timestamp).
+"""
+
+import argparse
+import io
+import json
+import os
+import random
+import sys
+import time
+import uuid
+from concurrent.futures import ProcessPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "atlas_site.settings.local")
+os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/atlas_bench")
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.core.management import call_command  # noqa: E402
+from django.db import connection  # noqa: E402
+
+from chart.pii import labelled  # noqa: E402
+from chart.pii.scanner import load_patterns, scan_value  # noqa: E402
+
+SEED = 20261126
+COUNTRIES = ["DE", "FR", "GB", "NL", "US", "ES", "IT", "PL"]
+WORDS = "please deliver after five call before ring twice left parcel with neighbour".split()
+
+
+def make_record(rng: random.Random, number: int, start: datetime) -> dict:
+    first, last = rng.choice(labelled.FIRST_NAMES).title(), rng.choice(labelled.LAST_NAMES).title()
+    note = " ".join(rng.choice(WORDS) for _ in range(rng.randrange(3, 12)))
+    roll = rng.random()
+    if roll < 0.05:
+        note += f" my card is {labelled.make_card(rng)}"
+    elif roll < 0.10:
+        note += f" reach me at {labelled.make_email(rng)}"
+    return {
+        "customer_id": str(number),
+        "name": f"{first} {last}",
+        "email": labelled.make_email(rng),
+        "phone": labelled.make_phone(rng),
+        "ssn": labelled.make_ssn(rng),
+        "card": labelled.make_card(rng),
+        "iban": labelled.make_iban(rng),
+        "ip": labelled.make_ipv4(rng) if rng.random() < 0.7 else labelled.make_ipv6(rng),
+        "country": rng.choice(COUNTRIES),
+        "amount": f"{rng.randrange(100, 10**6) / 100:.2f}",
+        "ordered_at": (start + timedelta(seconds=rng.randrange(86400 * 365))).isoformat(),
+        "notes": note,
+    }
+
+
+CONTRACT = [
+    ("customer_id", "integer", None),
+    ("name", "string", "confidential"),
+    ("email", "email", "confidential"),
+    ("phone", "string", "confidential"),
+    ("ssn", "string", "restricted"),
+    ("card", "string", "restricted"),
+    ("iban", "string", "restricted"),
+    ("ip", "string", "internal"),
+    ("country", "enum", None),
+    ("amount", "decimal", None),
+    ("ordered_at", "datetime", None),
+    ("notes", "string", None),
+]
+
+
+def make_dataset():
+    from governance.compliance.models import ClassificationLevel
+    from governance.pipeline.models import Dataset, DatasetField
+    from navigate.models import MetricDefinition
+
+    levels = {level.name: level for level in ClassificationLevel.objects.all()}
+    dataset = Dataset.objects.create(
+        slug=f"bench-{datetime.now(UTC):%Y%m%d%H%M%S}",
+        name="Promotion benchmark",
+        business_key=["customer_id"],
+        quality_threshold=0,
+    )
+    for position, (name, data_type, level) in enumerate(CONTRACT):
+        DatasetField.objects.create(
+            dataset=dataset,
+            name=name,
+            position=position,
+            data_type=data_type,
+            allowed_values=COUNTRIES if data_type == "enum" else [],
+            classification=levels.get(level) if level else None,
+        )
+    MetricDefinition.objects.create(
+        slug=f"{dataset.slug}-revenue",
+        name="Revenue by day and country",
+        dataset=dataset,
+        aggregation="sum",
+        value_field="amount",
+        time_field="ordered_at",
+        grain="day",
+        dimension_fields=["country"],
+    )
+    MetricDefinition.objects.create(
+        slug=f"{dataset.slug}-orders",
+        name="Orders by month",
+        dataset=dataset,
+        aggregation="count",
+        time_field="ordered_at",
+        grain="month",
+    )
+    return dataset
+
+
+def land(dataset, records: list[dict]) -> None:
+    """COPY the records into explore as one landed batch (the ingestion's end state)."""
+    from explore.models import LandingBatch
+
+    received = datetime.now(UTC)
+    batch = LandingBatch.objects.create(
+        key=uuid.uuid4(),
+        dataset=dataset,
+        sha256=uuid.uuid4().hex * 2,
+        format="jsonl",
+        received_at=received,
+        status="loaded",
+        rows_total=len(records),
+        rows_parsed=len(records),
+    )
+    columns = "received_at, batch_id, dataset_id, line_number, payload, raw_text, parse_error, payload_hash"
+    with connection.cursor() as cursor:
+        raw = cursor.connection
+        with raw.cursor().copy(f'COPY "explore"."raw_record" ({columns}) FROM STDIN') as copy:
+            for line, record in enumerate(records, start=1):
+                text = json.dumps(record)
+                copy.write_row((received, batch.pk, dataset.pk, line, text, text, "", ""))
+    connection.commit() if not connection.get_autocommit() else None
+
+
+def _scan_strings(values: list[tuple[str, str]]) -> int:
+    patterns = load_patterns()
+    found = 0
+    for field_name, value in values:
+        found += len(scan_value(value, patterns, field_name=field_name))
+    return found
+
+
+def scan_alone(records: list[dict]) -> float:
+    """The PII scan by itself over the same string values, on all cores: values/s."""
+    values = [(name, value) for record in records for name, value in record.items()]
+    workers = os.cpu_count() or 1
+    size = len(values) // (workers * 4) + 1
+    parts = [values[i : i + size] for i in range(0, len(values), size)]
+    started = time.perf_counter()
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        list(pool.map(_scan_strings, parts))
+    elapsed = time.perf_counter() - started
+    return len(records) / elapsed
+
+
+def timed(label: str, function):
+    started = time.perf_counter()
+    result = function()
+    elapsed = time.perf_counter() - started
+    print(f"  {label}: {elapsed:.1f} s", flush=True)
+    return result, elapsed
+
+
+def bare_insert_select(dataset) -> float:
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TEMP TABLE bench_bare (raw_record_id bigint, data jsonb)")
+        started = time.perf_counter()
+        cursor.execute(
+            'INSERT INTO bench_bare SELECT id, payload FROM "explore"."raw_record" '
+            "WHERE dataset_id = %s",
+            [dataset.pk],
+        )
+        elapsed = time.perf_counter() - started
+        cursor.execute("DROP TABLE bench_bare")
+    return elapsed
+
+
+def bare_aggregate(dataset) -> float:
+    started = time.perf_counter()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT date_trunc('day', (data->>'ordered_at')::timestamptz AT TIME ZONE 'UTC'),
+                   data->>'country', sum((data->>'amount')::numeric), count(*)
+              FROM "chart"."chart_record" WHERE dataset_id = %s AND is_current
+             GROUP BY 1, 2
+            """,
+            [dataset.pk],
+        )
+        cursor.fetchall()
+        cursor.execute(
+            """
+            SELECT date_trunc('month', (data->>'ordered_at')::timestamptz AT TIME ZONE 'UTC'),
+                   count(*)
+              FROM "chart"."chart_record" WHERE dataset_id = %s AND is_current
+             GROUP BY 1
+            """,
+            [dataset.pk],
+        )
+        cursor.fetchall()
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    args = parser.parse_args()
+
+    from chart.services import promote_to_chart
+    from navigate.services import promote_to_navigate
+
+    call_command("migrate", verbosity=0)
+    print(f"Promotion benchmark: {args.rows:,} records, {os.cpu_count()} cores", flush=True)
+    rng = random.Random(SEED)  # noqa: S311 - reproducible test data
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    records = [make_record(rng, number, start) for number in range(1, args.rows + 1)]
+    dataset = make_dataset()
+    timed("land raw records (COPY)", lambda: land(dataset, records))
+
+    run, chart_seconds = timed(
+        "explore → chart (promote_to_chart)",
+        lambda: promote_to_chart(dataset=dataset, triggered_by="benchmark"),
+    )
+    assert run.rows_in == args.rows, (run.rows_in, run.error)
+    scan_rate, _ = timed("PII scan alone, all cores", lambda: scan_alone(records))
+    bare_insert = bare_insert_select(dataset)
+    nav_run, nav_seconds = timed(
+        "chart → navigate (promote_to_navigate)",
+        lambda: promote_to_navigate(dataset=dataset, triggered_by="benchmark"),
+    )
+    assert nav_run.status == "succeeded", nav_run.error
+    aggregate_seconds = bare_aggregate(dataset)
+
+    chart_rate = args.rows / chart_seconds
+    print()
+    print(f"{'stage':<44}{'rows/s':>12}{'vs limit':>12}")
+    print(f"{'explore → chart (Atlas)':<44}{chart_rate:>12,.0f}{chart_rate / scan_rate:>11.0%}")
+    print(f"{'  limit: PII scan alone, all cores':<44}{scan_rate:>12,.0f}")
+    print(f"{'  reference: bare INSERT ... SELECT':<44}{args.rows / bare_insert:>12,.0f}")
+    print(
+        f"{'chart → navigate (Atlas)':<44}{args.rows / nav_seconds:>12,.0f}"
+        f"{nav_seconds / aggregate_seconds:>11.1f}x time"
+    )
+    print(f"{'  limit: bare SQL aggregate':<44}{args.rows / aggregate_seconds:>12,.0f}")
+    print(
+        f"\nrun {run.pk}: in {run.rows_in:,}, promoted {run.rows_promoted:,}, "
+        f"quarantined {run.rows_quarantined:,}; goal explore → chart >= 50% of the scan "
+        "limit, chart → navigate <= 2x the bare aggregate"
+    )
+
+
+if __name__ == "__main__":
+    main()
