@@ -195,3 +195,16 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
 }
+
+# --- Ingestion ------------------------------------------------------------------------
+# django-ninja serves the API's interactive docs from its own static files (no CDN).
+INSTALLED_APPS += ["ninja"]
+# Files above this size are refused before anything is stored (default 2 GiB).
+ATLAS_MAX_UPLOAD_BYTES = int(env("ATLAS_MAX_UPLOAD_BYTES", str(2 * 1024**3)))
+# A line (or JSON array element) longer than this is kept cut at this length, with an
+# error: it bounds the memory one record may take.
+ATLAS_MAX_RECORD_BYTES = int(env("ATLAS_MAX_RECORD_BYTES", str(16 * 1024**2)))
+# Rows per COPY statement: bounds the foreign-key check events PostgreSQL queues.
+ATLAS_INGEST_STATEMENT_ROWS = int(env("ATLAS_INGEST_STATEMENT_ROWS", "100000"))
+# Celery queue of the load tasks; empty: the default queue.
+ATLAS_INGEST_QUEUE = env("ATLAS_INGEST_QUEUE")

@@ -1,0 +1,119 @@
+"""Reads of the explore layer: who may ingest where, and how a batch is doing."""
+
+from typing import Any
+
+from django.core.cache import cache
+from django.db.models import QuerySet
+
+from explore.models import BatchStatus, LandingBatch
+from governance.pipeline.models import ApiToken, Dataset, Run, RunKind
+
+INGEST_PERMISSION = "pipeline.change_dataset"
+
+
+def can_ingest(*, user, dataset: Dataset) -> bool:
+    """Who may send files to a dataset (admin upload, API, tokens alike).
+
+    A user who may change datasets (the steward role), or the dataset's owner: an
+    owner feeds their own dataset without being given every other one.
+    """
+    if user is None or not user.is_active:
+        return False
+    return user.has_perm(INGEST_PERMISSION) or (
+        dataset.owner_id is not None and dataset.owner_id == user.pk
+    )
+
+
+def datasets_for_user(*, user) -> QuerySet[Dataset]:
+    """The datasets `user` may ingest into (see can_ingest), with their contract fields."""
+    datasets = Dataset.objects.prefetch_related("fields").order_by("slug")
+    if not user.is_active:
+        return datasets.none()
+    if user.has_perm(INGEST_PERMISSION):
+        return datasets
+    return datasets.filter(owner=user)
+
+
+def find_api_token(*, token: str) -> ApiToken | None:
+    """The token whose digest matches, usable or not (the caller says why not)."""
+    from explore.services import hash_token
+
+    if not token:
+        return None
+    return ApiToken.objects.select_related("user").filter(token_hash=hash_token(token)).first()
+
+
+def batch_progress(*, batch: LandingBatch) -> dict[str, Any] | None:
+    """How far a load in progress has got (rows and stored bytes read so far)."""
+    if batch.status != BatchStatus.LOADING:
+        return None
+    from explore.services import PROGRESS_KEY
+
+    try:
+        progress = cache.get(PROGRESS_KEY.format(batch.pk))
+    except Exception:
+        return None
+    if not progress:
+        return {"rows": 0, "bytes_read": 0, "fraction": 0.0}
+    fraction = progress["bytes_read"] / batch.size_bytes if batch.size_bytes else None
+    return {**progress, "fraction": min(fraction, 1.0) if fraction is not None else None}
+
+
+def last_load_run(*, batch: LandingBatch) -> Run | None:
+    return (
+        Run.objects.filter(kind=RunKind.INGEST, detail__batch_id=batch.pk)
+        .order_by("-created_at", "-pk")
+        .first()
+    )
+
+
+def batch_status(*, batch: LandingBatch) -> dict[str, Any]:
+    """Everything a person or a client wants to know about a batch, JSON-ready."""
+    run = last_load_run(batch=batch)
+    return {
+        "id": batch.pk,
+        "dataset": batch.dataset.slug,
+        "status": batch.status,
+        "status_label": batch.get_status_display(),
+        "done": batch.status in (BatchStatus.LOADED, BatchStatus.FAILED),
+        "original_name": batch.original_name,
+        "format": batch.format,
+        "compression": batch.compression,
+        "size_bytes": batch.size_bytes,
+        "sha256": batch.sha256,
+        "stored_as": batch.file.name,
+        "received_at": batch.received_at.isoformat(),
+        "loaded_at": batch.loaded_at.isoformat() if batch.loaded_at else None,
+        "rows_total": batch.rows_total,
+        "rows_parsed": batch.rows_parsed,
+        "rows_failed": batch.rows_failed,
+        "error": batch.error,
+        "progress": batch_progress(batch=batch),
+        "run": None
+        if run is None
+        else {
+            "id": run.pk,
+            "status": run.status,
+            "started_at": run.started_at.isoformat() if run.started_at else None,
+            "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+            "seconds": run.duration.total_seconds() if run.duration else None,
+            "warnings": run.detail.get("warnings", []),
+            "blank_lines": run.detail.get("blank_lines", 0),
+            "error": run.error,
+        },
+    }
+
+
+def recent_batches(*, dataset: Dataset, limit: int = 10) -> QuerySet[LandingBatch]:
+    return LandingBatch.objects.filter(dataset=dataset).order_by("-created_at", "-pk")[:limit]
+
+
+def failed_lines(*, batch: LandingBatch, limit: int = 20):
+    """The first lines of a batch that could not be read, with their errors."""
+    from explore.models import RawRecord
+
+    return (
+        RawRecord.objects.filter(batch=batch, received_at=batch.received_at, payload__isnull=True)
+        .order_by("line_number")
+        .values("line_number", "raw_text", "parse_error")[:limit]
+    )

@@ -1,0 +1,596 @@
+"""Writes of the explore layer: files land in object storage, then load into raw records.
+
+The path of a file:
+1. `store_upload` (or `store_records` for records posted to the API) checks the
+   file and refuses, before writing anything, one that cannot be loaded: empty,
+   over ATLAS_MAX_UPLOAD_BYTES, an unknown format, a CSV without header, a file
+   this dataset already received (same SHA-256). Otherwise it stores the file as
+   received in the default storage (S3 or the filesystem), creates its
+   LandingBatch, audits it, and queues the load once the transaction commits.
+2. The Celery task calls `load_batch`, which streams the stored file through a
+   parser (explore.parsers) into raw records with COPY (explore.copy_writer).
+
+A load is idempotent and crash-safe. A session advisory lock makes one loader per
+batch (a killed worker's connection closes and frees it); a conditional UPDATE
+claims the batch (stored or interrupted -> loading) and must change exactly one
+row; all raw records, the counts and the 'loaded' status commit in one
+transaction. A task delivered twice, or again after its worker died mid-load,
+ends with each line exactly once.
+"""
+
+import gzip
+import hashlib
+import io
+import logging
+import secrets
+import time
+import uuid
+import zlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import partial
+from pathlib import PurePath
+from typing import BinaryIO
+
+from django.conf import settings
+from django.core.cache import cache
+from django.core.files import File
+from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
+from django.utils import timezone
+from django.utils.text import get_valid_filename
+
+from atlas_site.schemas import sql_name
+from explore import parsers
+from explore.copy_writer import CopyResult, copy_records
+from explore.models import BatchStatus, Compression, LandingBatch, RawRecord
+from governance.compliance.models import AuditAction
+from governance.compliance.services import record_audit, record_change
+from governance.pipeline.models import ApiToken, Dataset, Run, RunKind, RunStatus, RunStep
+from governance.pipeline.services import create_run, finish_run
+
+logger = logging.getLogger(__name__)
+
+GZIP_MAGIC = b"\x1f\x8b"
+READ_BYTES = 1 << 20
+# pg_try_advisory_lock(namespace, batch id): one loader per batch.
+LOAD_LOCK_NAMESPACE = 7310
+PROGRESS_KEY = "explore:batch-progress:{}"
+
+
+def max_upload_bytes() -> int:
+    return getattr(settings, "ATLAS_MAX_UPLOAD_BYTES", 2 * 1024**3)
+
+
+def max_record_bytes() -> int:
+    return getattr(settings, "ATLAS_MAX_RECORD_BYTES", 16 * 1024**2)
+
+
+# --- Refusals --------------------------------------------------------------------------
+
+
+class IngestError(Exception):
+    """The input is refused and nothing was written; the message says why."""
+
+    http_status = 400
+
+
+class FileTooLargeError(IngestError):
+    http_status = 413
+
+
+class DuplicateFileError(IngestError):
+    """This dataset already received the same bytes; `batch` holds them."""
+
+    http_status = 409
+
+    def __init__(self, batch: LandingBatch):
+        self.batch = batch
+        super().__init__(
+            f"this file was already received as batch {batch.pk} "
+            f"({batch.original_name or 'posted records'}, {batch.created_at:%Y-%m-%d %H:%M} UTC, "
+            f"{batch.get_status_display().lower()}); it is not loaded twice"
+        )
+
+
+class BatchNotRetryableError(IngestError):
+    http_status = 409
+
+
+# --- Receiving a file -------------------------------------------------------------------
+
+
+@dataclass
+class Inspection:
+    """What store_upload learnt about a file before storing it."""
+
+    format: str
+    compression: str
+    size: int
+    sha256: str
+
+
+def _read_head(file: BinaryIO, compressed: bool) -> tuple[bytes, bool]:
+    """The first bytes of the (decompressed) content, and whether that is all of it."""
+    file.seek(0)
+    if not compressed:
+        head = file.read(parsers.HEAD_BYTES + 1)
+        return head[: parsers.HEAD_BYTES], len(head) <= parsers.HEAD_BYTES
+    inflater = zlib.decompressobj(wbits=31)  # 31: gzip header and trailer
+    head = b""
+    try:
+        while len(head) < parsers.HEAD_BYTES and not inflater.eof:
+            chunk = inflater.unconsumed_tail or file.read(64 * 1024)
+            if not chunk:
+                raise IngestError("the gzip data ends too early: the file is truncated")
+            head += inflater.decompress(chunk, parsers.HEAD_BYTES + 1 - len(head))
+    except zlib.error as exc:
+        raise IngestError(f"this is not valid gzip data ({exc})") from None
+    complete = inflater.eof and len(head) <= parsers.HEAD_BYTES and not inflater.unused_data
+    return head[: parsers.HEAD_BYTES], complete
+
+
+def _file_size(file) -> int:
+    size = getattr(file, "size", None)
+    if size is None:
+        file.seek(0, io.SEEK_END)
+        size = file.tell()
+    return size
+
+
+def inspect_upload(*, dataset: Dataset, file, filename: str, format: str = "") -> Inspection:
+    """Check a file before anything is written; raise IngestError with the reason."""
+    size = _file_size(file)
+    if size == 0:
+        raise IngestError("the file is empty")
+    limit = max_upload_bytes()
+    if size > limit:
+        raise FileTooLargeError(
+            f"the file is {size:,} bytes; the limit (ATLAS_MAX_UPLOAD_BYTES) is {limit:,} bytes"
+        )
+    file.seek(0)
+    compressed = file.read(2) == GZIP_MAGIC
+    head, complete = _read_head(file, compressed)
+    fmt = format or parsers.format_from_name(filename) or parsers.sniff_format(head)
+    if fmt not in parsers.FORMATS:
+        raise IngestError(
+            f"cannot tell the format of {filename!r}: name it .csv, .jsonl or .json "
+            "(optionally .gz), or say which format it is"
+            if not format
+            else f"unknown format {format!r}; use one of {', '.join(parsers.FORMATS)}"
+        )
+    contract_fields = list(dataset.fields.values_list("name", flat=True))
+    try:
+        parsers.check_head(head, fmt, complete=complete, contract_fields=contract_fields)
+    except parsers.FormatError as exc:
+        raise IngestError(str(exc)) from None
+    digest = hashlib.sha256()
+    file.seek(0)
+    while chunk := file.read(READ_BYTES):
+        digest.update(chunk)
+    return Inspection(
+        format=fmt,
+        compression=Compression.GZIP if compressed else Compression.NONE,
+        size=size,
+        sha256=digest.hexdigest(),
+    )
+
+
+def _storage_filename(filename: str) -> str:
+    name = get_valid_filename(PurePath(filename.replace("\\", "/")).name or "upload")
+    return name[-120:] or "upload"
+
+
+def _actor_user(actor):
+    return actor if getattr(actor, "is_authenticated", False) else None
+
+
+def store_upload(
+    *,
+    dataset: Dataset,
+    file,
+    filename: str,
+    actor,
+    format: str = "",
+    via: str = "upload",
+    queue: bool = True,
+) -> LandingBatch:
+    """Store a file as received, create its batch and queue its load.
+
+    `file` is any readable, seekable binary file (an UploadedFile, an open file).
+    `actor` is a user or a string naming a component; `via` says where the file
+    came from ("admin", "api", "cli") for the run that loads it.
+    Raises IngestError (DuplicateFileError, FileTooLargeError) before writing anything.
+    """
+    if not dataset.is_active:
+        raise IngestError(f"dataset {dataset.slug} is inactive; it takes no new files")
+    info = inspect_upload(dataset=dataset, file=file, filename=filename, format=format)
+    existing = LandingBatch.objects.filter(dataset=dataset, sha256=info.sha256).first()
+    if existing is not None:
+        raise DuplicateFileError(existing)
+    now = timezone.now()
+    batch = LandingBatch(
+        key=uuid.uuid4(),
+        dataset=dataset,
+        original_name=filename[:255],
+        sha256=info.sha256,
+        format=info.format,
+        compression=info.compression,
+        size_bytes=info.size,
+        received_at=now,
+        uploaded_by=_actor_user(actor),
+        status=BatchStatus.STORED,
+    )
+    file.seek(0)
+    # The object first: a batch row never points at a file that is not there.
+    batch.file.save(_storage_filename(filename), File(file), save=False)
+    try:
+        with transaction.atomic():
+            batch.save()
+            record_change(
+                actor=actor,
+                instance=batch,
+                before=None,
+                detail=f"received {filename} via {via}: {info.size:,} bytes, sha256 {info.sha256}",
+            )
+            queue_load(batch.pk, via=via)
+    except IntegrityError:
+        # The same file arrived at the same moment through another request.
+        batch.file.delete(save=False)
+        existing = LandingBatch.objects.filter(dataset=dataset, sha256=info.sha256).first()
+        if existing is None:
+            raise
+        raise DuplicateFileError(existing) from None
+    except BaseException:
+        batch.file.delete(save=False)
+        raise
+    return batch
+
+
+def store_records(*, dataset: Dataset, body: bytes, actor, via: str = "api") -> LandingBatch:
+    """Records posted as a JSON array: stored as received (a .json file), then loaded."""
+    return store_upload(
+        dataset=dataset,
+        file=io.BytesIO(body),
+        filename="records.json",
+        actor=actor,
+        format=parsers.JSON,
+        via=via,
+    )
+
+
+def _send_load(batch_id: int, via: str) -> None:
+    from explore.tasks import load_batch as load_batch_task
+
+    options = {}
+    if getattr(settings, "ATLAS_INGEST_QUEUE", None):
+        options["queue"] = settings.ATLAS_INGEST_QUEUE
+    load_batch_task.apply_async((batch_id, via), **options)
+
+
+def queue_load(batch_id: int, *, via: str = "upload") -> None:
+    """Queue the batch's load once the current transaction commits.
+
+    robust: if the broker cannot be reached, the batch stays 'stored' (and can be
+    queued again with retry_batch) instead of failing a request that stored it.
+    """
+    transaction.on_commit(partial(_send_load, batch_id, via), robust=True)
+
+
+# --- Loading a stored file --------------------------------------------------------------
+
+
+class _CountingReader(io.RawIOBase):
+    """A raw stream over any object with read(n), counting bytes read (for progress)."""
+
+    def __init__(self, source):
+        self._source = source
+        self.bytes_read = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self._source.read(len(buffer))
+        size = len(data)
+        buffer[:size] = data
+        self.bytes_read += size
+        return size
+
+    def close(self) -> None:
+        try:
+            self._source.close()
+        finally:
+            super().close()
+
+
+def _open_stored(batch: LandingBatch) -> _CountingReader:
+    """Stream the stored file without holding it whole in memory or on disk.
+
+    django-storages' S3 file downloads the whole object into a SpooledTemporaryFile
+    (in memory by default) before the first read; a GET's streaming body reads as
+    it goes, so a file larger than RAM loads.
+    """
+    storage = batch.file.storage
+    if hasattr(storage, "bucket") and hasattr(storage, "_normalize_name"):
+        from storages.utils import clean_name
+
+        key = storage._normalize_name(clean_name(batch.file.name))
+        return _CountingReader(storage.bucket.Object(key).get()["Body"])
+    return _CountingReader(storage.open(batch.file.name, "rb"))
+
+
+def _set_progress(batch_id: int, *, rows: int, bytes_read: int) -> None:
+    # Progress lives in the cache: the load's rows are invisible until it commits.
+    try:
+        cache.set(
+            PROGRESS_KEY.format(batch_id),
+            {"rows": rows, "bytes_read": bytes_read, "at": time.time()},
+            timeout=24 * 3600,
+        )
+    except Exception:  # a cache outage must not fail a load
+        logger.warning("could not record the progress of batch %s", batch_id, exc_info=True)
+
+
+def _clear_progress(batch_id: int) -> None:
+    try:
+        cache.delete(PROGRESS_KEY.format(batch_id))
+    except Exception:
+        logger.warning("could not clear the progress of batch %s", batch_id, exc_info=True)
+
+
+class _BatchLock:
+    """Session advisory lock on a batch; a dead worker's closed connection releases it."""
+
+    def __init__(self, batch_id: int):
+        self.batch_id = batch_id
+        self.acquired = False
+
+    def __enter__(self) -> bool:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_try_advisory_lock(%s, %s)", [LOAD_LOCK_NAMESPACE, self.batch_id]
+            )
+            self.acquired = cursor.fetchone()[0]
+        return self.acquired
+
+    def __exit__(self, *exc_info) -> None:
+        if self.acquired and connection.connection is not None:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pg_advisory_unlock(%s, %s)", [LOAD_LOCK_NAMESPACE, self.batch_id]
+                )
+
+
+def _failure_reason(exc: BaseException) -> str:
+    if isinstance(exc, (gzip.BadGzipFile, zlib.error, EOFError)):
+        return f"the gzip data is corrupt or truncated: {exc}"
+    if isinstance(exc, parsers.FormatError):
+        return f"the file cannot be read: {exc}"
+    if isinstance(exc, (FileNotFoundError, OSError)) or type(exc).__module__.startswith(
+        ("botocore", "boto3")
+    ):
+        return f"could not read the stored file: {exc}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def load_batch(*, batch_id: int, triggered_by: str = "celery") -> Run | None:
+    """Load a stored batch into raw records; return its run.
+
+    Returns None, doing nothing, when another worker is loading the batch, or it is
+    already loaded (a re-delivered task), failed (retry_batch queues it again) or gone.
+    A load that fails marks the batch failed with the reason; the stored file stays.
+    """
+    with _BatchLock(batch_id) as locked:
+        if not locked:
+            logger.info("batch %s is being loaded by another worker", batch_id)
+            return None
+        claimed = LandingBatch.objects.filter(
+            pk=batch_id, status__in=[BatchStatus.STORED, BatchStatus.LOADING]
+        ).update(status=BatchStatus.LOADING, error="")
+        if claimed != 1:
+            logger.info("batch %s is not waiting to load; nothing to do", batch_id)
+            return None
+        batch = LandingBatch.objects.select_related("dataset").get(pk=batch_id)
+        _fail_interrupted_loads(batch)
+        run = create_run(
+            dataset=batch.dataset,
+            kind=RunKind.INGEST,
+            triggered_by=triggered_by,
+            actor=batch.uploaded_by,
+        )
+        run.status = RunStatus.RUNNING
+        run.started_at = timezone.now()
+        run.detail = {"batch_id": batch.pk, "file": batch.file.name, "sha256": batch.sha256}
+        run.save(update_fields=["status", "started_at", "detail"])
+        try:
+            detail = _copy_batch(batch, run)
+        except (OperationalError, InterfaceError):
+            # The database went away: nothing can be recorded. The batch stays
+            # 'loading'; the task's retry (or a re-delivery) claims it again.
+            raise
+        except Exception as exc:
+            logger.exception("loading batch %s failed", batch_id)
+            reason = _failure_reason(exc)
+            LandingBatch.objects.filter(pk=batch_id).update(
+                status=BatchStatus.FAILED, error=reason[:5000]
+            )
+            _clear_progress(batch_id)
+            return finish_run(run, RunStatus.FAILED, actor=triggered_by, error=reason, kept=False)
+        _clear_progress(batch_id)
+        run = finish_run(run, RunStatus.SUCCEEDED, actor=triggered_by, detail=detail)
+        if batch.dataset.auto_promote and detail["rows_parsed"]:
+            _request_promotion(batch)
+        return run
+
+
+def _request_promotion(batch: LandingBatch) -> None:
+    """Dataset.auto_promote: a landed batch starts the promotion towards navigate."""
+    from governance.pipeline.services import request_promotion
+
+    try:
+        request_promotion(dataset=batch.dataset, triggered_by="batch-landed")
+    except Exception:  # the load stands; the schedule or a steward promotes later
+        logger.exception("could not request the promotion of %s", batch.dataset.slug)
+
+
+def _fail_interrupted_loads(batch: LandingBatch) -> None:
+    """Runs of this batch left 'running' by a dead worker (we hold the lock: none is alive)."""
+    Run.objects.filter(
+        kind=RunKind.INGEST, status=RunStatus.RUNNING, detail__batch_id=batch.pk
+    ).update(
+        status=RunStatus.FAILED,
+        finished_at=timezone.now(),
+        error="interrupted: its worker stopped mid-load; nothing of it was kept, "
+        "and the load started again",
+    )
+
+
+def _copy_batch(batch: LandingBatch, run: Run) -> dict:
+    """Stream the stored file into raw records, all in one transaction."""
+    started = time.monotonic()
+    source = _open_stored(batch)
+    with io.BufferedReader(source, buffer_size=READ_BYTES) as raw_stream:
+        stream = (
+            gzip.GzipFile(fileobj=raw_stream, mode="rb")
+            if batch.compression == Compression.GZIP
+            else raw_stream
+        )
+        reader = parsers.reader_for(batch.format, stream, max_record_bytes=max_record_bytes())
+
+        def progress(result: CopyResult) -> None:
+            _set_progress(batch.pk, rows=result.rows_total, bytes_read=source.bytes_read)
+
+        with transaction.atomic(), connection.cursor() as cursor:
+            # One transaction holds every row, so a crash keeps none. Rows can only
+            # be here if they committed with 'loaded'; the delete makes "exactly
+            # once" not depend on that.
+            cursor.execute(
+                f"DELETE FROM {sql_name(RawRecord._meta.db_table)} "
+                "WHERE batch_id = %s AND received_at = %s",
+                [batch.pk, batch.received_at],
+            )
+            step = RunStep.objects.create(run=run, name="copy into explore.raw_record")
+            result = copy_records(
+                cursor,
+                reader,
+                batch_id=batch.pk,
+                dataset_id=batch.dataset_id,
+                received_at=batch.received_at,
+                statement_rows=getattr(settings, "ATLAS_INGEST_STATEMENT_ROWS", 100_000),
+                on_progress=progress,
+            )
+            seconds = time.monotonic() - started
+            now = timezone.now()
+            loaded = LandingBatch.objects.filter(pk=batch.pk, status=BatchStatus.LOADING).update(
+                status=BatchStatus.LOADED,
+                rows_total=result.rows_total,
+                rows_parsed=result.rows_parsed,
+                rows_failed=result.rows_failed,
+                loaded_at=now,
+                error="",
+            )
+            if loaded != 1:
+                raise RuntimeError("the batch left the 'loading' state during its load")
+            detail = {
+                "rows_parsed": result.rows_parsed,
+                "rows_failed": result.rows_failed,
+                "blank_lines": reader.blank_lines,
+                "warnings": reader.warnings,
+                "header": reader.header,
+                "bytes": batch.size_bytes,
+                "seconds": round(seconds, 3),
+                "rows_per_second": round(result.rows_total / seconds) if seconds else None,
+                "copy_statements": result.statements,
+            }
+            step.status = RunStatus.SUCCEEDED
+            step.finished_at = now
+            step.rows = result.rows_total
+            step.detail = detail
+            step.save()
+            Run.objects.filter(pk=run.pk).update(
+                rows_in=result.rows_total,
+                rows_promoted=result.rows_parsed,
+                rows_quarantined=result.rows_failed,
+            )
+    return detail
+
+
+def retry_batch(*, batch: LandingBatch, actor) -> LandingBatch:
+    """Queue a failed batch (or one whose load was never queued) for loading again.
+
+    Its stored file is loaded from the start; nothing of the failed attempt was kept.
+    """
+    with transaction.atomic():
+        changed = LandingBatch.objects.filter(
+            pk=batch.pk, status__in=[BatchStatus.FAILED, BatchStatus.STORED]
+        ).update(status=BatchStatus.STORED, error="")
+        batch.refresh_from_db()
+        if changed != 1:
+            raise BatchNotRetryableError(
+                f"batch {batch.pk} is {batch.get_status_display().lower()}; "
+                "only a failed or waiting batch can be loaded again"
+            )
+        record_audit(
+            actor=actor,
+            action=AuditAction.ACTION,
+            instance=batch,
+            after={"status": batch.status},
+            detail="load retried",
+        )
+        queue_load(batch.pk, via="retry")
+    return batch
+
+
+# --- API tokens ---------------------------------------------------------------------------
+
+TOKEN_PREFIX = "atl_"  # noqa: S105 (marks Atlas tokens in logs and secret scanners; no secret)
+TOKEN_TOUCH_INTERVAL = timedelta(minutes=1)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def issue_api_token(
+    *, user, name: str, actor, expires_at: datetime | None = None
+) -> tuple[ApiToken, str]:
+    """Create a token for `user`; return it with its plain text, which is never stored."""
+    plain = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken.objects.create(
+        user=user,
+        name=name,
+        token_hash=hash_token(plain),
+        prefix=plain[:8],
+        expires_at=expires_at,
+    )
+    record_audit(
+        actor=actor,
+        action=AuditAction.CREATE,
+        instance=token,
+        after={"user": user.get_username(), "name": name, "prefix": token.prefix},
+        detail=f"issued API token {token.prefix}… for {user.get_username()}",
+    )
+    return token, plain
+
+
+def revoke_api_token(*, token: ApiToken, actor) -> ApiToken:
+    """Stop a token from working (it is kept, for the record). Revoking twice is a no-op."""
+    if token.revoked_at is None:
+        token.revoked_at = timezone.now()
+        token.save(update_fields=["revoked_at"])
+        record_audit(
+            actor=actor,
+            action=AuditAction.UPDATE,
+            instance=token,
+            after={"revoked_at": token.revoked_at.isoformat()},
+            detail=f"revoked API token {token.prefix}…",
+        )
+    return token
+
+
+def touch_api_token(*, token: ApiToken) -> None:
+    """Note the token's use; at most once a minute, not a write per request."""
+    now = timezone.now()
+    if token.last_used_at is None or now - token.last_used_at > TOKEN_TOUCH_INTERVAL:
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+        token.last_used_at = now

@@ -1,0 +1,218 @@
+"""Fixtures of the ingestion tests: datasets, stored files, a real Celery worker, an S3 server.
+
+Every test runs against the real PostgreSQL and Redis the suite is given
+(DATABASE_URL, REDIS_URL). Tests not marked `worker` never reach the broker: the
+loads they queue are recorded in `sent_loads` instead.
+"""
+
+import gzip
+import io
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from django.conf import settings as django_settings
+
+from explore import services
+
+ROOT = Path(django_settings.BASE_DIR)
+
+
+@pytest.fixture(autouse=True)
+def sent_loads(request, monkeypatch):
+    """Batch ids whose load was queued (after commit), for tests without a worker."""
+    if request.node.get_closest_marker("worker"):
+        return None
+    sent: list[int] = []
+    monkeypatch.setattr(services, "_send_load", lambda batch_id, via: sent.append(batch_id))
+    return sent
+
+
+@pytest.fixture(autouse=True)
+def _own_media_root(request, settings, tmp_path):
+    # Stored files go to a folder of the test's own; worker tests share the worker's.
+    if not request.node.get_closest_marker("worker"):
+        settings.MEDIA_ROOT = tmp_path / "media"
+
+
+@pytest.fixture
+def customers(db):
+    """A dataset with a small contract; no automatic promotion (that is chart's business)."""
+    from governance.pipeline.models import Dataset, DatasetField
+
+    dataset = Dataset.objects.create(
+        slug="customers", name="Customers", business_key=["id"], auto_promote=False
+    )
+    for position, name in enumerate(("id", "name", "email")):
+        DatasetField.objects.create(dataset=dataset, name=name, position=position)
+    return dataset
+
+
+def store(dataset, content: bytes, filename: str = "data.csv", *, actor="tests", **options):
+    return services.store_upload(
+        dataset=dataset, file=io.BytesIO(content), filename=filename, actor=actor, **options
+    )
+
+
+def gz(content: bytes) -> bytes:
+    return gzip.compress(content)
+
+
+def raw_rows(batch):
+    from explore.models import RawRecord
+
+    return list(
+        RawRecord.objects.filter(batch=batch, received_at=batch.received_at)
+        .order_by("line_number")
+        .values_list("line_number", "payload", "raw_text", "parse_error")
+    )
+
+
+# --- A real Celery worker ------------------------------------------------------------------
+
+
+def _database_url(settings_dict) -> str:
+    user = settings_dict.get("USER") or ""
+    password = settings_dict.get("PASSWORD") or ""
+    credentials = f"{user}:{password}@" if password else f"{user}@" if user else ""
+    host = settings_dict.get("HOST") or "127.0.0.1"
+    port = settings_dict.get("PORT") or 5432
+    return f"postgres://{credentials}{host}:{port}/{settings_dict['NAME']}"
+
+
+@pytest.fixture(scope="session")
+def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory):
+    """`celery worker --pool=solo` on a queue of its own, against the test database."""
+    from django.db import connection
+
+    queue = f"atlas-ingest-test-{uuid.uuid4().hex[:8]}"
+    log_path = tmp_path_factory.mktemp("worker") / "worker.log"
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "atlas_site.settings.test",
+        "DATABASE_URL": _database_url(connection.settings_dict),
+        "DATABASE_CONN_MAX_AGE": "0",
+        "REDIS_URL": django_settings.REDIS_URL,
+        "ATLAS_INGEST_QUEUE": queue,
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "atlas_site",
+        "worker",
+        "--pool=solo",
+        "-Q",
+        queue,
+        "-n",
+        f"{queue}@%h",
+        "--without-heartbeat",
+        "--without-gossip",
+        "--without-mingle",
+        "--loglevel=INFO",
+    ]
+    with log_path.open("wb") as log:
+        worker = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 90
+        while " ready." not in log_path.read_text(errors="replace"):
+            if worker.poll() is not None:
+                pytest.fail(f"the Celery worker exited:\n{log_path.read_text(errors='replace')}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"the Celery worker is not ready:\n{log_path.read_text()[-3000:]}")
+            time.sleep(0.3)
+        yield {"queue": queue, "log": log_path}
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
+
+
+@pytest.fixture
+def worker_queue(celery_worker, settings):
+    """Route this test's loads to the worker; remove the files they stored afterwards."""
+    from django.core.files.storage import default_storage
+
+    from explore.models import LandingBatch
+
+    settings.ATLAS_INGEST_QUEUE = celery_worker["queue"]
+    yield celery_worker
+    for name in LandingBatch.objects.values_list("file", flat=True):
+        default_storage.delete(name)
+
+
+# --- An S3 server (moto) ---------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint(tmp_path_factory):
+    port = _free_port()
+    log_path = tmp_path_factory.mktemp("moto") / "moto.log"
+    moto_server = Path(sys.executable).parent / "moto_server"
+    with log_path.open("wb") as log:
+        server = subprocess.Popen(
+            [str(moto_server), "-H", "127.0.0.1", "-p", str(port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"moto_server did not start:\n{log_path.read_text()}")
+                time.sleep(0.2)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+@pytest.fixture
+def s3_storage(moto_endpoint, settings):
+    """The default storage switched to S3 on the moto server, in a bucket of this test's own."""
+    import boto3
+
+    bucket = f"atlas-test-{uuid.uuid4().hex[:12]}"
+    client = boto3.client(
+        "s3",
+        endpoint_url=moto_endpoint,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        region_name="us-east-1",
+    )
+    client.create_bucket(Bucket=bucket)
+    settings.STORAGES = {
+        "default": {
+            "BACKEND": "storages.backends.s3.S3Storage",
+            "OPTIONS": {
+                "endpoint_url": moto_endpoint,
+                "bucket_name": bucket,
+                "access_key": "testing",
+                "secret_key": "testing",
+                "region_name": "us-east-1",
+                "file_overwrite": False,
+                "default_acl": None,
+            },
+        },
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+    return {"client": client, "bucket": bucket}
