@@ -2,7 +2,6 @@
 
     .venv/bin/python bench/pii_accuracy.py              # shipped patterns, no database
     .venv/bin/python bench/pii_accuracy.py --from-db    # the enabled PiiPattern rows
-    .venv/bin/python bench/pii_accuracy.py --suggested  # chart/pii/suggestions.py applied
     .venv/bin/python bench/pii_accuracy.py --patterns tuned.json --errors 20
 
 Precision and recall are counted per value and type: a value labelled with a type
@@ -30,7 +29,6 @@ from chart.pii.labelled import (
     realistic_records,
 )
 from chart.pii.scanner import PatternSet, compile_patterns, scan_record, scan_value
-from chart.pii.suggestions import with_suggested_regexes
 
 GOAL = 0.99
 GOAL_TYPES = {"email", "payment_card", "iban", "us_ssn", "ipv4", "ipv6"}
@@ -49,7 +47,7 @@ def pattern_specs(args: argparse.Namespace) -> list[dict]:
         return list(PiiPattern.objects.filter(enabled=True).values())
     from governance.compliance.reference_data import PII_PATTERNS
 
-    return with_suggested_regexes(PII_PATTERNS) if args.suggested else PII_PATTERNS
+    return PII_PATTERNS
 
 
 def measure_accuracy(values: list[LabelledValue], patterns: PatternSet, show_errors: int) -> bool:
@@ -159,7 +157,6 @@ def main() -> int:
     parser.add_argument("--errors", type=int, default=5, help="examples shown per error kind")
     parser.add_argument("--from-db", action="store_true", help="enabled PiiPattern rows")
     parser.add_argument("--patterns", help="a JSON list of pattern dicts, e.g. tuned regexes")
-    parser.add_argument("--suggested", action="store_true", help="apply chart/pii/suggestions.py")
     args = parser.parse_args()
 
     specs = pattern_specs(args)

@@ -17,7 +17,6 @@ made anew each run (a dataset slug with the run's timestamp).
 """
 
 import argparse
-import io
 import json
 import os
 import random
@@ -32,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "atlas_site.settings.local")
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/atlas_bench")
 
-import django  # noqa: E402
+import django
 
 django.setup()
 
@@ -44,7 +43,8 @@ from chart.pii.scanner import load_patterns, scan_value  # noqa: E402
 
 SEED = 20261126
 COUNTRIES = ["DE", "FR", "GB", "NL", "US", "ES", "IT", "PL"]
-WORDS = "please deliver after five call before ring twice left parcel with neighbour".split()
+WORDS = ["please", "deliver", "after", "five", "call", "before", "ring", "twice"]
+WORDS += ["left", "parcel", "with", "neighbour"]
 
 
 def make_record(rng: random.Random, number: int, start: datetime) -> dict:
@@ -144,7 +144,10 @@ def land(dataset, records: list[dict]) -> None:
         rows_total=len(records),
         rows_parsed=len(records),
     )
-    columns = "received_at, batch_id, dataset_id, line_number, payload, raw_text, parse_error, payload_hash"
+    columns = (
+        "received_at, batch_id, dataset_id, line_number, payload, raw_text, parse_error, "
+        "payload_hash"
+    )
     with connection.cursor() as cursor:
         raw = cursor.connection
         with raw.cursor().copy(f'COPY "explore"."raw_record" ({columns}) FROM STDIN') as copy:
@@ -233,7 +236,7 @@ def main() -> None:
 
     call_command("migrate", verbosity=0)
     print(f"Promotion benchmark: {args.rows:,} records, {os.cpu_count()} cores", flush=True)
-    rng = random.Random(SEED)  # noqa: S311 - reproducible test data
+    rng = random.Random(SEED)
     start = datetime(2026, 1, 1, tzinfo=UTC)
     records = [make_record(rng, number, start) for number in range(1, args.rows + 1)]
     dataset = make_dataset()

@@ -23,6 +23,7 @@ from django.utils import timezone
 from chart.contract import CompiledContract
 from chart.encryption import ENCRYPTED_PREFIX, Keyring, field_context, is_encrypted
 from chart.evaluation import Failure, FieldProtection, Outcome, RecordEvaluator
+from chart.evaluation_pool import RawRow, evaluation_pool
 from chart.models import ChartRecord, PiiFinding, QuarantinedRecord
 from chart.pii.scanner import load_patterns
 from explore.models import RawRecord
@@ -238,30 +239,50 @@ def _unique_field_failures(dataset: Dataset, outcomes: list[Outcome], unique_fie
             seen[value] = outcome
 
 
-def promote_chunk(
-    *,
-    dataset: Dataset,
-    run: Run,
-    evaluator: RecordEvaluator,
-    rule_book: RuleBook,
-    unique_fields: list[str],
-    chunk_size: int = CHUNK_SIZE,
-) -> ChunkResult | None:
-    """Promote the next chunk above the watermark. None when there is nothing left.
-
-    The caller provides the transaction: every write here commits together.
-    """
-    watermark, _ = Watermark.objects.select_for_update().get_or_create(
-        dataset=dataset, layer=Layer.CHART
-    )
-    raws = list(
-        RawRecord.objects.filter(dataset=dataset, id__gt=watermark.position)
+def read_chunk(*, dataset: Dataset, after_id: int, chunk_size: int = CHUNK_SIZE) -> list[RawRow]:
+    """The next raw records of the dataset above `after_id`, in id order."""
+    return list(
+        RawRecord.objects.filter(dataset=dataset, id__gt=after_id)
         .order_by("id")
         .values_list("id", "payload", "parse_error")[:chunk_size]
     )
-    if not raws:
-        return None
-    outcomes = [evaluator.evaluate(raw_id, payload, error) for raw_id, payload, error in raws]
+
+
+def write_chunk(
+    *,
+    dataset: Dataset,
+    run: Run,
+    raws: list[RawRow],
+    outcomes: list[Outcome],
+    rule_book: RuleBook,
+    unique_fields: list[str],
+) -> ChunkResult:
+    """Store a judged chunk and move the watermark past it, in one transaction.
+
+    The watermark must still stand just below the chunk: the promotion lock
+    guarantees it, and the check makes any other writer an error, not a duplicate.
+    """
+    with transaction.atomic():
+        watermark, _ = Watermark.objects.select_for_update().get_or_create(
+            dataset=dataset, layer=Layer.CHART
+        )
+        if raws[0][0] <= watermark.position:
+            raise RuntimeError(
+                f"chart watermark of {dataset.slug} moved to {watermark.position} while "
+                f"raw records from {raws[0][0]} were being promoted"
+            )
+        return _write_outcomes(dataset, run, watermark, raws, outcomes, rule_book, unique_fields)
+
+
+def _write_outcomes(
+    dataset: Dataset,
+    run: Run,
+    watermark: Watermark,
+    raws: list[RawRow],
+    outcomes: list[Outcome],
+    rule_book: RuleBook,
+    unique_fields: list[str],
+) -> ChunkResult:
     _unique_field_failures(dataset, outcomes, unique_fields)
     result = ChunkResult(examined=len(outcomes), last_raw_id=raws[-1][0])
     hold_back = dataset.gate_action != GateAction.WARN
@@ -505,30 +526,41 @@ def _promote(*, dataset: Dataset, run: Run, chunk_size: int) -> dict:
     expected_pii: Counter = Counter()
     masked_unclassified: set = set()
 
-    def one_chunk() -> bool:
-        result = promote_chunk(
-            dataset=dataset,
-            run=run,
-            evaluator=evaluator,
-            rule_book=rule_book,
-            unique_fields=unique_fields,
-            chunk_size=chunk_size,
-        )
-        if result is None:
-            return False
+    def add(result: ChunkResult) -> None:
         totals["chunks"] += 1
         totals["superseded"] += result.superseded
         totals["failing"] += result.failing
         pii_by_field.update(result.pii_by_field)
         expected_pii.update(result.expected_pii)
         masked_unclassified.update(result.masked_unclassified)
-        return True
+
+    def promote_all() -> None:
+        # While chunk N is written here, the pool already judges chunk N+1.
+        watermark = Watermark.objects.filter(dataset=dataset, layer=Layer.CHART).first()
+        raws = read_chunk(
+            dataset=dataset, after_id=watermark.position if watermark else 0, chunk_size=chunk_size
+        )
+        with evaluation_pool(evaluator) as pool:
+            pending = pool.submit(raws) if raws else None
+            while pending is not None:
+                following = read_chunk(dataset=dataset, after_id=raws[-1][0], chunk_size=chunk_size)
+                next_pending = pool.submit(following) if following else None
+                add(
+                    write_chunk(
+                        dataset=dataset,
+                        run=run,
+                        raws=raws,
+                        outcomes=pending.outcomes(),
+                        rule_book=rule_book,
+                        unique_fields=unique_fields,
+                    )
+                )
+                raws, pending = following, next_pending
 
     if dataset.gate_action == GateAction.FAIL:
         # All or nothing: one transaction for the whole run.
         with transaction.atomic():
-            while one_chunk():
-                pass
+            promote_all()
             score = _score(dataset, run)
             if score is not None and score.below_threshold:
                 raise GateFailedError(
@@ -536,10 +568,7 @@ def _promote(*, dataset: Dataset, run: Run, chunk_size: int) -> dict:
                     f"{dataset.quality_threshold} and the gate is 'fail'"
                 )
     else:
-        while True:
-            with transaction.atomic():
-                if not one_chunk():
-                    break
+        promote_all()
         score = _score(dataset, run)
         if score is not None and score.below_threshold:
             totals["gate"] = (

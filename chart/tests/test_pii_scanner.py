@@ -1,9 +1,8 @@
-import time
 
 import pytest
 import re2
 
-from chart.pii.labelled import PII_TYPES, labelled_values, realistic_records
+from chart.pii.labelled import PII_TYPES, labelled_values
 from chart.pii.scanner import (
     CONTEXT_BOOST,
     InvalidPatternError,
@@ -14,7 +13,6 @@ from chart.pii.scanner import (
     scan_values,
     shipped_patterns,
 )
-from chart.pii.suggestions import with_suggested_regexes
 from governance.compliance.models import PiiPattern
 from governance.compliance.reference_data import PII_PATTERNS
 from governance.compliance.regex_safety import check_pattern
@@ -37,11 +35,6 @@ def spec(name, regex, **extra):
 def test_every_shipped_pattern_is_safe_and_compiles_in_re2(pattern):
     check_pattern(pattern["regex"])
     re2.compile(pattern["regex"])
-
-
-@pytest.mark.parametrize("regex", list(with_suggested_regexes(PII_PATTERNS)))
-def test_every_suggested_pattern_is_safe_too(regex):
-    check_pattern(regex["regex"])
 
 
 @pytest.mark.parametrize(
@@ -248,32 +241,12 @@ def test_the_labelled_set_is_large_seeded_and_full_of_near_misses():
         assert sum(pii_type in value.pii_types for value in values) >= 500
 
 
-def test_the_suggested_patterns_meet_the_goal_on_the_labelled_set():
-    patterns = compile_patterns(with_suggested_regexes(PII_PATTERNS))
-    scores = accuracy(patterns, labelled_values())
-    for pii_type in GOAL_TYPES:
-        precision, recall = scores[pii_type]
-        assert precision >= 0.99, (pii_type, precision)
-        assert recall >= 0.99, (pii_type, recall)
-
-
-def test_the_shipped_patterns_meet_the_goal_except_ipv6_recall():
-    # The shipped IPv6 regex misses "ip:2001:db8::1"; see chart/pii/suggestions.py.
+def test_the_shipped_patterns_meet_the_goal_on_the_labelled_set():
     scores = accuracy(SHIPPED, labelled_values())
     for pii_type in GOAL_TYPES:
         precision, recall = scores[pii_type]
         assert precision >= 0.99, (pii_type, precision)
-        assert recall >= (0.9 if pii_type == "ipv6" else 0.99), (pii_type, recall)
-
-
-def test_scanning_is_fast_enough_for_the_promotion():
-    # The promotion needs 15,000 records/s on 2 cores; leave room for a busy machine.
-    records = realistic_records(2_000)
-    started = time.process_time()
-    for record in records:
-        scan_record(record, SHIPPED)
-    elapsed = time.process_time() - started
-    assert len(records) / elapsed > 3_000
+        assert recall >= 0.99, (pii_type, recall)
 
 
 # --- Patterns from the database ------------------------------------------------------

@@ -85,7 +85,10 @@ PII_PATTERNS = [
     {
         "name": "IPv6 address",
         "pii_type": "ipv6",
-        "regex": r"(?:[0-9A-Fa-f]{1,4})?(?::[0-9A-Fa-f]{0,4}){2,7}",
+        # Starts at a word boundary or at "::", never at a lone colon: in
+        # "ip:2001:db8::1" the address is "2001:db8::1".
+        "regex": r"(?:\b[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{0,4}){2,7}"
+        r"|::[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4}){0,6})",
         "validator": "ipv6",
         "context_words": ["ip", "ipv6", "address", "host"],
         "confidence": "0.85",

@@ -6,35 +6,93 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('compliance', '0003_roles'),
-        ('pipeline', '0002_initial'),
+        ("compliance", "0003_roles"),
+        ("pipeline", "0002_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='ClassificationSuggestion',
+            name="ClassificationSuggestion",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('pii_types', django.contrib.postgres.fields.ArrayField(base_field=models.CharField(max_length=32), default=list)),
-                ('values_scanned', models.BigIntegerField(default=0)),
-                ('values_with_pii', models.BigIntegerField(default=0)),
-                ('examples', models.JSONField(blank=True, default=list, help_text='Masked excerpts.')),
-                ('evidence_key', models.CharField(help_text='PII types and hit-ratio band; a change re-raises a rejection.', max_length=200)),
-                ('status', models.CharField(choices=[('open', 'Open'), ('accepted', 'Accepted'), ('rejected', 'Rejected')], default='open', max_length=16)),
-                ('decided_by', models.CharField(blank=True, max_length=150)),
-                ('decided_at', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('dataset_field', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='classification_suggestions', to='pipeline.datasetfield')),
-                ('run', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='pipeline.run')),
-                ('suggested_level', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='compliance.classificationlevel')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "pii_types",
+                    django.contrib.postgres.fields.ArrayField(
+                        base_field=models.CharField(max_length=32), default=list
+                    ),
+                ),
+                ("values_scanned", models.BigIntegerField(default=0)),
+                ("values_with_pii", models.BigIntegerField(default=0)),
+                (
+                    "examples",
+                    models.JSONField(blank=True, default=list, help_text="Masked excerpts."),
+                ),
+                (
+                    "evidence_key",
+                    models.CharField(
+                        help_text="PII types and hit-ratio band; a change re-raises a rejection.",
+                        max_length=200,
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("open", "Open"),
+                            ("accepted", "Accepted"),
+                            ("rejected", "Rejected"),
+                        ],
+                        default="open",
+                        max_length=16,
+                    ),
+                ),
+                ("decided_by", models.CharField(blank=True, max_length=150)),
+                ("decided_at", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "dataset_field",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="classification_suggestions",
+                        to="pipeline.datasetfield",
+                    ),
+                ),
+                (
+                    "run",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="pipeline.run",
+                    ),
+                ),
+                (
+                    "suggested_level",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="compliance.classificationlevel",
+                    ),
+                ),
             ],
             options={
-                'db_table': 'compliance"."classification_suggestion',
-                'ordering': ['-updated_at'],
-                'constraints': [models.UniqueConstraint(condition=models.Q(('status', 'open')), fields=('dataset_field',), name='one_open_suggestion_per_field')],
+                "db_table": 'compliance"."classification_suggestion',
+                "ordering": ["-updated_at"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        condition=models.Q(("status", "open")),
+                        fields=("dataset_field",),
+                        name="one_open_suggestion_per_field",
+                    )
+                ],
             },
         ),
     ]
