@@ -1,0 +1,90 @@
+import time
+from pathlib import Path
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError
+
+from explore import services
+from explore.models import BatchStatus, LandingBatch
+from explore.parsers import FORMATS
+from governance.pipeline.models import Dataset
+
+
+def describe_outcome(batch: LandingBatch) -> str:
+    if batch.status == BatchStatus.LOADED:
+        return (
+            f"batch {batch.pk} loaded: {batch.rows_total} lines, {batch.rows_parsed} read, "
+            f"{batch.rows_failed} could not be read (kept with their errors)"
+        )
+    return f"batch {batch.pk} {batch.get_status_display().lower()}: {batch.error}"
+
+
+def wait_for(batch: LandingBatch, *, timeout: float, poll: float = 0.5) -> LandingBatch:
+    """Poll the batch until it is loaded or failed; CommandError after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        batch.refresh_from_db()
+        if batch.status in (BatchStatus.LOADED, BatchStatus.FAILED):
+            return batch
+        if time.monotonic() > deadline:
+            raise CommandError(
+                f"batch {batch.pk} is still {batch.get_status_display().lower()} after "
+                f"{timeout:.0f} s: is a Celery worker running? (see --inline)"
+            )
+        time.sleep(poll)
+
+
+class Command(BaseCommand):
+    help = (
+        "Store a file for a dataset and queue its load into explore; print the batch id. "
+        "With --wait, wait for the worker and print the outcome."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("dataset", help="The dataset's slug.")
+        parser.add_argument("file", help="CSV, JSON Lines or JSON array; gzip-compressed too.")
+        parser.add_argument("--format", choices=FORMATS, default="", help="Default: from the name.")
+        parser.add_argument("--wait", action="store_true", help="Wait for the load's outcome.")
+        parser.add_argument(
+            "--timeout", type=float, default=3600, help="Seconds --wait waits (default 3600)."
+        )
+        parser.add_argument(
+            "--inline",
+            action="store_true",
+            help="Load in this process instead of a Celery worker (implies --wait).",
+        )
+        parser.add_argument("--user", help="Username recorded as the uploader.")
+
+    def handle(self, *args, dataset, file, format, wait, timeout, inline, user, **options):
+        target = Dataset.objects.filter(slug=dataset).first()
+        if target is None:
+            raise CommandError(f"no dataset {dataset!r}")
+        path = Path(file)
+        if not path.is_file():
+            raise CommandError(f"no file at {file}")
+        actor = "manage.py ingest"
+        if user:
+            actor = get_user_model().objects.filter(username=user).first()
+            if actor is None:
+                raise CommandError(f"no user {user!r}")
+        with path.open("rb") as handle:
+            try:
+                batch = services.store_upload(
+                    dataset=target,
+                    file=handle,
+                    filename=path.name,
+                    actor=actor,
+                    format=format,
+                    via="cli",
+                )
+            except services.IngestError as exc:
+                raise CommandError(f"refused: {exc}") from None
+        self.stdout.write(f"batch {batch.pk}")
+        if inline:
+            services.load_batch(batch_id=batch.pk, triggered_by="manage.py ingest --inline")
+        if wait or inline:
+            batch = wait_for(batch, timeout=timeout)
+            outcome = describe_outcome(batch)
+            if batch.status == BatchStatus.FAILED:
+                raise CommandError(outcome)
+            self.stdout.write(self.style.SUCCESS(outcome))

@@ -1,0 +1,547 @@
+"""A dataset and its contract as a file (YAML or JSON): validated import, export.
+
+    atlas_contract: 1
+    dataset:
+      slug: customers           # identifies the dataset: an import updates it in place
+      name: Customers
+      owner: alice              # a username, or null
+      business_key: [customer_id]
+      quality_threshold: 0.95
+      gate_action: quarantine   # warn | quarantine | fail
+      schedule: "*/15 * * * *"  # cron, or "" for manual
+      freshness_target: P1D     # ISO 8601 duration, "1 00:00:00", or seconds
+      ...
+    fields:                     # the whole contract, in order
+      - name: customer_id
+        type: integer           # governance.pipeline.models.FieldType
+        required: true
+        classification: internal  # a compliance.ClassificationLevel name, or null
+      ...
+
+Import validates everything first and reports every error with where it is
+("fields[3].type: 'intger' is not one of ..."); with any error nothing is written.
+A dataset key left out keeps its current value (a new dataset: the default); a
+field's keys left out take their defaults, and fields not in the file are removed:
+the file's `fields` are the whole contract. Re-importing the same file changes
+nothing (idempotent). Each import writes one audit entry with the contract before
+and after.
+"""
+
+import json
+from dataclasses import dataclass, field
+from datetime import timedelta
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+import yaml
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import ProtectedError
+from django.utils.dateparse import parse_duration
+from django.utils.duration import duration_iso_string
+
+from governance.compliance.models import AuditAction, ClassificationLevel
+from governance.compliance.services import changed_values, record_audit
+from governance.pipeline.models import Dataset, DatasetField, FieldType, GateAction
+
+CONTRACT_VERSION = 1
+
+# contract key -> model field; the order is the order of an export.
+DATASET_KEYS = {
+    "slug": "slug",
+    "name": "name",
+    "description": "description",
+    "owner": "owner",
+    "is_active": "is_active",
+    "business_key": "business_key",
+    "event_time_field": "event_time_field",
+    "quality_threshold": "quality_threshold",
+    "gate_action": "gate_action",
+    "schedule": "schedule",
+    "auto_promote": "auto_promote",
+    "freshness_target": "freshness_target",
+}
+FIELD_KEYS = {
+    "name": "name",
+    "type": "data_type",
+    "required": "required",
+    "unique": "unique",
+    "max_length": "max_length",
+    "allowed_values": "allowed_values",
+    "pattern": "pattern",
+    "minimum": "minimum",
+    "maximum": "maximum",
+    "classification": "classification",
+    "description": "description",
+}
+FIELD_DEFAULTS = {
+    "type": FieldType.STRING.value,
+    "required": False,
+    "unique": False,
+    "max_length": None,
+    "allowed_values": [],
+    "pattern": "",
+    "minimum": None,
+    "maximum": None,
+    "classification": None,
+    "description": "",
+}
+_MODEL_TO_KEY = {
+    **{model: key for key, model in DATASET_KEYS.items()},
+    **{model: key for key, model in FIELD_KEYS.items()},
+}
+
+
+class ContractError(ValueError):
+    """The contract file is not valid; `errors` lists each problem with its location."""
+
+    def __init__(self, errors: list[str]):
+        self.errors = errors
+        super().__init__("\n".join(errors))
+
+
+# --- Reading a file -----------------------------------------------------------------------
+
+
+def parse_contract_text(text: str, *, filename: str = "") -> list[dict]:
+    """The contracts in a YAML or JSON text (YAML may hold several documents)."""
+    suffix = Path(filename).suffix.lower()
+    as_json = suffix == ".json" or (suffix not in (".yaml", ".yml") and text.lstrip()[:1] in "[")
+    if as_json:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ContractError([f"line {exc.lineno}, column {exc.colno}: {exc.msg}"]) from None
+        documents = data if isinstance(data, list) else [data]
+    else:
+        try:
+            documents = [doc for doc in yaml.safe_load_all(text) if doc is not None]
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+            raise ContractError([f"{where}{exc.problem or exc}"]) from None
+        except yaml.YAMLError as exc:
+            raise ContractError([f"not valid YAML: {exc}"]) from None
+    if not documents:
+        raise ContractError(["the file holds no contract"])
+    return documents
+
+
+def read_contract_file(path: str | Path) -> list[dict]:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ContractError([f"{path.name} is not UTF-8 text ({exc.reason})"]) from None
+    return parse_contract_text(text, filename=path.name)
+
+
+# --- Validation -----------------------------------------------------------------------------
+
+
+@dataclass
+class ValidContract:
+    dataset: dict[str, Any]  # model field -> value, only the keys the file gives
+    fields: list[dict[str, Any]]  # model field -> value, every key
+    errors: list[str] = field(default_factory=list)
+
+
+def _one_of(value, choices: list[str]) -> str:
+    return f"{value!r} is not one of {', '.join(choices)}"
+
+
+class _Checker:
+    """Collects errors with their location while converting contract values."""
+
+    def __init__(self, prefix: str = ""):
+        self.prefix = prefix
+        self.errors: list[str] = []
+
+    def error(self, where: str, message: str) -> None:
+        self.errors.append(f"{self.prefix}{where}: {message}")
+
+    def text(self, where: str, value, *, allow_empty: bool = True):
+        if value is None and allow_empty:
+            return ""
+        if not isinstance(value, str):
+            self.error(where, f"expected text, got {type(value).__name__} {value!r}")
+            return None
+        if not allow_empty and not value.strip():
+            self.error(where, "must not be empty")
+            return None
+        return value
+
+    def boolean(self, where: str, value):
+        if not isinstance(value, bool):
+            self.error(where, f"expected true or false, got {value!r}")
+            return None
+        return value
+
+    def decimal(self, where: str, value, *, nullable: bool = True):
+        if value is None and nullable:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            self.error(where, f"expected a number, got {value!r}")
+            return None
+        try:
+            number = Decimal(str(value))
+        except InvalidOperation:
+            self.error(where, f"expected a number, got {value!r}")
+            return None
+        if not number.is_finite():
+            self.error(where, f"expected a finite number, got {value!r}")
+            return None
+        return number
+
+    def text_list(self, where: str, value) -> list[str] | None:
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            self.error(where, f"expected a list, got {value!r}")
+            return None
+        items = []
+        for index, item in enumerate(value):
+            if isinstance(item, bool) or not isinstance(item, (str, int, float)):
+                self.error(f"{where}[{index}]", f"expected text, got {item!r}")
+                continue
+            items.append(str(item))
+        return items
+
+    def unknown_keys(self, where: str, data: dict, known) -> None:
+        for key in data:
+            if key not in known:
+                self.error(
+                    f"{where}{key}" if where else str(key),
+                    f"unknown key (known: {', '.join(known)})",
+                )
+
+    def model_errors(self, where: str, exc: ValidationError) -> None:
+        for name, messages in exc.message_dict.items():
+            key = _MODEL_TO_KEY.get(name, name)
+            location = where.rstrip(".") if key == "__all__" else f"{where}{key}"
+            for message in messages:
+                self.error(location, message)
+
+
+def _duration(check: _Checker, where: str, value) -> timedelta | None:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
+        return timedelta(seconds=value)
+    if isinstance(value, str) and (parsed := parse_duration(value.strip())) is not None:
+        return parsed
+    check.error(where, f"{value!r} is not a duration (e.g. P1D, PT6H, '1 00:00:00' or seconds)")
+    return None
+
+
+def validate_contract(data: Any, *, prefix: str = "") -> ValidContract:
+    """Check a contract and convert it to model values; `errors` lists what is wrong."""
+    check = _Checker(prefix)
+    result = ValidContract(dataset={}, fields=[], errors=check.errors)
+    if not isinstance(data, dict):
+        check.error("contract", "expected a mapping with 'dataset' and 'fields'")
+        return result
+    check.unknown_keys("", data, ("atlas_contract", "dataset", "fields"))
+    if data.get("atlas_contract", CONTRACT_VERSION) != CONTRACT_VERSION:
+        check.error("atlas_contract", f"version {data['atlas_contract']!r} is not supported (1)")
+    dataset = data.get("dataset")
+    fields = data.get("fields")
+    if not isinstance(dataset, dict):
+        check.error("dataset", "missing, or not a mapping")
+        dataset = {}
+    if not isinstance(fields, list):
+        check.error("fields", "missing, or not a list")
+        fields = []
+
+    # Fields first: the dataset's business key and event time field refer to them.
+    levels = {level.name: level for level in ClassificationLevel.objects.all()}
+    field_types = [choice.value for choice in FieldType]
+    seen: dict[str, int] = {}
+    for index, item in enumerate(fields):
+        where = f"fields[{index}]."
+        if not isinstance(item, dict):
+            check.error(f"fields[{index}]", f"expected a mapping, got {item!r}")
+            continue
+        check.unknown_keys(where, item, FIELD_KEYS)
+        given = {**FIELD_DEFAULTS, **item}
+        values: dict[str, Any] = {"position": index}
+        name = check.text(f"{where}name", item.get("name"), allow_empty=False)
+        if name is not None:
+            if name in seen:
+                check.error(f"{where}name", f"{name!r} is already the name of fields[{seen[name]}]")
+            seen[name] = index
+        values["name"] = name
+        if given["type"] not in field_types:
+            check.error(f"{where}type", _one_of(given["type"], field_types))
+        values["data_type"] = given["type"]
+        for key in ("required", "unique"):
+            values[key] = check.boolean(f"{where}{key}", given[key])
+        max_length = given["max_length"]
+        if max_length is not None and (
+            isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1
+        ):
+            check.error(
+                f"{where}max_length", f"expected a positive whole number, got {max_length!r}"
+            )
+            max_length = None
+        values["max_length"] = max_length
+        values["allowed_values"] = check.text_list(
+            f"{where}allowed_values", given["allowed_values"]
+        )
+        values["pattern"] = check.text(f"{where}pattern", given["pattern"])
+        values["description"] = check.text(f"{where}description", given["description"])
+        values["minimum"] = check.decimal(f"{where}minimum", given["minimum"])
+        values["maximum"] = check.decimal(f"{where}maximum", given["maximum"])
+        level = given["classification"]
+        if level is not None and level not in levels:
+            check.error(f"{where}classification", _one_of(level, sorted(levels)))
+            level = None
+        values["classification"] = levels.get(level) if level is not None else None
+        if not any(f"{prefix}fields[{index}]." in error for error in check.errors):
+            try:
+                DatasetField(**values).full_clean(exclude=["dataset"], validate_unique=False)
+            except ValidationError as exc:
+                check.model_errors(where, exc)
+        result.fields.append(values)
+
+    check.unknown_keys("dataset.", dataset, DATASET_KEYS)
+    values = {}
+    for key in ("slug", "name"):
+        values[key] = check.text(f"dataset.{key}", dataset.get(key), allow_empty=False)
+    for key in ("description", "schedule", "event_time_field"):
+        if key in dataset:
+            values[key] = check.text(f"dataset.{key}", dataset[key])
+    for key in ("is_active", "auto_promote"):
+        if key in dataset:
+            values[key] = check.boolean(f"dataset.{key}", dataset[key])
+    if "owner" in dataset:
+        owner = dataset["owner"]
+        values["owner"] = None
+        if owner is not None:
+            user = get_user_model().objects.filter(username=owner).first()
+            if user is None:
+                check.error("dataset.owner", f"no user is named {owner!r}")
+            values["owner"] = user
+    if "business_key" in dataset:
+        keys = check.text_list("dataset.business_key", dataset["business_key"]) or []
+        for index, key in enumerate(keys):
+            if key not in seen:
+                check.error(
+                    f"dataset.business_key[{index}]", f"{key!r} is not a field of the contract"
+                )
+        values["business_key"] = keys
+    if values.get("event_time_field") and values["event_time_field"] not in seen:
+        check.error(
+            "dataset.event_time_field",
+            f"{values['event_time_field']!r} is not a field of the contract",
+        )
+    if "quality_threshold" in dataset:
+        values["quality_threshold"] = check.decimal(
+            "dataset.quality_threshold", dataset["quality_threshold"], nullable=False
+        )
+    if "gate_action" in dataset:
+        actions = [choice.value for choice in GateAction]
+        if dataset["gate_action"] not in actions:
+            check.error("dataset.gate_action", _one_of(dataset["gate_action"], actions))
+        values["gate_action"] = dataset["gate_action"]
+    if "freshness_target" in dataset:
+        values["freshness_target"] = _duration(
+            check, "dataset.freshness_target", dataset["freshness_target"]
+        )
+    result.dataset = values
+    if not check.errors:
+        candidate = Dataset(**{**_model_defaults(), **values})
+        try:
+            candidate.full_clean(validate_unique=False)
+        except ValidationError as exc:
+            check.model_errors("dataset.", exc)
+    return result
+
+
+def _model_defaults() -> dict[str, Any]:
+    return {
+        f.name: f.get_default()
+        for f in Dataset._meta.concrete_fields
+        if f.name in DATASET_KEYS.values() and f.name != "owner"
+    }
+
+
+# --- Import ---------------------------------------------------------------------------------
+
+
+@dataclass
+class ImportResult:
+    dataset: Dataset
+    created: bool
+    fields_added: list[str]
+    fields_changed: list[str]
+    fields_removed: list[str]
+    dataset_changed: bool
+
+    @property
+    def changed(self) -> bool:
+        return (
+            self.created
+            or self.dataset_changed
+            or bool(self.fields_added or self.fields_changed or self.fields_removed)
+        )
+
+    def summary(self) -> str:
+        if self.created:
+            return f"{self.dataset.slug}: created with {len(self.fields_added)} fields"
+        if not self.changed:
+            return f"{self.dataset.slug}: unchanged"
+        parts = []
+        if self.dataset_changed:
+            parts.append("dataset settings changed")
+        for label, names in (
+            ("added", self.fields_added),
+            ("changed", self.fields_changed),
+            ("removed", self.fields_removed),
+        ):
+            if names:
+                parts.append(f"fields {label}: {', '.join(names)}")
+        return f"{self.dataset.slug}: updated ({'; '.join(parts)})"
+
+
+def _assign(instance, values: dict[str, Any]) -> bool:
+    """Set values on an instance; whether any differed from what it held."""
+    changed = False
+    for name, value in values.items():
+        if getattr(instance, name) != value:
+            setattr(instance, name, value)
+            changed = True
+    return changed
+
+
+def import_contracts(*, documents: list[Any], actor, source: str = "") -> list[ImportResult]:
+    """Validate every contract, then import them all in one transaction (or none)."""
+    valid, errors = [], []
+    slugs: dict[str, int] = {}
+    for number, document in enumerate(documents, start=1):
+        prefix = f"contract {number}: " if len(documents) > 1 else ""
+        contract = validate_contract(document, prefix=prefix)
+        errors += contract.errors
+        slug = contract.dataset.get("slug")
+        if slug and slug in slugs:
+            errors.append(f"{prefix}dataset.slug: {slug!r} is also in contract {slugs[slug]}")
+        slugs[slug] = number
+        valid.append(contract)
+    if errors:
+        raise ContractError(errors)
+    with transaction.atomic():
+        return [_import_one(contract, actor=actor, source=source) for contract in valid]
+
+
+def import_contract(*, data: Any, actor, source: str = "") -> ImportResult:
+    return import_contracts(documents=[data], actor=actor, source=source)[0]
+
+
+def _import_one(contract: ValidContract, *, actor, source: str) -> ImportResult:
+    values = contract.dataset
+    dataset = Dataset.objects.select_for_update().filter(slug=values["slug"]).first()
+    created = dataset is None
+    before = None if created else export_contract(dataset)
+    if created:
+        dataset = Dataset(**values)
+        dataset.save()
+        dataset_changed = True
+    else:
+        dataset_changed = _assign(dataset, values)
+        if dataset_changed:
+            dataset.save()
+    existing = {f.name: f for f in DatasetField.objects.filter(dataset=dataset)}
+    added, changed = [], []
+    for field_values in contract.fields:
+        current = existing.pop(field_values["name"], None)
+        if current is None:
+            DatasetField.objects.create(dataset=dataset, **field_values)
+            added.append(field_values["name"])
+        elif _assign(current, field_values):
+            current.save()
+            changed.append(field_values["name"])
+    removed = sorted(existing)
+    for name, stale in existing.items():
+        try:
+            stale.delete()
+        except ProtectedError as exc:
+            raise ContractError(
+                [f"fields: {name!r} cannot be removed, other records refer to it ({exc.args[0]})"]
+            ) from None
+    result = ImportResult(dataset, created, added, changed, removed, dataset_changed)
+    after = export_contract(dataset)
+    old, new = changed_values(before, after)
+    record_audit(
+        actor=actor,
+        action=AuditAction.CREATE if created else AuditAction.UPDATE,
+        instance=dataset,
+        before=old,
+        after=new,
+        detail=f"contract imported{f' from {source}' if source else ''}: {result.summary()}",
+    )
+    return result
+
+
+# --- Export -----------------------------------------------------------------------------
+
+
+def _number(value: Decimal | None):
+    """A Decimal as a plain YAML/JSON number when that is exact, else as text."""
+    if value is None:
+        return None
+    value = value.normalize()
+    if value == value.to_integral_value():
+        return int(value)
+    as_float = float(value)
+    return as_float if Decimal(repr(as_float)) == value else str(value)
+
+
+def export_contract(dataset: Dataset) -> dict[str, Any]:
+    """The dataset and its contract as a dict that import_contract reads back the same."""
+    fields = []
+    for item in dataset.fields.select_related("classification").order_by("position", "name"):
+        values = {
+            "name": item.name,
+            "type": item.data_type,
+            "required": item.required,
+            "unique": item.unique,
+            "max_length": item.max_length,
+            "allowed_values": list(item.allowed_values),
+            "pattern": item.pattern,
+            "minimum": _number(item.minimum),
+            "maximum": _number(item.maximum),
+            "classification": item.classification.name if item.classification else None,
+            "description": item.description,
+        }
+        # Defaults are left out to keep the file short; import puts them back.
+        fields.append(
+            {
+                key: value
+                for key, value in values.items()
+                if key in ("name", "type") or value != FIELD_DEFAULTS[key]
+            }
+        )
+    return {
+        "atlas_contract": CONTRACT_VERSION,
+        "dataset": {
+            "slug": dataset.slug,
+            "name": dataset.name,
+            "description": dataset.description,
+            "owner": dataset.owner.get_username() if dataset.owner_id else None,
+            "is_active": dataset.is_active,
+            "business_key": list(dataset.business_key),
+            "event_time_field": dataset.event_time_field,
+            "quality_threshold": _number(Decimal(dataset.quality_threshold)),
+            "gate_action": dataset.gate_action,
+            "schedule": dataset.schedule,
+            "auto_promote": dataset.auto_promote,
+            "freshness_target": duration_iso_string(dataset.freshness_target),
+        },
+        "fields": fields,
+    }
+
+
+def dump_contracts(contracts: list[dict], *, fmt: str = "yaml") -> str:
+    if fmt == "json":
+        return json.dumps(contracts[0] if len(contracts) == 1 else contracts, indent=2) + "\n"
+    return yaml.safe_dump_all(contracts, sort_keys=False, allow_unicode=True)
