@@ -1,0 +1,386 @@
+"""Admin pieces of ingestion: upload on a dataset's page, batch progress, retries, API tokens.
+
+How to wire them (the admin classes live in each app's admin.py):
+
+    # governance/pipeline/admin.py
+    from explore.admin_ingest import ApiTokenAdmin, DatasetIngestAdminMixin
+
+    @admin.register(Dataset)
+    class DatasetAdmin(DatasetIngestAdminMixin, AuditedModelAdmin):
+        ...  # unchanged; the mixin comes first so that its get_urls/get_actions run
+
+    admin.site.register(ApiToken, ApiTokenAdmin)  # instead of the read-only one
+
+    # explore/admin.py
+    from explore.admin_ingest import LandingBatchAdminMixin
+
+    @admin.register(LandingBatch)
+    class LandingBatchAdmin(LandingBatchAdminMixin, LargeTableAdmin, ReadOnlyAdmin):
+        ...
+
+What each adds:
+- DatasetIngestAdminMixin: an "Upload a file" button on the dataset's change page
+  (its change_form_template; a DatasetAdmin with its own template should add the
+  link itself: `{% url opts|admin_urlname:'ingest' original.pk|admin_urlquote %}`),
+  the upload page `<id>/ingest/` with the dataset's recent batches and the chosen
+  batch's progress and outcome (polled by static/explore/js/batch_status.js), and an
+  "Export contract" action (YAML download).
+- LandingBatchAdminMixin: a "Load again" action for failed batches (retry_batch), and
+  a live "Load progress" box on a batch's page.
+- ApiTokenAdmin: issuing a token shows it once (only its digest is stored); a
+  "Revoke" action. Users see and revoke their own tokens; superusers everyone's, and
+  only they may issue a token for another user (e.g. a service account).
+
+Who may upload: explore.selectors.can_ingest (the 'change dataset' permission, or
+owning the dataset) — the same rule as the API.
+"""
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.options import ActionLocation
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.template.response import TemplateResponse
+from django.templatetags.static import static
+from django.urls import NoReverseMatch, path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+
+from explore import selectors, services
+from explore.models import BatchStatus, LandingBatch
+from explore.parsers import FORMATS
+from governance.pipeline.contracts import dump_contracts, export_contract
+from governance.pipeline.models import ApiToken, Dataset
+
+STATUS_SCRIPT = "explore/js/batch_status.js"
+
+
+class IngestUploadForm(forms.Form):
+    file = forms.FileField(
+        help_text="CSV with a header row, JSON Lines, or a JSON array of objects; "
+        "gzip-compressed (.gz) too."
+    )
+    format = forms.ChoiceField(
+        choices=[("", "From the file name or content"), *[(f, f) for f in FORMATS]],
+        required=False,
+    )
+
+
+def _status_box(status_url: str, batch: LandingBatch) -> str:
+    """A box that batch_status.js fills in and refreshes until the batch is done."""
+    return format_html(
+        '<div class="atlas-batch-status" data-status-url="{}" data-status="{}">'
+        '<p class="atlas-batch-summary">{}</p>'
+        '<progress class="atlas-batch-progress" max="1" hidden></progress>'
+        '<p class="atlas-batch-detail"></p><ul class="atlas-batch-warnings"></ul>'
+        '<p class="atlas-batch-error errornote" hidden></p>'
+        '</div><script src="{}" defer></script>',
+        status_url,
+        batch.status,
+        batch.get_status_display(),
+        static(STATUS_SCRIPT),
+    )
+
+
+def _api_docs_url() -> str:
+    try:
+        return reverse("api:openapi-view")
+    except NoReverseMatch:
+        return "/api/docs"
+
+
+class DatasetIngestAdminMixin:
+    """Upload page and contract export for the Dataset admin (see the module docstring)."""
+
+    change_form_template = "admin/explore/dataset_change_form.html"
+
+    def get_urls(self):
+        info = self.opts.app_label, self.opts.model_name
+        return [
+            path(
+                "<path:object_id>/ingest/",
+                self.admin_site.admin_view(self.ingest_view),
+                name="{}_{}_ingest".format(*info),
+            ),
+            path(
+                "<path:object_id>/ingest/<int:batch_id>/status/",
+                self.admin_site.admin_view(self.ingest_status_view),
+                name="{}_{}_ingest_status".format(*info),
+            ),
+            *super().get_urls(),
+        ]
+
+    def get_actions(self, request, action_location=ActionLocation.CHANGE_LIST):
+        actions = super().get_actions(request, action_location=action_location)
+        action = self.get_action("export_contracts", action_location)
+        if action is not None and self.has_view_permission(request):
+            actions[action.name] = action
+        return actions
+
+    @admin.action(description="Export the contracts of the selected datasets (YAML)")
+    def export_contracts(self, request, queryset):
+        datasets = list(queryset.prefetch_related("fields__classification").select_related("owner"))
+        body = dump_contracts([export_contract(dataset) for dataset in datasets], fmt="yaml")
+        name = datasets[0].slug if len(datasets) == 1 else "contracts"
+        response = HttpResponse(body, content_type="application/yaml; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="{name}.contract.yaml"'
+        return response
+
+    def _ingest_dataset(self, request, object_id: str) -> Dataset:
+        dataset = Dataset.objects.filter(pk=unquote(object_id)).first()
+        if dataset is None:
+            raise Http404("No such dataset.")
+        if not selectors.can_ingest(user=request.user, dataset=dataset):
+            raise PermissionDenied
+        return dataset
+
+    def ingest_view(self, request, object_id):
+        dataset = self._ingest_dataset(request, object_id)
+        info = self.opts.app_label, self.opts.model_name
+        form = IngestUploadForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            upload = form.cleaned_data["file"]
+            try:
+                batch = services.store_upload(
+                    dataset=dataset,
+                    file=upload,
+                    filename=upload.name,
+                    actor=request.user,
+                    format=form.cleaned_data["format"],
+                    via="admin",
+                )
+            except services.DuplicateFileError as exc:
+                form.add_error("file", str(exc))
+            except services.IngestError as exc:
+                form.add_error("file", f"Refused: {exc}")
+            else:
+                self.log_change(request, dataset, f"Uploaded {upload.name} as batch {batch.pk}.")
+                messages.success(
+                    request, f"Stored {upload.name} as batch {batch.pk}; it is being loaded."
+                )
+                url = reverse(
+                    f"admin:{info[0]}_{info[1]}_ingest",
+                    args=[dataset.pk],
+                    current_app=self.admin_site.name,
+                )
+                return HttpResponseRedirect(f"{url}?batch={batch.pk}")
+        request.current_app = self.admin_site.name
+        batch = None
+        if request.GET.get("batch", "").isdigit():
+            batch = LandingBatch.objects.filter(dataset=dataset, pk=request.GET["batch"]).first()
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "original": dataset,
+            "title": f"Upload a file to {dataset.name}",
+            "form": form,
+            "batch": batch,
+            "status_box": _status_box(
+                reverse(
+                    f"admin:{info[0]}_{info[1]}_ingest_status",
+                    args=[dataset.pk, batch.pk],
+                    current_app=self.admin_site.name,
+                ),
+                batch,
+            )
+            if batch
+            else "",
+            "failed_lines": selectors.failed_lines(batch=batch) if batch else [],
+            "batches": selectors.recent_batches(dataset=dataset),
+            "max_upload_bytes": services.max_upload_bytes(),
+            "has_view_permission": self.has_view_permission(request, dataset),
+        }
+        return TemplateResponse(request, "admin/explore/ingest_upload.html", context)
+
+    def ingest_status_view(self, request, object_id, batch_id):
+        dataset = self._ingest_dataset(request, object_id)
+        batch = LandingBatch.objects.filter(dataset=dataset, pk=batch_id).first()
+        if batch is None:
+            raise Http404("No such batch of this dataset.")
+        return JsonResponse(selectors.batch_status(batch=batch))
+
+
+class LandingBatchAdminMixin:
+    """ "Load again" for failed batches and a live progress box (see the module docstring)."""
+
+    def get_urls(self):
+        info = self.opts.app_label, self.opts.model_name
+        return [
+            path(
+                "<path:object_id>/status/",
+                self.admin_site.admin_view(self.batch_status_view),
+                name="{}_{}_status".format(*info),
+            ),
+            *super().get_urls(),
+        ]
+
+    def get_actions(self, request, action_location=ActionLocation.CHANGE_LIST):
+        actions = super().get_actions(request, action_location=action_location)
+        action = self.get_action("retry_failed_batches", action_location)
+        if action is not None and request.user.has_perm("explore.change_landingbatch"):
+            actions[action.name] = action
+        return actions
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = tuple(super().get_readonly_fields(request, obj))
+        return fields if obj is None or "load_progress" in fields else (*fields, "load_progress")
+
+    @admin.display(description="Load progress")
+    def load_progress(self, obj: LandingBatch) -> str:
+        url = reverse(
+            f"admin:{self.opts.app_label}_{self.opts.model_name}_status",
+            args=[obj.pk],
+            current_app=self.admin_site.name,
+        )
+        return _status_box(url, obj)
+
+    def batch_status_view(self, request, object_id):
+        batch = LandingBatch.objects.select_related("dataset").filter(pk=unquote(object_id)).first()
+        if batch is None:
+            raise Http404("No such batch.")
+        if not self.has_view_permission(request, batch):
+            raise PermissionDenied
+        return JsonResponse(selectors.batch_status(batch=batch))
+
+    @admin.action(description="Load the selected failed batches again")
+    def retry_failed_batches(self, request, queryset):
+        retried, skipped = 0, 0
+        for batch in queryset.select_related("dataset"):
+            if batch.status != BatchStatus.FAILED:
+                skipped += 1
+                continue
+            if not selectors.can_ingest(user=request.user, dataset=batch.dataset):
+                skipped += 1
+                continue
+            services.retry_batch(batch=batch, actor=request.user)
+            self.log_change(request, batch, "Queued to load again.")
+            retried += 1
+        if retried:
+            messages.success(request, f"{retried} batch(es) queued to load again.")
+        if skipped:
+            messages.warning(
+                request,
+                f"{skipped} batch(es) left as they are: only failed batches of datasets "
+                "you may change are loaded again.",
+            )
+
+
+class ApiTokenForm(forms.ModelForm):
+    class Meta:
+        model = ApiToken
+        fields = ("user", "name", "expires_at")
+
+
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Personal API tokens: issued here (shown once), revoked here, never deleted."""
+
+    form = ApiTokenForm
+    list_display = (
+        "prefix",
+        "name",
+        "user",
+        "created_at",
+        "last_used_at",
+        "expires_at",
+        "revoked_at",
+    )
+    list_filter = (("revoked_at", admin.EmptyFieldListFilter), "expires_at")
+    list_select_related = ("user",)
+    search_fields = ("prefix", "name", "user__username")
+    actions = ["revoke_tokens"]
+    readonly_fields = (
+        "user",
+        "name",
+        "prefix",
+        "created_at",
+        "last_used_at",
+        "expires_at",
+        "revoked_at",
+    )
+
+    # Stewards manage their own tokens: ingestion is what a token is for, so the
+    # 'change dataset' permission is enough, besides the model's own permissions.
+    def _may(self, request, action: str) -> bool:
+        user = request.user
+        return user.has_perm(f"pipeline.{action}_apitoken") or user.has_perm(
+            selectors.INGEST_PERMISSION
+        )
+
+    def has_module_permission(self, request):
+        return self._may(request, "view")
+
+    def has_view_permission(self, request, obj=None):
+        return self._may(request, "view") and self._owns(request, obj)
+
+    def has_add_permission(self, request):
+        return self._may(request, "add")
+
+    def has_change_permission(self, request, obj=None):
+        return self._may(request, "change") and self._owns(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # revoked tokens stay, as the record of who could send what
+
+    @staticmethod
+    def _owns(request, obj) -> bool:
+        return obj is None or request.user.is_superuser or obj.user_id == request.user.pk
+
+    def get_queryset(self, request):
+        tokens = super().get_queryset(request)
+        return tokens if request.user.is_superuser else tokens.filter(user=request.user)
+
+    def get_readonly_fields(self, request, obj=None):
+        return () if obj is None else self.readonly_fields
+
+    def get_fields(self, request, obj=None):
+        if obj is not None:
+            return self.readonly_fields
+        return (
+            ("user", "name", "expires_at") if request.user.is_superuser else ("name", "expires_at")
+        )
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            return  # nothing of a token is edited; revoking is an action
+        user = form.cleaned_data.get("user") if request.user.is_superuser else None
+        token, plain = services.issue_api_token(
+            user=user or request.user,
+            name=form.cleaned_data["name"],
+            actor=request.user,
+            expires_at=form.cleaned_data.get("expires_at"),
+        )
+        obj.__dict__.update(
+            {field.attname: getattr(token, field.attname) for field in token._meta.concrete_fields}
+        )
+        obj._state.adding = False
+        obj._plain_token = plain
+
+    def response_add(self, request, obj, post_url_continue=None):
+        # The one time the token is shown: on this page, not in a message (messages
+        # may be kept in a cookie) and not cached.
+        response = TemplateResponse(
+            request,
+            "admin/explore/api_token_created.html",
+            {
+                **self.admin_site.each_context(request),
+                "opts": self.opts,
+                "title": "API token issued",
+                "token": obj,
+                "plain_token": obj._plain_token,
+                "api_docs_url": _api_docs_url(),
+            },
+        )
+        response["Cache-Control"] = "no-store"
+        return response
+
+    @admin.action(description="Revoke the selected tokens")
+    def revoke_tokens(self, request, queryset):
+        revoked = 0
+        for token in queryset.filter(revoked_at__isnull=True):
+            if not self._owns(request, token):
+                continue
+            services.revoke_api_token(token=token, actor=request.user)
+            self.log_change(request, token, f"Revoked at {timezone.now():%Y-%m-%d %H:%M}.")
+            revoked += 1
+        messages.success(request, f"{revoked} token(s) revoked.")

@@ -1,0 +1,162 @@
+"""The admin pieces: upload page and progress, retrying batches, issuing and revoking tokens."""
+
+import re
+
+import pytest
+import yaml
+from django.contrib.admin.models import LogEntry
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from explore import services
+from explore.models import BatchStatus, LandingBatch
+from explore.tests.conftest import store
+from governance.pipeline.models import ApiToken
+
+pytestmark = pytest.mark.django_db
+
+CSV = b"id,name,email\n1,Ann,ann@example.com\n"
+
+
+@pytest.fixture(autouse=True)
+def _test_admin(settings):
+    settings.ROOT_URLCONF = "explore.tests.admin_urls"
+
+
+def ingest_url(dataset) -> str:
+    return f"/admin/pipeline/dataset/{dataset.pk}/ingest/"
+
+
+def test_dataset_page_links_to_the_upload_page(client, steward, customers):
+    client.force_login(steward)
+    page = client.get(f"/admin/pipeline/dataset/{customers.pk}/change/")
+    assert page.status_code == 200
+    assert ingest_url(customers).encode() in page.content
+
+
+def test_upload_stores_the_file_and_shows_its_progress(
+    client, steward, customers, sent_loads, django_capture_on_commit_callbacks
+):
+    client.force_login(steward)
+    assert client.get(ingest_url(customers)).status_code == 200
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            ingest_url(customers), {"file": SimpleUploadedFile("customers.csv", CSV)}
+        )
+    batch = LandingBatch.objects.get()
+    assert response.status_code == 302
+    assert response["Location"] == f"{ingest_url(customers)}?batch={batch.pk}"
+    assert batch.uploaded_by == steward and sent_loads == [batch.pk]
+    assert LogEntry.objects.filter(object_id=str(customers.pk)).exists()
+
+    page = client.get(response["Location"]).content.decode()
+    status_url = f"{ingest_url(customers)}{batch.pk}/status/"
+    assert f'data-status-url="{status_url}"' in page
+    assert "explore/js/batch_status.js" in page
+    assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", page)  # no inline script
+    status = client.get(status_url).json()
+    assert status["id"] == batch.pk and status["status"] == "stored" and status["done"] is False
+
+    services.load_batch(batch_id=batch.pk)
+    assert client.get(status_url).json()["status"] == "loaded"
+
+
+def test_refusals_are_shown_on_the_form(client, steward, customers):
+    client.force_login(steward)
+    store(customers, CSV, "customers.csv")
+    page = client.post(ingest_url(customers), {"file": SimpleUploadedFile("again.csv", CSV)})
+    assert page.status_code == 200
+    assert b"already received as batch" in page.content
+    page = client.post(ingest_url(customers), {"file": SimpleUploadedFile("empty.csv", b"x")})
+    assert b"Refused:" in page.content
+    assert LandingBatch.objects.count() == 1
+
+
+def test_who_may_not_change_the_dataset_may_not_upload(client, viewer, customers):
+    client.force_login(viewer)
+    assert client.get(ingest_url(customers)).status_code == 403
+    response = client.post(ingest_url(customers), {"file": SimpleUploadedFile("c.csv", CSV)})
+    assert response.status_code == 403
+    assert not LandingBatch.objects.exists()
+
+
+def test_retry_action_queues_failed_batches_again(
+    client, superuser, customers, sent_loads, django_capture_on_commit_callbacks
+):
+    failed = store(customers, CSV, "a.csv")
+    LandingBatch.objects.filter(pk=failed.pk).update(status=BatchStatus.FAILED, error="disk")
+    loaded = store(customers, CSV + b"2,Bob,bob@example.com\n", "b.csv")
+    services.load_batch(batch_id=loaded.pk)
+    client.force_login(superuser)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            "/admin/explore/landingbatch/",
+            {"action": "retry_failed_batches", "_selected_action": [failed.pk, loaded.pk]},
+            follow=True,
+        )
+    assert b"1 batch(es) queued to load again" in response.content
+    assert b"1 batch(es) left as they are" in response.content
+    failed.refresh_from_db()
+    assert failed.status == BatchStatus.STORED and failed.error == ""
+    assert sent_loads == [failed.pk]
+    page = client.get(f"/admin/explore/landingbatch/{failed.pk}/change/")
+    assert b"atlas-batch-status" in page.content
+    assert client.get(f"/admin/explore/landingbatch/{failed.pk}/status/").json()["id"] == failed.pk
+
+
+def test_export_contract_action_downloads_yaml(client, steward, customers):
+    client.force_login(steward)
+    response = client.post(
+        "/admin/pipeline/dataset/",
+        {"action": "export_contracts", "_selected_action": [customers.pk]},
+    )
+    assert response["Content-Disposition"] == 'attachment; filename="customers.contract.yaml"'
+    contract = yaml.safe_load(response.content)
+    assert contract["dataset"]["slug"] == "customers"
+    assert [f["name"] for f in contract["fields"]] == ["id", "name", "email"]
+
+
+def test_a_steward_issues_a_token_that_is_shown_once(client, steward, superuser):
+    client.force_login(steward)
+    form = client.get("/admin/pipeline/apitoken/add/").content.decode()
+    assert 'name="user"' not in form  # a steward issues tokens for themselves only
+    response = client.post(
+        "/admin/pipeline/apitoken/add/", {"name": "ERP export", "user": superuser.pk}
+    )
+    assert response.status_code == 200
+    assert "no-store" in response["Cache-Control"]
+    plain = re.search(r'class="atlas-api-token"[^>]*>(atl_[^<]+)<', response.content.decode())[1]
+    token = ApiToken.objects.get()
+    assert token.user == steward  # not the user the form was sent with
+    assert token.token_hash == services.hash_token(plain)
+    change_page = client.get(f"/admin/pipeline/apitoken/{token.pk}/change/").content.decode()
+    assert plain not in change_page and token.token_hash not in change_page
+    assert client.get("/api/datasets", HTTP_AUTHORIZATION=f"Bearer {plain}").status_code == 200
+
+    client.post(
+        "/admin/pipeline/apitoken/",
+        {"action": "revoke_tokens", "_selected_action": [token.pk]},
+    )
+    token.refresh_from_db()
+    assert token.revoked_at is not None
+    assert client.get("/api/datasets", HTTP_AUTHORIZATION=f"Bearer {plain}").status_code == 401
+    assert client.post(f"/admin/pipeline/apitoken/{token.pk}/delete/").status_code == 403
+
+
+def test_tokens_of_others_are_out_of_sight_except_for_superusers(client, steward, superuser):
+    services.issue_api_token(user=steward, name="mine", actor=steward)
+    theirs, _ = services.issue_api_token(user=superuser, name="theirs", actor=superuser)
+    client.force_login(steward)
+    listing = client.get("/admin/pipeline/apitoken/").content.decode()
+    assert "mine" in listing and "theirs" not in listing
+    assert client.get(f"/admin/pipeline/apitoken/{theirs.pk}/change/").status_code == 302
+    client.force_login(superuser)
+    assert "mine" in client.get("/admin/pipeline/apitoken/").content.decode()
+    response = client.post("/admin/pipeline/apitoken/add/", {"name": "service", "user": steward.pk})
+    assert response.status_code == 200
+    assert ApiToken.objects.filter(name="service", user=steward).exists()
+
+
+def test_viewers_have_no_token_admin(client, viewer):
+    client.force_login(viewer)
+    # The model's view permission comes with the Viewer role; issuing does not.
+    assert client.get("/admin/pipeline/apitoken/add/").status_code == 403
