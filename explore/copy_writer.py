@@ -120,7 +120,11 @@ def _copy_some(
             )
         else:
             parsed += 1
-            lines.append(f"{prefix}{line_number}\t{escape(payload)}\t{escape(raw)}\t\t{digest}\n")
+            # Canonical JSON escapes every control character, so only its backslashes
+            # need escaping for COPY (one scan instead of four).
+            if "\\" in payload:
+                payload = payload.replace("\\", "\\\\")
+            lines.append(f"{prefix}{line_number}\t{payload}\t{escape(raw)}\t\t{digest}\n")
         if len(lines) >= write_rows:
             copy.write("".join(lines))
             lines.clear()
