@@ -27,6 +27,7 @@ if ATLAS_BROKER == "filesystem":
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
         "processed_folder": str(_broker_dir / "processed"),
+        "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
     CACHES = {
@@ -36,7 +37,12 @@ if ATLAS_BROKER == "filesystem":
             "KEY_PREFIX": "atlas",
         }
     }
-    for _folder in (_broker_dir / "queue", _broker_dir / "processed", _data_dir / "cache"):
+    for _folder in (
+        _broker_dir / "queue",
+        _broker_dir / "processed",
+        _broker_dir / "control",
+        _data_dir / "cache",
+    ):
         _folder.mkdir(parents=True, exist_ok=True)
 elif ATLAS_BROKER is not None:
     from django.core.exceptions import ImproperlyConfigured
