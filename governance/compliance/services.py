@@ -1,4 +1,4 @@
-"""Writes of the compliance area: the audit log."""
+"""Writes of the compliance area: the audit log, pattern trials, classification decisions."""
 
 import ipaddress
 from collections.abc import Callable
@@ -166,3 +166,62 @@ def try_pattern(
             valid = bool(validator(text, before, after))
         matches.append({"start": start, "end": end, "text": text, "valid": valid})
     return matches
+
+
+# --- Classification suggestions ---------------------------------------------------------
+
+
+def _decide(suggestion, *, actor, status: str, note: str = ""):
+    from django.db import transaction
+    from django.utils import timezone
+
+    from governance.compliance.models import ClassificationSuggestion, SuggestionStatus
+
+    with transaction.atomic():
+        suggestion = ClassificationSuggestion.objects.select_for_update().get(pk=suggestion.pk)
+        if suggestion.status != SuggestionStatus.OPEN:
+            raise ValidationError(
+                f"This suggestion was already {suggestion.get_status_display().lower()} "
+                f"by {suggestion.decided_by or 'someone'}."
+            )
+        before = snapshot(suggestion)
+        suggestion.status = status
+        suggestion.decided_by = actor.get_username() if hasattr(actor, "get_username") else actor
+        suggestion.decided_at = timezone.now()
+        suggestion.save()
+        record_change(actor=actor, instance=suggestion, before=before, detail=note)
+    return suggestion
+
+
+def accept_suggestion(suggestion, *, actor, level=None):
+    """Classify the field at the suggested level (or `level`); the next run protects it."""
+    from django.db import transaction
+
+    from governance.compliance.models import SuggestionStatus
+
+    with transaction.atomic():
+        field = suggestion.dataset_field
+        before = snapshot(field)
+        field.classification = level or suggestion.suggested_level
+        field.save(update_fields=["classification"])
+        record_change(
+            actor=actor,
+            instance=field,
+            before=before,
+            detail=f"classified from PII suggestion {suggestion.pk}",
+        )
+        return _decide(
+            suggestion,
+            actor=actor,
+            status=SuggestionStatus.ACCEPTED,
+            note=f"field classified {field.classification.name}",
+        )
+
+
+def reject_suggestion(suggestion, *, actor, reason: str):
+    """Not raised again for this field unless the evidence changes (types or hit ratio)."""
+    from governance.compliance.models import SuggestionStatus
+
+    if not reason.strip():
+        raise ValidationError("Say why the suggestion is rejected; the reason is kept.")
+    return _decide(suggestion, actor=actor, status=SuggestionStatus.REJECTED, note=reason)
