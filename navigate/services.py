@@ -418,13 +418,15 @@ def record_lineage(*, metric: MetricDefinition, run: Run) -> list[LineageEdge]:
     source_fields = dict.fromkeys(["", *(name for name in used if name)])
     edges = []
     for source_field in source_fields:
+        # A dimension's values reach the facts as they are; everything else is aggregated.
+        grouped = source_field in metric.dimension_fields
         edge, _ = LineageEdge.objects.update_or_create(
             dataset_id=metric.dataset_id,
             source_layer=Layer.CHART,
             source_field=source_field,
             target_layer=Layer.NAVIGATE,
             target_name=metric.slug,
-            transform=Transform.AGGREGATED,
+            transform=Transform.GROUPED if grouped else Transform.AGGREGATED,
             defaults={"run": run},
         )
         edges.append(edge)

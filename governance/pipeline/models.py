@@ -279,6 +279,11 @@ class Transform(models.TextChoices):
     MASKED = "masked", "Masked"
     ENCRYPTED = "encrypted", "Encrypted"
     AGGREGATED = "aggregated", "Aggregated"
+    GROUPED = "grouped", "Carried as a grouping key"
+
+
+# Transforms after which the value itself is gone: a classification stops there.
+VALUE_REMOVING_TRANSFORMS = frozenset({Transform.MASKED, Transform.ENCRYPTED, Transform.AGGREGATED})
 
 
 class LineageEdge(models.Model):

@@ -621,8 +621,15 @@ def test_lineage_is_recorded_once_per_rerun(contract, run):
         "paid",
         "region",
     ]
-    assert set(edges.values_list("source_layer", "target_name", "transform", "run")) == {
-        (Layer.CHART, metric.slug, Transform.AGGREGATED, latest.pk)
+    assert set(edges.values_list("source_field", "transform")) == {
+        ("", Transform.AGGREGATED),
+        ("amount", Transform.AGGREGATED),
+        ("ordered_at", Transform.AGGREGATED),
+        ("paid", Transform.GROUPED),
+        ("region", Transform.GROUPED),
+    }
+    assert set(edges.values_list("source_layer", "target_name", "run")) == {
+        (Layer.CHART, metric.slug, latest.pk)
     }
 
 

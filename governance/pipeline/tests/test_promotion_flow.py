@@ -99,3 +99,34 @@ def test_schedule_decides_which_datasets_are_due(customers):
     customers.schedule = ""
     customers.save()
     assert customers not in due_datasets(now=timezone.now() + timedelta(days=1))
+
+
+def test_classification_propagates_until_a_transform_removes_the_value(customers, land):
+    from governance.compliance.models import ClassificationLevel
+    from governance.pipeline.selectors import field_classifications
+
+    internal = ClassificationLevel.objects.get(name="internal")
+    internal.masking = "none"  # internal values reach chart as they are
+    internal.save()
+    customers.fields.filter(name="tier").update(classification=internal)
+    MetricDefinition.objects.create(
+        slug="count-by-tier",
+        name="Count by tier",
+        dataset=customers,
+        aggregation="count",
+        time_field="signup",
+        grain="month",
+        dimension_fields=["tier"],
+    )
+    land(customers, [order(1)])
+    promote_to_chart(dataset=customers, triggered_by="test")
+    promote_to_navigate(dataset=customers, triggered_by="test")
+    found = {
+        (c.layer, c.name): (c.level, c.source) for c in field_classifications(dataset=customers)
+    }
+    assert found[("explore", "ssn")] == ("restricted", "contract")
+    assert found[("chart", "ssn")] == (None, "explore.ssn via encrypted")
+    assert found[("chart", "email")] == (None, "explore.email via masked")
+    assert found[("chart", "tier")] == ("internal", "explore.tier via typed")
+    assert found[("navigate", "count-by-tier.tier")] == ("internal", "chart.tier via grouped")
+    assert ("navigate", "count-by-tier.signup") not in found
