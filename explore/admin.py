@@ -1,11 +1,12 @@
 from django.contrib import admin
 
 from atlas_site.admin_base import LargeTableAdmin, ReadOnlyAdmin, RecentPeriodFilter
+from explore.admin_ingest import LandingBatchAdminMixin
 from explore.models import LandingBatch, RawRecord
 
 
 @admin.register(LandingBatch)
-class LandingBatchAdmin(LargeTableAdmin, ReadOnlyAdmin):
+class LandingBatchAdmin(LandingBatchAdminMixin, LargeTableAdmin, ReadOnlyAdmin):
     """Batches are stored and loaded by the ingestion service, not typed in here."""
 
     list_display = (

@@ -1,6 +1,7 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 
 from atlas_site.admin_base import AuditedModelAdmin, LargeTableAdmin, ReadOnlyAdmin
+from explore.admin_ingest import ApiTokenAdmin, DatasetIngestAdminMixin
 from governance.pipeline.models import (
     ApiToken,
     Dataset,
@@ -34,7 +35,7 @@ class DatasetFieldInline(admin.TabularInline):
 
 
 @admin.register(Dataset)
-class DatasetAdmin(AuditedModelAdmin):
+class DatasetAdmin(DatasetIngestAdminMixin, AuditedModelAdmin):
     list_display = (
         "slug",
         "name",
@@ -58,6 +59,24 @@ class DatasetAdmin(AuditedModelAdmin):
         ("History", {"fields": ("created_at", "updated_at")}),
     )
     inlines = (DatasetFieldInline,)
+    actions = ("promote_now",)
+
+    @admin.action(description="Promote now: explore → chart → navigate", permissions=["promote"])
+    def promote_now(self, request, queryset):
+        from governance.pipeline.services import request_promotion
+
+        runs = [
+            request_promotion(dataset=dataset, triggered_by="admin", actor=request.user)
+            for dataset in queryset
+        ]
+        self.message_user(
+            request,
+            "Queued " + ", ".join(f"run {run.pk} ({run.dataset.slug})" for run in runs) + ".",
+            messages.SUCCESS,
+        )
+
+    def has_promote_permission(self, request) -> bool:
+        return request.user.has_perm("pipeline.add_run")
 
 
 @admin.register(DatasetField)
@@ -136,20 +155,5 @@ class LineageEdgeAdmin(ReadOnlyAdmin):
     search_fields = ("source_field", "target_name")
 
 
-@admin.register(ApiToken)
-class ApiTokenAdmin(ReadOnlyAdmin):
-    # Issuing shows the plain token once and stores its digest: that takes a service,
-    # not a form; so does revoking. The digest itself is never shown.
-    list_display = (
-        "prefix",
-        "name",
-        "user",
-        "created_at",
-        "last_used_at",
-        "expires_at",
-        "revoked_at",
-    )
-    list_filter = (("revoked_at", admin.EmptyFieldListFilter), "expires_at")
-    list_select_related = ("user",)
-    search_fields = ("prefix", "name", "user__username")
-    fields = ("user", "name", "prefix", "created_at", "last_used_at", "expires_at", "revoked_at")
+# Issuing shows the token once and stores its digest; revoking is an action.
+admin.site.register(ApiToken, ApiTokenAdmin)
