@@ -10,6 +10,9 @@ they fire; with the constraints made IMMEDIATE they fire at the end of each
 statement, so that server memory stays bounded however long the file is (deferred,
 they would all wait for the commit).
 
+Payloads come as canonical JSON text (explore.parsers): it escapes every control
+character, so only its backslashes need escaping for COPY.
+
 This is also the last gate before the database: text PostgreSQL cannot store
 (a NUL character, an unpaired surrogate from a JSON escape) turns its record
 into a failed one instead of failing the whole COPY.

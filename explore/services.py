@@ -354,11 +354,17 @@ class _BatchLock:
         return self.acquired
 
     def __exit__(self, *exc_info) -> None:
-        if self.acquired and connection.connection is not None:
+        if not self.acquired:
+            return
+        try:
             with connection.cursor() as cursor:
                 cursor.execute(
                     "SELECT pg_advisory_unlock(%s, %s)", [LOAD_LOCK_NAMESPACE, self.batch_id]
                 )
+        except Exception:
+            # The connection is gone (the error being raised says why), and the lock
+            # with it: PostgreSQL frees a session's locks when the session ends.
+            logger.warning("could not release the load lock of batch %s", self.batch_id)
 
 
 def _failure_reason(exc: BaseException) -> str:

@@ -214,3 +214,25 @@ def test_format_from_name_and_content():
     assert parsers.sniff_format(b'  [{"a": 1}]') == "json"
     assert parsers.sniff_format(b'{"a": 1}\n') == "jsonl"
     assert parsers.sniff_format(b"a,b\n") is None
+
+
+@pytest.mark.parametrize("block_bytes", [1, 7, 64])
+def test_csv_reads_the_same_whatever_the_block_boundaries(monkeypatch, block_bytes):
+    data = (
+        b'id,note\n1,"spans\nthree\nlines"\n'
+        + "2,Zoë\n".encode("latin-1")
+        + b"3,"
+        + b"y" * 150
+        + b"\n\n"
+        + b'4,"quoted, comma"\r\n5,a,b\n6,last without a break'
+    )
+    expected = read("csv", data, max_record_bytes=100)[1]
+    monkeypatch.setattr(parsers._LineBlocks, "block_bytes", block_bytes)
+    assert read("csv", data, max_record_bytes=100)[1] == expected
+    assert [r[0] for r in expected] == [2, 5, 6, 8, 9, 10]
+    assert expected[0][1] == '1,"spans\nthree\nlines"'
+    assert expected[1][2] is None and "not valid UTF-8" in expected[1][3]
+    assert expected[2][2] is None and "longer than 100 bytes" in expected[2][3]
+    assert json.loads(expected[3][2]) == {"id": "4", "note": "quoted, comma"}
+    assert expected[4][3] == "expected 2 fields as in the header, found 3"
+    assert expected[5][1] == "6,last without a break" and expected[5][3] == ""
