@@ -14,6 +14,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import pytest
 from django.conf import settings as django_settings
@@ -76,13 +77,12 @@ def raw_rows(batch):
 # --- A real Celery worker ------------------------------------------------------------------
 
 
-def _database_url(settings_dict) -> str:
-    user = settings_dict.get("USER") or ""
-    password = settings_dict.get("PASSWORD") or ""
-    credentials = f"{user}:{password}@" if password else f"{user}@" if user else ""
-    host = settings_dict.get("HOST") or "127.0.0.1"
-    port = settings_dict.get("PORT") or 5432
-    return f"postgres://{credentials}{host}:{port}/{settings_dict['NAME']}"
+def _database_url(test_database: str) -> str:
+    """The suite's DATABASE_URL pointed at the test database (host, socket, options kept)."""
+    from atlas_site.settings.base import DEFAULT_DATABASE_URL
+
+    parts = urlsplit(os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL)
+    return urlunsplit(parts._replace(path="/" + quote(test_database)))
 
 
 @pytest.fixture(scope="session")
@@ -95,7 +95,7 @@ def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory):
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "atlas_site.settings.test",
-        "DATABASE_URL": _database_url(connection.settings_dict),
+        "DATABASE_URL": _database_url(connection.settings_dict["NAME"]),
         "DATABASE_CONN_MAX_AGE": "0",
         "REDIS_URL": django_settings.REDIS_URL,
         "ATLAS_INGEST_QUEUE": queue,
