@@ -74,7 +74,7 @@ def _status_box(status_url: str, batch: LandingBatch) -> str:
         '<p class="atlas-batch-summary">{}</p>'
         '<progress class="atlas-batch-progress" max="1" hidden></progress>'
         '<p class="atlas-batch-detail"></p><ul class="atlas-batch-warnings"></ul>'
-        '<p class="atlas-batch-error errornote" hidden></p>'
+        '<p class="atlas-batch-error" hidden></p>'
         '</div><script src="{}" defer></script>',
         status_url,
         batch.status,

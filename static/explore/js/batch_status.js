@@ -38,13 +38,14 @@
 
     const parts = [status.format.toUpperCase() + (status.compression === "gzip" ? " (gzip)" : ""),
       number(status.size_bytes) + " bytes", "sha256 " + status.sha256];
-    if (status.run && status.run.seconds) {
-      parts.push("loaded in " + status.run.seconds.toFixed(1) + " s");
+    if (status.status === "loaded" && status.run && status.run.seconds !== null) {
+      const seconds = status.run.seconds;
+      parts.push("loaded in " + (seconds < 0.1 ? "under 0.1" : seconds.toFixed(1)) + " s");
     }
     if (status.run && status.run.blank_lines) {
       parts.push(number(status.run.blank_lines) + " blank lines");
     }
-    detail.textContent = parts.join(" · ");
+    detail.textContent = parts.join(" \u00b7 ");
 
     warnings.replaceChildren();
     for (const warning of (status.run && status.run.warnings) || []) {
@@ -53,7 +54,9 @@
       warnings.appendChild(item);
     }
 
+    // The admin's .errornote style would show even an empty box: add it only with an error.
     error.hidden = !status.error;
+    error.classList.toggle("errornote", Boolean(status.error));
     error.textContent = status.error || "";
   }
 
