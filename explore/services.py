@@ -198,7 +198,8 @@ def store_upload(
 
     `file` is any readable, seekable binary file (an UploadedFile, an open file).
     `actor` is a user or a string naming a component; `via` says where the file
-    came from ("admin", "api", "cli") for the run that loads it.
+    came from ("admin", "api", "cli") for the run that loads it; `queue=False`
+    leaves the load to the caller (load_batch).
     Raises IngestError (DuplicateFileError, FileTooLargeError) before writing anything.
     """
     if not dataset.is_active:
@@ -232,7 +233,8 @@ def store_upload(
                 before=None,
                 detail=f"received {filename} via {via}: {info.size:,} bytes, sha256 {info.sha256}",
             )
-            queue_load(batch.pk, via=via)
+            if queue:
+                queue_load(batch.pk, via=via)
     except IntegrityError:
         # The same file arrived at the same moment through another request.
         batch.file.delete(save=False)

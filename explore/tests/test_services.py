@@ -301,3 +301,11 @@ def test_api_tokens_store_only_a_digest(steward):
     assert not AuditLog.objects.filter(after__icontains=plain).exists()
     services.revoke_api_token(token=token, actor=steward)
     assert token.revoked_at is not None
+
+
+def test_a_store_without_queueing_leaves_the_load_to_the_caller(
+    customers, sent_loads, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        batch = store(customers, CSV, queue=False)
+    assert sent_loads == [] and batch.status == BatchStatus.STORED
