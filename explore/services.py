@@ -54,6 +54,8 @@ GZIP_MAGIC = b"\x1f\x8b"
 READ_BYTES = 1 << 20
 # pg_try_advisory_lock(namespace, batch id): one loader per batch.
 LOAD_LOCK_NAMESPACE = 7310
+# pg_advisory_xact_lock(namespace, dataset id): loads of one dataset commit one by one.
+DATASET_LOAD_LOCK_NAMESPACE = 7311
 PROGRESS_KEY = "explore:batch-progress:{}"
 
 
@@ -469,6 +471,13 @@ def _copy_batch(batch: LandingBatch, run: Run) -> dict:
             _set_progress(batch.pk, rows=result.rows_total, bytes_read=source.bytes_read)
 
         with transaction.atomic(), connection.cursor() as cursor:
+            # One load per dataset at a time, until commit: the rows of a dataset then
+            # become visible in id order, which the promotion's watermark relies on
+            # (a row can never appear below a watermark that already passed it).
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(%s, %s)",
+                [DATASET_LOAD_LOCK_NAMESPACE, batch.dataset_id],
+            )
             # One transaction holds every row, so a crash keeps none. Rows can only
             # be here if they committed with 'loaded'; the delete makes "exactly
             # once" not depend on that.

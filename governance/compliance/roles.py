@@ -26,6 +26,7 @@ STEWARD_CHANGES = {
     ("explore", "landingbatch"): ("add", "change"),
     ("chart", "quarantinedrecord"): ("change",),
     ("compliance", "classificationsuggestion"): ("change",),
+    ("pipeline", "apitoken"): ("add", "change"),
 }
 
 OFFICER_CHANGES = {
