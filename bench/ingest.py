@@ -4,8 +4,8 @@ Generates a seeded CSV of realistic customer records, stores it with the same
 service the API and admin use (store_upload), then times the load the Celery task
 runs (services.load_batch), in this process, from the stored file to the commit.
 The same rows, exactly as the load wrote them, are then COPYed without any parsing
-into a bare table (the limit) and into tables with raw_record's indexes and foreign
-keys one by one, to show where the time goes.
+into a bare table (the limit), into a table with raw_record's indexes and into
+raw_record itself, to show where the time goes.
 
 Run it against a database of its own, migrated first:
 
@@ -115,9 +115,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=2026)
-    parser.add_argument(
-        "--quick", action="store_true", help="Skip the index and foreign-key breakdown."
-    )
+    parser.add_argument("--quick", action="store_true", help="Skip the index breakdown.")
     parser.add_argument("--keep", action="store_true", help="Keep the loaded rows afterwards.")
     options = parser.parse_args()
 
@@ -230,12 +228,6 @@ def main() -> None:
                 cursor.execute(f"DROP TABLE {table}")
 
     like = "(LIKE explore.raw_record INCLUDING DEFAULTS INCLUDING IDENTITY INCLUDING INDEXES"
-    fk_batch = (
-        "FOREIGN KEY (batch_id) REFERENCES explore.landing_batch (id) DEFERRABLE INITIALLY DEFERRED"
-    )
-    fk_dataset = (
-        "FOREIGN KEY (dataset_id) REFERENCES pipeline.dataset (id) DEFERRABLE INITIALLY DEFERRED"
-    )
     plain_copy(
         "plain COPY: bare table, same columns, no index",
         "public.bench_bare",
@@ -248,61 +240,20 @@ def main() -> None:
             f"CREATE UNLOGGED TABLE public.bench_unlogged {TABLE_COLUMNS}",
         )
         plain_copy(
-            "plain COPY: raw_record's 3 indexes, no FK",
+            "plain COPY: a table with raw_record's 3 indexes",
             "public.bench_indexes",
             f"CREATE TABLE public.bench_indexes {like})",
-        )
-        plain_copy(
-            "plain COPY: 3 indexes + FK to landing_batch only",
-            "public.bench_fk_batch",
-            f"CREATE TABLE public.bench_fk_batch {like}, {fk_batch})",
-        )
-        plain_copy(
-            "plain COPY: 3 indexes + FK to dataset only",
-            "public.bench_fk_dataset",
-            f"CREATE TABLE public.bench_fk_dataset {like}, {fk_dataset})",
         )
     # The real table, as the load meets it: a second batch row so that line numbers are new.
     twin = LandingBatch.objects.get(pk=batch.pk)
     twin.pk, twin.key, twin.sha256 = None, uuid.uuid4(), "0" * 64
     twin.save()
     plain_copy(
-        "plain COPY into explore.raw_record (3 indexes, 2 FKs)",
+        "plain COPY into explore.raw_record (3 indexes)",
         "explore.raw_record",
         None,
         export_rows(twin.pk),
     )
-
-    if not options.quick:
-        # What the load would do without raw_record's foreign keys: dropped inside a
-        # transaction that is rolled back, so the schema (and the rows) come back.
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT a.attname, c.conname FROM pg_constraint c JOIN pg_attribute a "
-                "ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1] "
-                "WHERE c.conrelid = 'explore.raw_record'::regclass AND c.contype = 'f'"
-            )
-            foreign_keys = dict(cursor.fetchall())
-        for label, columns in (
-            ("load_batch, raw_record's FK to dataset dropped", ["dataset_id"]),
-            ("load_batch, both raw_record FKs dropped", ["dataset_id", "batch_id"]),
-        ):
-            with transaction.atomic():
-                with connection.cursor() as cursor:
-                    for column in columns:
-                        cursor.execute(
-                            "ALTER TABLE explore.raw_record "
-                            f'DROP CONSTRAINT "{foreign_keys[column]}"'
-                        )
-                again = LandingBatch.objects.get(pk=batch.pk)
-                again.pk, again.key, again.sha256 = None, uuid.uuid4(), uuid.uuid4().hex * 2
-                again.status = "stored"
-                again.save()
-                begun = time.perf_counter()
-                services.load_batch(batch_id=again.pk, triggered_by="bench")
-                results.append((label, time.perf_counter() - begun, options.rows))
-                print(f"{label}: {time.perf_counter() - begun:.1f} s", flush=True)
-                transaction.set_rollback(True)
 
     bare = next(
         seconds for label, seconds, _ in results if label.startswith("plain COPY: bare table")
