@@ -196,6 +196,11 @@ def _number(value: Any) -> Decimal | None:
         return None
 
 
+def _age(age: timedelta) -> str:
+    hours = int(age.total_seconds() // 3600)
+    return f"{hours // 24} d {hours % 24} h" if hours >= 24 else f"{hours} h"
+
+
 def _moment(value: Any) -> datetime | None:
     """A date or datetime value as an aware datetime (a bare date is its UTC midnight)."""
     if not isinstance(value, datetime):
@@ -266,7 +271,7 @@ class RecordRuleCheck:
             age = self.now - moment
             if age <= timedelta(seconds=float(parameters["max_age_seconds"])):
                 return None
-            return self._fail(f"older than the freshness target ({age} old)", value)
+            return self._fail(f"older than the freshness target ({_age(age)} old)", value)
         return None
 
     def _fail(self, message: str, value: Any) -> RuleFailure:
