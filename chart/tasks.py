@@ -1,4 +1,5 @@
 from celery import shared_task
+from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
 from chart import services
@@ -12,7 +13,12 @@ from governance.pipeline.models import Run, RunStatus
 )
 def promote_to_chart(run_id: int, continue_to_navigate: bool = True) -> str:
     run = Run.objects.select_related("dataset").get(pk=run_id)
-    run = services.promote_to_chart(dataset=run.dataset, run=run, triggered_by=run.triggered_by)
+    run = services.promote_to_chart(
+        dataset=run.dataset,
+        run=run,
+        triggered_by=run.triggered_by,
+        chunk_size=settings.ATLAS_PROMOTION_CHUNK_SIZE,
+    )
     if continue_to_navigate and run.status == RunStatus.SUCCEEDED:
         from governance.pipeline.services import request_navigate_promotion
 

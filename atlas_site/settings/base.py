@@ -208,3 +208,9 @@ ATLAS_MAX_RECORD_BYTES = int(env("ATLAS_MAX_RECORD_BYTES", str(16 * 1024**2)))
 ATLAS_INGEST_STATEMENT_ROWS = int(env("ATLAS_INGEST_STATEMENT_ROWS", "100000"))
 # Celery queue of the load tasks; empty: the default queue.
 ATLAS_INGEST_QUEUE = env("ATLAS_INGEST_QUEUE")
+
+# --- Promotion ------------------------------------------------------------------------
+# Celery queue of the promotion tasks (chart and navigate); empty: the default queue.
+ATLAS_PROMOTION_QUEUE = env("ATLAS_PROMOTION_QUEUE")
+# Raw records claimed per chunk; each chunk commits in its own transaction.
+ATLAS_PROMOTION_CHUNK_SIZE = int(env("ATLAS_PROMOTION_CHUNK_SIZE", "5000"))

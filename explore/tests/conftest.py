@@ -7,14 +7,12 @@ loads they queue are recorded in `sent_loads` instead.
 
 import gzip
 import io
-import os
 import socket
 import subprocess
 import sys
 import time
 import uuid
 from pathlib import Path
-from urllib.parse import quote, urlsplit, urlunsplit
 
 import pytest
 from django.conf import settings as django_settings
@@ -77,64 +75,20 @@ def raw_rows(batch):
 # --- A real Celery worker ------------------------------------------------------------------
 
 
-def _database_url(test_database: str) -> str:
-    """The suite's DATABASE_URL pointed at the test database (host, socket, options kept)."""
-    from atlas_site.settings.base import DEFAULT_DATABASE_URL
-
-    parts = urlsplit(os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL)
-    return urlunsplit(parts._replace(path="/" + quote(test_database)))
-
-
 @pytest.fixture(scope="session")
 def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory):
     """`celery worker --pool=solo` on a queue of its own, against the test database."""
-    from django.db import connection
+    from atlas_site.testing.celery_worker import WorkerError, start_worker
 
     queue = f"atlas-ingest-test-{uuid.uuid4().hex[:8]}"
     log_path = tmp_path_factory.mktemp("worker") / "worker.log"
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "atlas_site.settings.test",
-        "DATABASE_URL": _database_url(connection.settings_dict["NAME"]),
-        "DATABASE_CONN_MAX_AGE": "0",
-        "REDIS_URL": django_settings.REDIS_URL,
-        "ATLAS_INGEST_QUEUE": queue,
-    }
-    command = [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "atlas_site",
-        "worker",
-        "--pool=solo",
-        "-Q",
-        queue,
-        "-n",
-        f"{queue}@%h",
-        "--without-heartbeat",
-        "--without-gossip",
-        "--without-mingle",
-        "--loglevel=INFO",
-    ]
-    with log_path.open("wb") as log:
-        worker = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 90
-        while " ready." not in log_path.read_text(errors="replace"):
-            if worker.poll() is not None:
-                pytest.fail(f"the Celery worker exited:\n{log_path.read_text(errors='replace')}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"the Celery worker is not ready:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.3)
-        yield {"queue": queue, "log": log_path}
-    finally:
-        worker.terminate()
-        try:
-            worker.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
+        with start_worker(
+            queue=queue, log_path=log_path, extra_env={"ATLAS_INGEST_QUEUE": queue}
+        ) as worker:
+            yield {"queue": queue, "log": log_path, "worker": worker}
+    except WorkerError as error:
+        pytest.fail(str(error))
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from contextlib import contextmanager
 from datetime import datetime
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -100,6 +101,12 @@ def finish_run(
     return run
 
 
+def promotion_task_options() -> dict:
+    """Options of promotion tasks: the ATLAS_PROMOTION_QUEUE setting, when one is set."""
+    queue = getattr(settings, "ATLAS_PROMOTION_QUEUE", None)
+    return {"queue": queue} if queue else {}
+
+
 def request_promotion(
     *, dataset: Dataset, triggered_by: str, actor=None, to_layer: str = Layer.NAVIGATE
 ) -> Run:
@@ -121,7 +128,9 @@ def request_promotion(
             instance=run,
             detail=f"requested promotion of {dataset.slug} to {to_layer}",
         )
-    promote_to_chart.delay_on_commit(run.pk, to_layer == Layer.NAVIGATE)
+    promote_to_chart.apply_async_on_commit(
+        (run.pk, to_layer == Layer.NAVIGATE), **promotion_task_options()
+    )
     return run
 
 
@@ -131,7 +140,7 @@ def request_navigate_promotion(*, dataset: Dataset, triggered_by: str, actor=Non
     run = create_run(
         dataset=dataset, kind=RunKind.PROMOTE_NAVIGATE, triggered_by=triggered_by, actor=actor
     )
-    promote_to_navigate.delay_on_commit(run.pk)
+    promote_to_navigate.apply_async_on_commit((run.pk,), **promotion_task_options())
     return run
 
 
