@@ -193,6 +193,36 @@ def task_ids(log: str) -> list[str]:
     return re.findall(r"Task chart\.tasks\.promote_to_chart\[([0-9a-f-]+)\] received", log)
 
 
+def kill_mid_run(worker, dataset, last_raw_id: int) -> Run:
+    """Request a promotion, SIGKILL `worker` once a chunk committed; check what it left."""
+    worker.wait_ready()
+    run = request_promotion(dataset=dataset, triggered_by="test", to_layer=Layer.CHART)
+    deadline = time.monotonic() + 60
+    while True:
+        watermark = Watermark.objects.filter(dataset=dataset, layer=Layer.CHART).first()
+        if watermark is not None and watermark.position > 0:
+            break
+        assert time.monotonic() < deadline, f"no chunk committed:\n{worker.log[-3000:]}"
+        time.sleep(0.02)
+    worker.kill()
+
+    # Killed mid-run: the run is still 'running', and what was committed is exactly the
+    # chunks up to the watermark (a chunk cut short by the kill was rolled back whole).
+    run.refresh_from_db()
+    assert run.status == RunStatus.RUNNING
+    watermark.refresh_from_db()
+    assert 0 < watermark.position < last_raw_id
+    committed = RawRecord.objects.filter(dataset=dataset, id__lte=watermark.position)
+    assert run.rows_in == committed.count() > 0
+    assert run.rows_in % 20 == 0
+    assert (
+        ChartRecord.objects.filter(dataset=dataset).count()
+        + QuarantinedRecord.objects.filter(dataset=dataset).count()
+        == run.rows_in
+    )
+    return run
+
+
 def test_sigkill_mid_run_then_redelivery_resumes_exactly_once(customers, land, settings, tmp_path):
     """A worker SIGKILLed mid-run; Redis redelivers the unacknowledged task to another one.
 
@@ -215,31 +245,7 @@ def test_sigkill_mid_run_then_redelivery_resumes_exactly_once(customers, land, s
     )
     second = None
     try:
-        first.wait_ready()
-        run = request_promotion(dataset=customers, triggered_by="test", to_layer=Layer.CHART)
-        deadline = time.monotonic() + 60
-        while True:
-            watermark = Watermark.objects.filter(dataset=customers, layer=Layer.CHART).first()
-            if watermark is not None and watermark.position > 0:
-                break
-            assert time.monotonic() < deadline, f"no chunk committed:\n{first.log[-3000:]}"
-            time.sleep(0.02)
-        first.kill()
-
-        # Killed mid-run: the run is still 'running', and what was committed is exactly
-        # the chunks up to the watermark.
-        run.refresh_from_db()
-        assert run.status == RunStatus.RUNNING
-        watermark.refresh_from_db()
-        assert 0 < watermark.position < last_raw_id
-        committed = RawRecord.objects.filter(dataset=customers, id__lte=watermark.position)
-        assert run.rows_in == committed.count() > 0
-        assert run.rows_in % 20 == 0
-        assert (
-            ChartRecord.objects.filter(dataset=customers).count()
-            + QuarantinedRecord.objects.filter(dataset=customers).count()
-            == run.rows_in
-        )
+        run = kill_mid_run(first, customers, last_raw_id)
         [task_id] = task_ids(first.log)
 
         second = spawn_worker(
@@ -356,3 +362,45 @@ def test_the_same_task_delivered_twice_at_once_promotes_once(customers, land, se
             f"the running run read 'skipped' at watermarks {sorted(set(shown_skipped))[:5]} "
             "while the other delivery promoted it"
         )
+
+
+def test_a_new_request_after_a_killed_worker_resumes_and_fails_the_killed_run(
+    promotion_queue, customers, land, settings, tmp_path
+):
+    """The killed run's message is not redelivered here; a new request takes over.
+
+    The new run holds the lock, so the killed run cannot be alive: it is marked failed
+    as interrupted, and the new run promotes what is left above the watermark.
+    """
+    raws = land(customers, rows(1, 1500))
+    last_raw_id = max(record.pk for record in raws)
+    queue = new_queue("killed")
+    settings.ATLAS_PROMOTION_QUEUE = queue
+    victim = spawn_worker(
+        queue=queue,
+        log_path=tmp_path / "killed.log",
+        extra_env={
+            **WORKER_ENV,
+            "ATLAS_PROMOTION_QUEUE": queue,
+            "ATLAS_PROMOTION_CHUNK_SIZE": "20",
+        },
+        name="killed",
+    )
+    try:
+        killed = kill_mid_run(victim, customers, last_raw_id)
+    finally:
+        victim.kill()
+    done_before_resume = killed.rows_in
+
+    settings.ATLAS_PROMOTION_QUEUE = promotion_queue.queue
+    resumed = request_promotion(dataset=customers, triggered_by="test", to_layer=Layer.CHART)
+    resumed = wait_for_run(resumed.pk)
+    assert resumed.status == RunStatus.SUCCEEDED, resumed.error
+    killed.refresh_from_db()
+    assert killed.status == RunStatus.FAILED
+    assert killed.error.startswith("interrupted")
+    assert killed.rows_in == done_before_resume
+    assert resumed.rows_in == 1500 - done_before_resume
+    assert killed.rows_in + resumed.rows_in == 1500
+    assert Watermark.objects.get(dataset=customers, layer=Layer.CHART).position == last_raw_id
+    assert_exactly_once(customers)
