@@ -48,10 +48,13 @@ def promotion_lock(dataset: Dataset, layer: str):
 
 
 def skip_run(run: Run, reason: str) -> Run:
-    run.status = RunStatus.SKIPPED
-    run.error = reason
-    run.finished_at = timezone.now()
-    run.save(update_fields=["status", "error", "finished_at"])
+    """Skip a run that has not started. One already running is another delivery of the
+    same task at work (or a worker that died; the next promotion marks that one failed),
+    so it is left as it is."""
+    Run.objects.filter(pk=run.pk, status=RunStatus.QUEUED).update(
+        status=RunStatus.SKIPPED, error=reason, finished_at=timezone.now()
+    )
+    run.refresh_from_db()
     return run
 
 
