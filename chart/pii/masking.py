@@ -47,12 +47,17 @@ def mask_partial(text: str, keep: int = PARTIAL_KEEP) -> str:
     Never reveals more than half of the letters and digits, so a short value is not
     shown whole ("1234" -> "**34").
     """
-    positions = [index for index, char in enumerate(text) if char.isalnum()]
-    revealed = set(positions[len(positions) - min(keep, len(positions) // 2) :])
-    return "".join(
-        char if index in revealed or not char.isalnum() else MASK_CHAR
-        for index, char in enumerate(text)
-    )
+    to_reveal = min(keep, sum(1 for char in text if char.isalnum()) // 2)
+    masked = []
+    for char in reversed(text):  # from the end, where the revealed characters are
+        if not char.isalnum():
+            masked.append(char)
+        elif to_reveal:
+            masked.append(char)
+            to_reveal -= 1
+        else:
+            masked.append(MASK_CHAR)
+    return "".join(reversed(masked))
 
 
 def keyed_hash(text: str, *, key: bytes | str | None = None) -> str:
