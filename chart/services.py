@@ -12,18 +12,27 @@ nothing of it is promoted or quarantined.
 import hashlib
 import json
 import logging
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
 from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F
+from django.db.models import F, TextField
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from chart.contract import CompiledContract
 from chart.encryption import ENCRYPTED_PREFIX, Keyring, field_context, is_encrypted
-from chart.evaluation import Failure, FieldProtection, Outcome, RecordEvaluator
-from chart.evaluation_pool import RawRow, evaluation_pool
+from chart.evaluation import (
+    Failure,
+    FieldProtection,
+    JudgedChunk,
+    RawRow,
+    RecordEvaluator,
+    Verdict,
+    to_json,
+)
+from chart.evaluation_pool import PendingChunk, evaluation_pool
 from chart.models import ChartRecord, PiiFinding, QuarantinedRecord
 from chart.pii.scanner import load_patterns
 from explore.models import RawRecord
@@ -62,6 +71,7 @@ from governance.quality.scoring import RuleTally, record_scores
 logger = logging.getLogger(__name__)
 
 CHUNK_SIZE = 5000
+CHUNKS_AHEAD = 2  # chunks handed to the evaluation pool while the one before is written
 FAILING_EXAMPLES_PER_RULE = 5
 
 
@@ -91,6 +101,12 @@ def _hash_key() -> bytes:
     return hashlib.sha256(("atlas-mask:" + settings.SECRET_KEY).encode()).digest()
 
 
+def unique_field_names(dataset: Dataset) -> list[str]:
+    return list(
+        DatasetField.objects.filter(dataset=dataset, unique=True).values_list("name", flat=True)
+    )
+
+
 def build_evaluator(dataset: Dataset, rules: list[QualityRule]) -> RecordEvaluator:
     protections = field_protections(dataset)
     needs_keyring = any(p.requires_encryption for p in protections.values())
@@ -117,6 +133,7 @@ def build_evaluator(dataset: Dataset, rules: list[QualityRule]) -> RecordEvaluat
                 "pk", "default_classification__rank"
             )
         ),
+        unique_fields=unique_field_names(dataset),
     )
 
 
@@ -143,12 +160,20 @@ class RuleBook:
         self.rules = rules
         self.by_key = {(rule.field_name, rule.kind): rule for rule in rules}
 
-    def tally(self, outcomes: list[Outcome], duplicate_keys: int) -> list[RuleTally]:
+    def tally(self, verdicts: list[Verdict], duplicate_keys: int) -> list[RuleTally]:
+        """Each rule's passed and failed records in a chunk.
+
+        Only failures are walked: a judged record that did not fail a rule passed it,
+        so the work follows the failures, not records times rules.
+        """
         tallies = {rule.pk: RuleTally(rule=rule) for rule in self.rules}
-        judged = [o for o in outcomes if not any(f.rule == "parse" for f in o.failures)]
-        for outcome in judged:
+        judged = 0
+        for verdict in verdicts:
+            if any(failure.rule == "parse" for failure in verdict.failures):
+                continue  # a line that did not parse was never judged
+            judged += 1
             failed_rules = set()
-            for failure in outcome.failures:
+            for failure in verdict.failures:
                 rule = self.by_key.get((failure.field, failure.rule))
                 if rule is None:
                     continue
@@ -156,18 +181,19 @@ class RuleBook:
                 tally = tallies[rule.pk]
                 if len(tally.examples or []) < FAILING_EXAMPLES_PER_RULE:
                     tally.add_example(
-                        {"raw_record": outcome.raw_id, **failure.as_reason()},
+                        {"raw_record": verdict.raw_id, **failure.as_reason()},
                         FAILING_EXAMPLES_PER_RULE,
                     )
-            for rule_pk, tally in tallies.items():
-                if rule_pk in failed_rules:
-                    tally.failed += 1
-                elif not _is_key_rule(tally.rule):
-                    tally.passed += 1
+            for rule_pk in failed_rules:
+                tallies[rule_pk].failed += 1
         for tally in tallies.values():
             if _is_key_rule(tally.rule):
+                # The business key is judged per chunk: its duplicates are the records
+                # this chunk superseded.
                 tally.failed += duplicate_keys
-                tally.passed += max(len(judged) - duplicate_keys, 0)
+                tally.passed += max(judged - duplicate_keys, 0)
+            else:
+                tally.passed += judged - tally.failed
         return [t for t in tallies.values() if t.passed or t.failed]
 
 
@@ -211,12 +237,12 @@ def _table(model) -> str:
     return connection.ops.quote_name(model._meta.db_table)
 
 
-def _unique_field_failures(dataset: Dataset, outcomes: list[Outcome], unique_fields: list[str]):
+def _unique_field_failures(dataset: Dataset, verdicts: list[Verdict], unique_fields: list[str]):
     """Values of unique fields already held by another current record (or twice here)."""
     for name in unique_fields:
-        seen: dict[str, Outcome] = {}
-        candidates = [o for o in outcomes if not o.holds_back and o.data.get(name) is not None]
-        values = {str(o.data[name]) for o in candidates}
+        seen: dict[str, Verdict] = {}
+        candidates = [v for v in verdicts if not v.holds_back and name in v.unique_values]
+        values = {v.unique_values[name] for v in candidates}
         if not values:
             continue
         taken = set(
@@ -225,26 +251,30 @@ def _unique_field_failures(dataset: Dataset, outcomes: list[Outcome], unique_fie
             .values_list("business_key", f"data__{name}")
         )
         taken_values = {str(value): key for key, value in taken}
-        for outcome in candidates:
-            value = str(outcome.data[name])
+        for verdict in candidates:
+            value = verdict.unique_values[name]
             owner_key = taken_values.get(value)
             # The same business key is a newer version of that record, not a duplicate.
-            clash = (owner_key is not None and owner_key != outcome.business_key) or (
-                value in seen and seen[value].business_key != outcome.business_key
+            clash = (owner_key is not None and owner_key != verdict.business_key) or (
+                value in seen and seen[value].business_key != verdict.business_key
             )
             if clash:
-                outcome.failures.append(
+                verdict.failures.append(
                     Failure(name, RuleKind.UNIQUE, "another record already holds this value")
                 )
-            seen[value] = outcome
+            seen[value] = verdict
 
 
 def read_chunk(*, dataset: Dataset, after_id: int, chunk_size: int = CHUNK_SIZE) -> list[RawRow]:
-    """The next raw records of the dataset above `after_id`, in id order."""
+    """The next raw records of the dataset above `after_id`, in id order.
+
+    Payloads come as JSON text: the worker that judges a record decodes it, which
+    keeps that work off the promoting process.
+    """
     return list(
         RawRecord.objects.filter(dataset=dataset, id__gt=after_id)
         .order_by("id")
-        .values_list("id", "payload", "parse_error")[:chunk_size]
+        .values_list("id", Cast("payload", TextField()), "parse_error")[:chunk_size]
     )
 
 
@@ -253,7 +283,7 @@ def write_chunk(
     dataset: Dataset,
     run: Run,
     raws: list[RawRow],
-    outcomes: list[Outcome],
+    judged: JudgedChunk,
     rule_book: RuleBook,
     unique_fields: list[str],
 ) -> ChunkResult:
@@ -271,27 +301,29 @@ def write_chunk(
                 f"chart watermark of {dataset.slug} moved to {watermark.position} while "
                 f"raw records from {raws[0][0]} were being promoted"
             )
-        return _write_outcomes(dataset, run, watermark, raws, outcomes, rule_book, unique_fields)
+        return _write_verdicts(dataset, run, watermark, raws, judged, rule_book, unique_fields)
 
 
-def _write_outcomes(
+def _write_verdicts(
     dataset: Dataset,
     run: Run,
     watermark: Watermark,
     raws: list[RawRow],
-    outcomes: list[Outcome],
+    judged: JudgedChunk,
     rule_book: RuleBook,
     unique_fields: list[str],
 ) -> ChunkResult:
-    _unique_field_failures(dataset, outcomes, unique_fields)
-    result = ChunkResult(examined=len(outcomes), last_raw_id=raws[-1][0])
+    verdicts = judged.verdicts
+    _unique_field_failures(dataset, verdicts, unique_fields)
+    result = ChunkResult(examined=len(verdicts), last_raw_id=raws[-1][0])
     hold_back = dataset.gate_action != GateAction.WARN
 
-    to_promote = [o for o in outcomes if not (o.holds_back and hold_back)]
-    to_quarantine = [o for o in outcomes if o.holds_back and hold_back]
-    result.failing = sum(1 for o in outcomes if o.holds_back)
+    failing = [v for v in verdicts if v.holds_back]
+    result.failing = len(failing)
+    to_quarantine = failing if hold_back else []
+    to_promote = [v for v in verdicts if not v.holds_back] if hold_back else verdicts
     if dataset.gate_action == GateAction.FAIL and result.failing:
-        first = next(o for o in outcomes if o.holds_back)
+        first = next(v for v in verdicts if v.holds_back)
         reasons = "; ".join(f"{f.field or 'record'}: {f.message}" for f in first.failures[:3])
         raise GateFailedError(
             f"{result.failing} record(s) of this chunk fail the contract or rules and the "
@@ -311,20 +343,12 @@ def _write_outcomes(
             "created_at",
         ),
         (
-            (
-                dataset.pk,
-                o.raw_id,
-                _json([f.as_reason() for f in o.failures]),
-                "open",
-                run.pk,
-                "",
-                now,
-            )
-            for o in to_quarantine
+            (dataset.pk, v.raw_id, _reasons_json(v.failures), "open", run.pk, "", now)
+            for v in to_quarantine
         ),
     )
     ids = _next_ids(ChartRecord, len(to_promote))
-    chart_id_of_raw = {o.raw_id: chart_id for o, chart_id in zip(to_promote, ids, strict=True)}
+    chart_id_of_raw = {v.raw_id: chart_id for v, chart_id in zip(to_promote, ids, strict=True)}
     successor = _successors(to_promote, chart_id_of_raw)
     _copy(
         ChartRecord,
@@ -343,32 +367,34 @@ def _write_outcomes(
         ),
         (
             (
-                chart_id_of_raw[o.raw_id],
+                chart_id_of_raw[v.raw_id],
                 dataset.pk,
-                o.raw_id,
-                o.business_key,
-                _json(o.data),
-                _json(o.extras),
-                _json([f.as_reason() for f in o.failures]),
-                o.raw_id not in successor,
-                successor.get(o.raw_id),
+                v.raw_id,
+                v.business_key,
+                v.data,
+                v.extras,
+                _reasons_json(v.failures),
+                v.raw_id not in successor,
+                successor.get(v.raw_id),
                 run.pk,
                 now,
             )
-            for o in to_promote
+            for v in to_promote
         ),
     )
     result.superseded = len(successor) + _supersede_earlier_chunks(
         dataset, to_promote, chart_id_of_raw
     )
     findings = []
-    for outcome in outcomes:
-        chart_id = chart_id_of_raw.get(outcome.raw_id)
-        for finding in outcome.findings:
+    for verdict in verdicts:
+        if not verdict.findings:
+            continue
+        chart_id = chart_id_of_raw.get(verdict.raw_id)
+        for finding in verdict.findings:
             findings.append(
                 (
                     dataset.pk,
-                    outcome.raw_id,
+                    verdict.raw_id,
                     chart_id,
                     finding.field[:63],
                     finding.pii_type,
@@ -380,8 +406,8 @@ def _write_outcomes(
                 )
             )
             result.pii_by_field[(finding.field, finding.pii_type)] += 1
-        result.masked_unclassified |= outcome.masked_unclassified
-        result.expected_pii.update(outcome.expected_pii)
+    result.masked_unclassified = judged.masked_unclassified
+    result.expected_pii = judged.expected_pii
     _copy(
         PiiFinding,
         (
@@ -398,7 +424,7 @@ def _write_outcomes(
         ),
         findings,
     )
-    _add_tallies(run, rule_book.tally(outcomes, duplicate_keys=result.superseded))
+    _add_tallies(run, rule_book.tally(verdicts, duplicate_keys=result.superseded))
 
     result.promoted, result.quarantined = len(to_promote), len(to_quarantine)
     Run.objects.filter(pk=run.pk).update(
@@ -411,8 +437,9 @@ def _write_outcomes(
     return result
 
 
-def _json(value) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+def _reasons_json(failures: list[Failure]) -> str:
+    # Most records fail nothing: their empty list needs no encoding.
+    return to_json([f.as_reason() for f in failures]) if failures else "[]"
 
 
 def _copy(model, columns: tuple[str, ...], rows) -> None:
@@ -435,27 +462,27 @@ def _next_ids(model, count: int) -> list[int]:
         return [row[0] for row in cursor.fetchall()]
 
 
-def _successors(promoted: list[Outcome], chart_id_of_raw: dict[int, int]) -> dict[int, int]:
+def _successors(promoted: list[Verdict], chart_id_of_raw: dict[int, int]) -> dict[int, int]:
     """Within a chunk, raw id -> chart id of the later record with the same business key."""
     successor: dict[int, int] = {}
     later: dict[str, int] = {}
-    for outcome in reversed(promoted):  # raw id order: a later line wins
-        if not outcome.business_key:
+    for verdict in reversed(promoted):  # raw id order: a later line wins
+        if not verdict.business_key:
             continue
-        if outcome.business_key in later:
-            successor[outcome.raw_id] = later[outcome.business_key]
-        later[outcome.business_key] = chart_id_of_raw[outcome.raw_id]
+        if verdict.business_key in later:
+            successor[verdict.raw_id] = later[verdict.business_key]
+        later[verdict.business_key] = chart_id_of_raw[verdict.raw_id]
     return successor
 
 
 def _supersede_earlier_chunks(
-    dataset: Dataset, promoted: list[Outcome], chart_id_of_raw: dict[int, int]
+    dataset: Dataset, promoted: list[Verdict], chart_id_of_raw: dict[int, int]
 ) -> int:
     """Records of earlier chunks whose business key arrived again stop being current."""
     first_of_key: dict[str, int] = {}
-    for outcome in promoted:
-        if outcome.business_key and outcome.business_key not in first_of_key:
-            first_of_key[outcome.business_key] = chart_id_of_raw[outcome.raw_id]
+    for verdict in promoted:
+        if verdict.business_key and verdict.business_key not in first_of_key:
+            first_of_key[verdict.business_key] = chart_id_of_raw[verdict.raw_id]
     if not first_of_key:
         return 0
     with connection.cursor() as cursor:
@@ -517,9 +544,7 @@ def _promote(*, dataset: Dataset, run: Run, chunk_size: int) -> dict:
     )
     evaluator = build_evaluator(dataset, rules)
     rule_book = RuleBook(rules)
-    unique_fields = list(
-        DatasetField.objects.filter(dataset=dataset, unique=True).values_list("name", flat=True)
-    )
+    unique_fields = list(evaluator.unique_fields)
     step = RunStep.objects.create(run=run, name="validate, protect and promote")
     totals: dict = {"chunks": 0, "superseded": 0, "failing": 0}
     pii_by_field: Counter = Counter()
@@ -535,27 +560,34 @@ def _promote(*, dataset: Dataset, run: Run, chunk_size: int) -> dict:
         masked_unclassified.update(result.masked_unclassified)
 
     def promote_all() -> None:
-        # While chunk N is written here, the pool already judges chunk N+1.
+        # While a chunk is written here, the pool judges the chunks after it. Two are
+        # kept ahead, so that the workers still have one to judge when they finish a
+        # chunk before this process has finished writing the one before.
         watermark = Watermark.objects.filter(dataset=dataset, layer=Layer.CHART).first()
-        raws = read_chunk(
-            dataset=dataset, after_id=watermark.position if watermark else 0, chunk_size=chunk_size
-        )
+        last_read = watermark.position if watermark else 0
+        ahead: deque[tuple[list[RawRow], PendingChunk]] = deque()
         with evaluation_pool(evaluator) as pool:
-            pending = pool.submit(raws) if raws else None
-            while pending is not None:
-                following = read_chunk(dataset=dataset, after_id=raws[-1][0], chunk_size=chunk_size)
-                next_pending = pool.submit(following) if following else None
+            while True:
+                while len(ahead) <= CHUNKS_AHEAD and last_read is not None:
+                    raws = read_chunk(dataset=dataset, after_id=last_read, chunk_size=chunk_size)
+                    if not raws:
+                        last_read = None  # nothing more to read
+                        break
+                    last_read = raws[-1][0]
+                    ahead.append((raws, pool.submit(raws)))
+                if not ahead:
+                    break
+                raws, pending = ahead.popleft()
                 add(
                     write_chunk(
                         dataset=dataset,
                         run=run,
                         raws=raws,
-                        outcomes=pending.outcomes(),
+                        judged=pending.result(),
                         rule_book=rule_book,
                         unique_fields=unique_fields,
                     )
                 )
-                raws, pending = following, next_pending
 
     if dataset.gate_action == GateAction.FAIL:
         # All or nothing: one transaction for the whole run.
