@@ -169,9 +169,6 @@ class RuleBook:
         tallies = {rule.pk: RuleTally(rule=rule) for rule in self.rules}
         judged = 0
         for verdict in verdicts:
-            if not verdict.failures:
-                judged += 1
-                continue
             if any(failure.rule == "parse" for failure in verdict.failures):
                 continue  # a line that did not parse was never judged
             judged += 1
