@@ -58,6 +58,8 @@ from governance.pipeline.models import (
     Watermark,
 )
 from governance.pipeline.services import (
+    ENDED,
+    claim_run,
     create_run,
     fail_interrupted_runs,
     finish_run,
@@ -537,16 +539,18 @@ def promote_to_chart(
         run = create_run(
             dataset=dataset, kind=RunKind.PROMOTE_CHART, triggered_by=triggered_by, actor=actor
         )
-    if run.status in (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.SKIPPED):
+    claimed = claim_run(run)
+    if run.status in ENDED:
         return run  # a re-delivered task for a run that already ended
     with promotion_lock(dataset, Layer.CHART) as acquired:
         if not acquired:
-            return skip_run(run, f"another promotion of {dataset.slug} to chart is running")
-        fail_interrupted_runs(dataset=dataset, kind=RunKind.PROMOTE_CHART, keep=run)
-        Run.objects.filter(pk=run.pk).update(
-            status=RunStatus.RUNNING, started_at=run.started_at or timezone.now()
-        )
+            if claimed:
+                return skip_run(run, f"another promotion of {dataset.slug} to chart is running")
+            return run  # another delivery of this same run's task is promoting it
         run.refresh_from_db()
+        if run.status in ENDED:
+            return run  # the other delivery finished it while we waited for the lock
+        fail_interrupted_runs(dataset=dataset, kind=RunKind.PROMOTE_CHART, keep=run)
         try:
             totals = _promote(dataset=dataset, run=run, chunk_size=chunk_size)
         except GateFailedError as failure:

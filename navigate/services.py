@@ -20,7 +20,6 @@ from datetime import date
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.db.models import Max
-from django.utils import timezone
 
 from atlas_site.schemas import sql_name
 from chart.models import ChartRecord
@@ -37,6 +36,8 @@ from governance.pipeline.models import (
     Watermark,
 )
 from governance.pipeline.services import (
+    ENDED,
+    claim_run,
     create_run,
     fail_interrupted_runs,
     finish_run,
@@ -449,14 +450,18 @@ def promote_to_navigate(
         run = create_run(
             dataset=dataset, kind=RunKind.PROMOTE_NAVIGATE, triggered_by=triggered_by, actor=actor
         )
-    if run.status in (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.SKIPPED):
+    claimed = claim_run(run)
+    if run.status in ENDED:
         return run
     with promotion_lock(dataset, Layer.NAVIGATE) as acquired:
         if not acquired:
-            return skip_run(run, f"another promotion of {dataset.slug} to navigate is running")
-        fail_interrupted_runs(dataset=dataset, kind=RunKind.PROMOTE_NAVIGATE, keep=run)
-        Run.objects.filter(pk=run.pk).update(status=RunStatus.RUNNING, started_at=timezone.now())
+            if claimed:
+                return skip_run(run, f"another promotion of {dataset.slug} to navigate is running")
+            return run  # another delivery of this same run's task is promoting it
         run.refresh_from_db()
+        if run.status in ENDED:
+            return run
+        fail_interrupted_runs(dataset=dataset, kind=RunKind.PROMOTE_NAVIGATE, keep=run)
         try:
             with transaction.atomic():
                 watermark, _ = Watermark.objects.select_for_update().get_or_create(

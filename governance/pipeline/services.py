@@ -47,14 +47,28 @@ def promotion_lock(dataset: Dataset, layer: str):
                 )
 
 
-def skip_run(run: Run, reason: str) -> Run:
-    """Skip a run that has not started. One already running is another delivery of the
-    same task at work (or a worker that died; the next promotion marks that one failed),
-    so it is left as it is."""
-    Run.objects.filter(pk=run.pk, status=RunStatus.QUEUED).update(
-        status=RunStatus.SKIPPED, error=reason, finished_at=timezone.now()
+ENDED = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.SKIPPED)
+
+
+def claim_run(run: Run) -> bool:
+    """Move a queued run to running; True for the one delivery of its task that did it.
+
+    A task may be delivered twice; only the delivery that claimed the run may skip
+    it, so a duplicate never marks a run another delivery is promoting.
+    """
+    claimed = Run.objects.filter(pk=run.pk, status=RunStatus.QUEUED).update(
+        status=RunStatus.RUNNING, started_at=timezone.now()
     )
     run.refresh_from_db()
+    return claimed == 1
+
+
+def skip_run(run: Run, reason: str) -> Run:
+    """End a run this delivery claimed, because another run holds the dataset's lock."""
+    run.status = RunStatus.SKIPPED
+    run.error = reason
+    run.finished_at = timezone.now()
+    run.save(update_fields=["status", "error", "finished_at"])
     return run
 
 
