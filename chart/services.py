@@ -59,11 +59,11 @@ from governance.pipeline.models import (
 )
 from governance.pipeline.services import (
     ENDED,
-    claim_run,
     create_run,
     fail_interrupted_runs,
     finish_run,
     promotion_lock,
+    run_lock,
     skip_run,
 )
 from governance.quality.models import CheckResult, QualityRule, RuleKind, RuleOrigin
@@ -539,18 +539,28 @@ def promote_to_chart(
         run = create_run(
             dataset=dataset, kind=RunKind.PROMOTE_CHART, triggered_by=triggered_by, actor=actor
         )
-    claimed = claim_run(run)
     if run.status in ENDED:
         return run  # a re-delivered task for a run that already ended
-    with promotion_lock(dataset, Layer.CHART) as acquired:
-        if not acquired:
-            if claimed:
-                return skip_run(run, f"another promotion of {dataset.slug} to chart is running")
+    with run_lock(run) as mine:
+        if not mine:
             return run  # another delivery of this same run's task is promoting it
         run.refresh_from_db()
         if run.status in ENDED:
-            return run  # the other delivery finished it while we waited for the lock
+            return run  # that other delivery finished it meanwhile
+        return _promote_holding_run_lock(
+            dataset=dataset, run=run, actor=actor, chunk_size=chunk_size
+        )
+
+
+def _promote_holding_run_lock(*, dataset: Dataset, run: Run, actor, chunk_size: int) -> Run:
+    with promotion_lock(dataset, Layer.CHART) as acquired:
+        if not acquired:
+            return skip_run(run, f"another promotion of {dataset.slug} to chart is running")
         fail_interrupted_runs(dataset=dataset, kind=RunKind.PROMOTE_CHART, keep=run)
+        Run.objects.filter(pk=run.pk).update(
+            status=RunStatus.RUNNING, started_at=run.started_at or timezone.now()
+        )
+        run.refresh_from_db()
         try:
             totals = _promote(dataset=dataset, run=run, chunk_size=chunk_size)
         except GateFailedError as failure:

@@ -20,6 +20,7 @@ from datetime import date
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.db.models import Max
+from django.utils import timezone
 
 from atlas_site.schemas import sql_name
 from chart.models import ChartRecord
@@ -37,11 +38,11 @@ from governance.pipeline.models import (
 )
 from governance.pipeline.services import (
     ENDED,
-    claim_run,
     create_run,
     fail_interrupted_runs,
     finish_run,
     promotion_lock,
+    run_lock,
     skip_run,
 )
 from navigate.models import Aggregation, Fact, MetricDefinition
@@ -204,15 +205,18 @@ def _aggregate_sql(aggregation: str) -> str:
     }[aggregation]
 
 
-def _dimensions_sql(dimension_fields: list[str]) -> tuple[str, dict[str, str]]:
-    """jsonb of the dimension values (typed, JSON null when absent) and its parameters."""
+def _dimensions_sql(dimension_fields: list[str]) -> tuple[str, str, str, dict[str, str]]:
+    """The dimension values as source columns, their GROUP BY list, the jsonb built from
+    them once per group (typed, JSON null when absent), and the parameters."""
     if not dimension_fields:
-        return "'{}'::jsonb", {}
-    pairs, params = [], {}
+        return "", "", "'{}'::jsonb", {}
+    columns, names, pairs, params = [], [], [], {}
     for position, name in enumerate(dimension_fields):
         params[f"dimension_{position}"] = name
-        pairs.append(f"%(dimension_{position})s::text, data -> %(dimension_{position})s::text")
-    return f"jsonb_build_object({', '.join(pairs)})", params
+        columns.append(f", data -> %(dimension_{position})s::text AS dimension_{position}")
+        names.append(f", dimension_{position}")
+        pairs.append(f"%(dimension_{position})s::text, dimension_{position}")
+    return "".join(columns), "".join(names), f"jsonb_build_object({', '.join(pairs)})", params
 
 
 # One statement per metric: aggregate the current records of the touched periods, upsert
@@ -221,16 +225,20 @@ def _dimensions_sql(dimension_fields: list[str]) -> tuple[str, dict[str, str]]:
 # The delete and the upsert touch disjoint rows, so they can share the statement.
 REFRESH_SQL = """
 WITH source AS (
-    SELECT {period} AS period_start, {dimensions} AS dimensions, {value} AS value
+    SELECT {period} AS period_start{dimension_columns}, {value} AS value
       FROM {chart_record}
      WHERE dataset_id = %(dataset_id)s AND is_current
 ),
-grouped AS (
-    SELECT period_start, dimensions, md5(dimensions::text) AS dimension_key,
-           {aggregate} AS value, count(*) AS record_count
+by_values AS (
+    SELECT period_start, {dimensions} AS dimensions, {aggregate} AS value,
+           count(*) AS record_count
       FROM source
      WHERE {source_periods}
-     GROUP BY period_start, dimensions
+     GROUP BY period_start{dimension_names}
+),
+grouped AS (
+    SELECT period_start, dimensions, md5(dimensions::text) AS dimension_key, value, record_count
+      FROM by_values
 ),
 written AS (
     INSERT INTO {fact} AS fact
@@ -335,7 +343,9 @@ def refresh_metric_facts(
         validate_metric_definition(metric=metric)
         fields = contract_fields(dataset=metric.dataset)
         value_type = fields[metric.value_field].data_type if metric.value_field else None
-        dimensions, params = _dimensions_sql(metric.dimension_fields)
+        dimension_columns, dimension_names, dimensions, params = _dimensions_sql(
+            metric.dimension_fields
+        )
         params.update(
             dataset_id=metric.dataset_id,
             metric_id=metric.pk,
@@ -354,6 +364,8 @@ def refresh_metric_facts(
         sql = REFRESH_SQL.format(
             period=_period_sql(fields[metric.time_field].data_type),
             dimensions=dimensions,
+            dimension_columns=dimension_columns,
+            dimension_names=dimension_names,
             value=_value_sql(metric.aggregation, value_type),
             aggregate=_aggregate_sql(metric.aggregation),
             source_periods=source_periods,
@@ -450,18 +462,26 @@ def promote_to_navigate(
         run = create_run(
             dataset=dataset, kind=RunKind.PROMOTE_NAVIGATE, triggered_by=triggered_by, actor=actor
         )
-    claimed = claim_run(run)
     if run.status in ENDED:
-        return run
-    with promotion_lock(dataset, Layer.NAVIGATE) as acquired:
-        if not acquired:
-            if claimed:
-                return skip_run(run, f"another promotion of {dataset.slug} to navigate is running")
+        return run  # a re-delivered task for a run that already ended
+    with run_lock(run) as mine:
+        if not mine:
             return run  # another delivery of this same run's task is promoting it
         run.refresh_from_db()
         if run.status in ENDED:
-            return run
+            return run  # that other delivery finished it meanwhile
+        return _promote_holding_run_lock(dataset=dataset, run=run, actor=actor)
+
+
+def _promote_holding_run_lock(*, dataset: Dataset, run: Run, actor) -> Run:
+    with promotion_lock(dataset, Layer.NAVIGATE) as acquired:
+        if not acquired:
+            return skip_run(run, f"another promotion of {dataset.slug} to navigate is running")
         fail_interrupted_runs(dataset=dataset, kind=RunKind.PROMOTE_NAVIGATE, keep=run)
+        Run.objects.filter(pk=run.pk).update(
+            status=RunStatus.RUNNING, started_at=run.started_at or timezone.now()
+        )
+        run.refresh_from_db()
         try:
             with transaction.atomic():
                 watermark, _ = Watermark.objects.select_for_update().get_or_create(
@@ -472,12 +492,19 @@ def promote_to_navigate(
                 chart_runs = Run.objects.filter(
                     pk__in=new_records.values("run_id").distinct()
                 ).order_by("pk")
-                periods: dict[int, set[date]] = defaultdict(set)
-                for chart_run in chart_runs:
-                    for metric_id, touched in touched_periods(
-                        dataset=dataset, run=chart_run
-                    ).items():
-                        periods[metric_id] |= touched
+                periods: dict[int, set[date] | None] = defaultdict(set)
+                # A metric without any fact yet (a first promotion, a new metric) is
+                # computed over every period: finding the touched ones would cost more.
+                metrics = list(MetricDefinition.objects.filter(dataset=dataset, is_active=True))
+                fresh = {m.pk for m in metrics if not Fact.objects.filter(metric=m).exists()}
+                if len(fresh) < len(metrics):
+                    for chart_run in chart_runs:
+                        for metric_id, touched in touched_periods(
+                            dataset=dataset, run=chart_run
+                        ).items():
+                            periods[metric_id] |= touched
+                for metric_id in fresh:
+                    periods[metric_id] = None
                 written = refresh_facts(dataset=dataset, run=run, periods=dict(periods))
                 # Every new chart record went into its periods' facts: in = promoted.
                 rows_in = new_records.count()
@@ -494,7 +521,7 @@ def promote_to_navigate(
             RunStatus.SUCCEEDED,
             actor=actor,
             detail={
-                "periods": sum(len(p) for p in periods.values()),
+                "periods": sum(len(p) for p in periods.values() if p is not None),
                 "facts_written": written,
             },
         )

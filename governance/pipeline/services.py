@@ -25,6 +25,7 @@ def create_run(*, dataset: Dataset, kind: str, triggered_by: str, actor=None) ->
 
 # pg_advisory_lock(namespace, dataset id): one promotion per dataset and layer.
 LOCK_NAMESPACE = {Layer.CHART: 7301, Layer.NAVIGATE: 7302}
+RUN_LOCK_NAMESPACE = 7303
 
 
 @contextmanager
@@ -50,21 +51,26 @@ def promotion_lock(dataset: Dataset, layer: str):
 ENDED = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.SKIPPED)
 
 
-def claim_run(run: Run) -> bool:
-    """Move a queued run to running; True for the one delivery of its task that did it.
+@contextmanager
+def run_lock(run: Run):
+    """Hold a session advisory lock on one run; False when another delivery of its task has it.
 
-    A task may be delivered twice; only the delivery that claimed the run may skip
-    it, so a duplicate never marks a run another delivery is promoting.
+    A task may be delivered twice: the delivery that holds this lock is the only one
+    that may start, skip or finish the run.
     """
-    claimed = Run.objects.filter(pk=run.pk, status=RunStatus.QUEUED).update(
-        status=RunStatus.RUNNING, started_at=timezone.now()
-    )
-    run.refresh_from_db()
-    return claimed == 1
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [RUN_LOCK_NAMESPACE, run.pk])
+        acquired = cursor.fetchone()[0]
+    try:
+        yield acquired
+    finally:
+        if acquired:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [RUN_LOCK_NAMESPACE, run.pk])
 
 
 def skip_run(run: Run, reason: str) -> Run:
-    """End a run this delivery claimed, because another run holds the dataset's lock."""
+    """End a run (its run_lock held) because another run holds the dataset's lock."""
     run.status = RunStatus.SKIPPED
     run.error = reason
     run.finished_at = timezone.now()
