@@ -58,13 +58,9 @@ from governance.pipeline.models import (
     Watermark,
 )
 from governance.pipeline.services import (
-    ENDED,
     create_run,
-    fail_interrupted_runs,
     finish_run,
-    promotion_lock,
-    run_lock,
-    skip_run,
+    promotion_of,
 )
 from governance.quality.models import CheckResult, QualityRule, RuleKind, RuleOrigin
 from governance.quality.rules import RecordRuleCheck, sync_contract_rules
@@ -539,28 +535,9 @@ def promote_to_chart(
         run = create_run(
             dataset=dataset, kind=RunKind.PROMOTE_CHART, triggered_by=triggered_by, actor=actor
         )
-    if run.status in ENDED:
-        return run  # a re-delivered task for a run that already ended
-    with run_lock(run) as mine:
-        if not mine:
-            return run  # another delivery of this same run's task is promoting it
-        run.refresh_from_db()
-        if run.status in ENDED:
-            return run  # that other delivery finished it meanwhile
-        return _promote_holding_run_lock(
-            dataset=dataset, run=run, actor=actor, chunk_size=chunk_size
-        )
-
-
-def _promote_holding_run_lock(*, dataset: Dataset, run: Run, actor, chunk_size: int) -> Run:
-    with promotion_lock(dataset, Layer.CHART) as acquired:
-        if not acquired:
-            return skip_run(run, f"another promotion of {dataset.slug} to chart is running")
-        fail_interrupted_runs(dataset=dataset, kind=RunKind.PROMOTE_CHART, keep=run)
-        Run.objects.filter(pk=run.pk).update(
-            status=RunStatus.RUNNING, started_at=run.started_at or timezone.now()
-        )
-        run.refresh_from_db()
+    with promotion_of(run, dataset=dataset, layer=Layer.CHART) as ours:
+        if not ours:
+            return run
         try:
             totals = _promote(dataset=dataset, run=run, chunk_size=chunk_size)
         except GateFailedError as failure:

@@ -20,7 +20,6 @@ from datetime import date
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.db.models import Max
-from django.utils import timezone
 
 from atlas_site.schemas import sql_name
 from chart.models import ChartRecord
@@ -37,13 +36,9 @@ from governance.pipeline.models import (
     Watermark,
 )
 from governance.pipeline.services import (
-    ENDED,
     create_run,
-    fail_interrupted_runs,
     finish_run,
-    promotion_lock,
-    run_lock,
-    skip_run,
+    promotion_of,
 )
 from navigate.models import Aggregation, Fact, MetricDefinition
 
@@ -462,26 +457,9 @@ def promote_to_navigate(
         run = create_run(
             dataset=dataset, kind=RunKind.PROMOTE_NAVIGATE, triggered_by=triggered_by, actor=actor
         )
-    if run.status in ENDED:
-        return run  # a re-delivered task for a run that already ended
-    with run_lock(run) as mine:
-        if not mine:
-            return run  # another delivery of this same run's task is promoting it
-        run.refresh_from_db()
-        if run.status in ENDED:
-            return run  # that other delivery finished it meanwhile
-        return _promote_holding_run_lock(dataset=dataset, run=run, actor=actor)
-
-
-def _promote_holding_run_lock(*, dataset: Dataset, run: Run, actor) -> Run:
-    with promotion_lock(dataset, Layer.NAVIGATE) as acquired:
-        if not acquired:
-            return skip_run(run, f"another promotion of {dataset.slug} to navigate is running")
-        fail_interrupted_runs(dataset=dataset, kind=RunKind.PROMOTE_NAVIGATE, keep=run)
-        Run.objects.filter(pk=run.pk).update(
-            status=RunStatus.RUNNING, started_at=run.started_at or timezone.now()
-        )
-        run.refresh_from_db()
+    with promotion_of(run, dataset=dataset, layer=Layer.NAVIGATE) as ours:
+        if not ours:
+            return run
         try:
             with transaction.atomic():
                 watermark, _ = Watermark.objects.select_for_update().get_or_create(

@@ -90,6 +90,36 @@ def fail_interrupted_runs(*, dataset: Dataset, kind: str, keep: Run) -> None:
     )
 
 
+@contextmanager
+def promotion_of(run: Run, *, dataset: Dataset, layer: str):
+    """Yield True when this delivery of the run's task is the one to do its work.
+
+    Then the run is 'running', this delivery holds the run's lock and the dataset's
+    promotion lock for `layer`, and runs a dead worker left 'running' are failed.
+    False: the run already ended, another delivery of its task owns it, or another
+    run holds the dataset (this run is then skipped).
+    """
+    if run.status in ENDED:
+        yield False
+        return
+    with run_lock(run) as mine:
+        run.refresh_from_db()
+        if not mine or run.status in ENDED:
+            yield False
+            return
+        with promotion_lock(dataset, layer) as acquired:
+            if not acquired:
+                skip_run(run, f"another promotion of {dataset.slug} to {layer} is running")
+                yield False
+                return
+            fail_interrupted_runs(dataset=dataset, kind=run.kind, keep=run)
+            Run.objects.filter(pk=run.pk).update(
+                status=RunStatus.RUNNING, started_at=run.started_at or timezone.now()
+            )
+            run.refresh_from_db()
+            yield True
+
+
 def finish_run(
     run: Run,
     status: str,
