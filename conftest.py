@@ -137,3 +137,7 @@ def customers(dataset):
     for position, spec in enumerate(specs):
         DatasetField.objects.create(dataset=dataset, position=position, **spec)
     return dataset
+
+
+# Browser fixtures (browser_login, screenshot) and the system-Chromium launch options.
+pytest_plugins = ["atlas_site.testing.browser"]
