@@ -20,6 +20,7 @@ from atlas_site.admin_base import (
     ReadOnlyAdmin,
     RecentPeriodFilter,
 )
+from governance.compliance.impact import preview_pattern_impact
 from governance.compliance.models import (
     AuditLog,
     ClassificationLevel,
@@ -28,6 +29,17 @@ from governance.compliance.models import (
     PiiValidator,
 )
 from governance.compliance.services import PiiValidatorFunction, try_pattern
+
+# The form fields a preview depends on: what the scanner reads, and whether it runs.
+IMPACT_FIELDS = (
+    "pii_type",
+    "regex",
+    "validator",
+    "context_words",
+    "confidence",
+    "min_confidence",
+    "enabled",
+)
 
 # --- Classification levels --------------------------------------------------------------
 
@@ -98,9 +110,13 @@ class PiiPatternAdmin(AuditedModelAdmin):
     readonly_fields = ("updated_at",)
 
     def get_urls(self):
-        name = f"{self.opts.app_label}_{self.opts.model_name}_try"
-        try_url = path("try/", self.admin_site.admin_view(self.try_pattern_view), name=name)
-        return [try_url, *super().get_urls()]
+        prefix = f"{self.opts.app_label}_{self.opts.model_name}"
+        view = self.admin_site.admin_view
+        return [
+            path("try/", view(self.try_pattern_view), name=f"{prefix}_try"),
+            path("impact/", view(self.impact_view), name=f"{prefix}_impact"),
+            *super().get_urls(),
+        ]
 
     def has_try_permission(self, request) -> bool:
         # Trying is part of writing a pattern: whoever may add or change one may try one.
@@ -129,6 +145,31 @@ class PiiPatternAdmin(AuditedModelAdmin):
                 "validator_applied": validator is not None,
             }
         )
+
+    def impact_view(self, request):
+        """POST the change form's fields (and `pattern_id` when editing) -> the impact preview.
+
+        The posted values go through the pattern's own admin form, so a preview is
+        refused for exactly the reasons a save would be (only the fields the scanner
+        reads count here: a duplicate name does not stop a preview).
+        """
+        if not self.has_try_permission(request):
+            raise PermissionDenied
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        pattern_id = request.POST.get("pattern_id") or None
+        saved = self.get_object(request, pattern_id) if pattern_id else None
+        if pattern_id and saved is None:
+            return JsonResponse({"error": f"There is no PII pattern {pattern_id}."}, status=404)
+        candidate = self.get_object(request, pattern_id) if saved else PiiPattern()
+        form = self.get_form(request, saved)(request.POST, instance=candidate)
+        form.is_valid()
+        errors = {name: messages for name, messages in form.errors.items() if name in IMPACT_FIELDS}
+        if errors:
+            labels = {name: form.fields[name].label for name in errors}
+            text = " ".join(f"{labels[name]}: {' '.join(errors[name])}" for name in errors)
+            return JsonResponse({"error": text, "errors": errors}, status=400)
+        return JsonResponse(preview_pattern_impact(candidate=form.instance, saved=saved))
 
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
         context = {"can_try_pattern": self.has_try_permission(request), **(extra_context or {})}

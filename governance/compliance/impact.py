@@ -1,0 +1,257 @@
+"""What a PII pattern would match, before it is saved: the pattern-impact preview.
+
+A steward editing a pattern sees, on a recent bounded sample of records, which values
+the edited pattern would match and which it would stop matching compared with the
+saved one, per dataset and field, with masked excerpts only.
+
+Where the values come from: the newest chart records and the newest quarantined
+records (by id, read backwards along their primary keys, so the sample costs the same
+on ten rows or ten million), and for each the raw record it came from. The raw payload
+is read rather than chart's `data` because chart holds values after protection: a
+value an existing pattern matched is already masked there, an encrypted one is a
+token, so scanning chart's copy could never show what a pattern stops matching. The
+raw values are what the promotion scans; nothing read here leaves this module except
+counts and masked excerpts.
+
+How a value is judged: with the scanner the promotion uses (chart.pii.scanner), over
+every enabled pattern, once with the saved version of this pattern and once with the
+edited one, so overlaps with other patterns resolve as they will in a run. A value
+counts for this pattern when the scan attributes at least one finding to it.
+"""
+
+from collections import defaultdict
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from chart.models import ChartRecord, QuarantinedRecord
+from chart.pii.masking import EXCERPT_CONTEXT, masked_excerpt
+from chart.pii.scanner import Match, PatternSet, compile_pattern, scan_value
+from explore.models import RawRecord
+from governance.compliance.models import PiiPattern
+from governance.pipeline.models import Dataset, DatasetField
+
+# The sample: the newest records of each kind. Both are read by primary key, so the
+# preview answers in well under a second however large the tables are (bench/previews.py).
+CHART_SAMPLE = 2000
+QUARANTINE_SAMPLE = 1000
+EXAMPLES_PER_ROW = 4
+# The id the pattern under preview carries in both scans, to tell its findings apart
+# from those of the other patterns (database ids are positive).
+PREVIEWED = -1
+# The columns the scanner reads from a PiiPattern (chart.pii.scanner._SCAN_FIELDS).
+SCAN_FIELDS = (
+    "name",
+    "pii_type",
+    "regex",
+    "validator",
+    "context_words",
+    "confidence",
+    "min_confidence",
+)
+
+SOURCE_CHART = "chart"
+SOURCE_QUARANTINE = "quarantine"
+
+
+def _spec(pattern: PiiPattern, *, pattern_id: int | None) -> dict[str, Any]:
+    spec = {name: getattr(pattern, name) for name in SCAN_FIELDS}
+    spec["id"] = pattern_id
+    return spec
+
+
+def _pattern_sets(
+    candidate: PiiPattern, saved: PiiPattern | None
+) -> tuple[PatternSet, PatternSet, PatternSet]:
+    """The enabled patterns with the saved version, with the edited one, and both alone.
+
+    A disabled version takes part in no scan: that is what saving it would do.
+    Raises chart.pii.InvalidPatternError when the edited pattern cannot be compiled.
+    """
+    others = PiiPattern.objects.filter(enabled=True).order_by("id")
+    if saved is not None:
+        others = others.exclude(pk=saved.pk)
+    other_specs = [_spec(pattern, pattern_id=pattern.pk) for pattern in others]
+    old = [compile_pattern(_spec(saved, pattern_id=PREVIEWED))] if saved and saved.enabled else []
+    new = [compile_pattern(_spec(candidate, pattern_id=PREVIEWED))] if candidate.enabled else []
+    compiled_others = [compile_pattern(spec) for spec in other_specs]
+    return (
+        PatternSet(compiled_others + old),
+        PatternSet(compiled_others + new),
+        PatternSet(old + new),
+    )
+
+
+def _texts(payload: Any) -> Iterator[tuple[str, str]]:
+    """(field name, text) of a payload, named and walked as chart.pii.scan_record does."""
+    if not isinstance(payload, Mapping):
+        return
+    for key, value in payload.items():
+        yield from _walk(value, str(key))
+
+
+def _walk(value: Any, path: str) -> Iterator[tuple[str, str]]:
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, bool) or value is None:
+        return
+    elif isinstance(value, int | float):
+        yield path, str(value)  # card and phone numbers arrive as JSON numbers too
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from _walk(item, f"{path}.{key}")
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            yield from _walk(item, f"{path}[{index}]")
+
+
+def _sample(model, limit: int) -> list[tuple[int, int]]:
+    """(dataset id, raw record id) of the newest `limit` rows, newest first."""
+    if limit <= 0:
+        return []
+    return list(model.objects.order_by("-id").values_list("dataset_id", "raw_record_id")[:limit])
+
+
+def _payloads(raw_ids: list[int]) -> dict[int, Any]:
+    # `id IN (...)` is one index scan per partition of explore.raw_record, whichever
+    # months the records arrived in.
+    if not raw_ids:
+        return {}
+    return dict(RawRecord.objects.filter(id__in=raw_ids).values_list("id", "payload"))
+
+
+@dataclass
+class _FieldImpact:
+    source: str
+    dataset_id: int
+    field: str
+    before: int = 0
+    after: int = 0
+    gained: int = 0
+    lost: int = 0
+    examples: list[dict[str, str]] = field(default_factory=list)
+
+    def add_example(self, change: str, excerpt: str) -> None:
+        # Gained and lost values first: they are what the steward decides on.
+        if len(self.examples) < EXAMPLES_PER_ROW:
+            self.examples.append({"change": change, "excerpt": excerpt})
+        elif change != "kept":
+            for index, example in enumerate(self.examples):
+                if example["change"] == "kept":
+                    self.examples[index] = {"change": change, "excerpt": excerpt}
+                    return
+
+
+def _excerpt(text: str, found: Match, everything: list[Match], *, restricted: bool) -> str:
+    others = [(other.start, other.end) for other in everything if other is not found]
+    return masked_excerpt(
+        text,
+        found.start,
+        found.end,
+        pii_type=found.pii_type,
+        other_spans=others,
+        # The words around a value of a field that must be encrypted are as secret as
+        # the value: only the masked PII itself is shown.
+        context=0 if restricted else EXCERPT_CONTEXT,
+    )
+
+
+def _restricted_fields(dataset_ids: set[int]) -> set[tuple[int, str]]:
+    return set(
+        DatasetField.objects.filter(
+            dataset_id__in=dataset_ids, classification__requires_encryption=True
+        ).values_list("dataset_id", "name")
+    )
+
+
+def preview_pattern_impact(
+    *,
+    candidate: PiiPattern,
+    saved: PiiPattern | None,
+    chart_sample: int = CHART_SAMPLE,
+    quarantine_sample: int = QUARANTINE_SAMPLE,
+) -> dict[str, Any]:
+    """What `candidate` (an edited, unsaved pattern) would match compared with `saved`.
+
+    `saved` is the stored pattern being edited, None for a new one. The candidate's
+    regex must already have passed PiiPattern.clean (the admin form checks it).
+    Returns JSON-ready data: the sample's size, totals, and one row per source,
+    dataset and field where either version matched, each with masked examples.
+    """
+    old_set, new_set, probe = _pattern_sets(candidate, saved)
+    chart_rows = _sample(ChartRecord, chart_sample)
+    quarantine_rows = _sample(QuarantinedRecord, quarantine_sample)
+    payloads = _payloads([raw_id for _, raw_id in chart_rows + quarantine_rows])
+    dataset_ids = {dataset_id for dataset_id, _ in chart_rows + quarantine_rows}
+    restricted = _restricted_fields(dataset_ids)
+
+    impacts: dict[tuple[str, int, str], _FieldImpact] = {}
+    values_scanned = 0
+    for source, rows in ((SOURCE_CHART, chart_rows), (SOURCE_QUARANTINE, quarantine_rows)):
+        for dataset_id, raw_id in rows:
+            for name, text in _texts(payloads.get(raw_id)):
+                values_scanned += 1
+                # Most values match neither version: one RE2 set pass rules them out.
+                if not probe.candidates(text.encode("utf-8", "replace")):
+                    continue
+                old = scan_value(text, old_set, field_name=name)
+                new = scan_value(text, new_set, field_name=name)
+                old_hits = [m for m in old if m.pattern_id == PREVIEWED]
+                new_hits = [m for m in new if m.pattern_id == PREVIEWED]
+                if not old_hits and not new_hits:
+                    continue
+                key = (source, dataset_id, name)
+                impact = impacts.get(key)
+                if impact is None:
+                    impact = impacts[key] = _FieldImpact(source, dataset_id, name)
+                secret = (dataset_id, name) in restricted
+                impact.before += bool(old_hits)
+                impact.after += bool(new_hits)
+                if new_hits:
+                    change = "kept" if old_hits else "gained"
+                    impact.gained += change == "gained"
+                    impact.add_example(change, _excerpt(text, new_hits[0], new, restricted=secret))
+                else:
+                    impact.lost += 1
+                    impact.add_example("lost", _excerpt(text, old_hits[0], old, restricted=secret))
+
+    datasets = dict(
+        Dataset.objects.filter(pk__in={key[1] for key in impacts}).values_list("pk", "slug")
+    )
+    rows = [
+        {
+            "source": impact.source,
+            "dataset": datasets.get(impact.dataset_id, str(impact.dataset_id)),
+            "field": impact.field,
+            "before": impact.before,
+            "after": impact.after,
+            "gained": impact.gained,
+            "lost": impact.lost,
+            "examples": impact.examples,
+        }
+        for impact in sorted(
+            impacts.values(),
+            key=lambda i: (-(i.gained + i.lost), i.source, datasets.get(i.dataset_id, ""), i.field),
+        )
+    ]
+    totals = defaultdict(int)
+    for row in rows:
+        for name in ("before", "after", "gained", "lost"):
+            totals[name] += row[name]
+    return {
+        "pattern": {
+            "name": candidate.name,
+            "pii_type": candidate.pii_type,
+            "enabled": candidate.enabled,
+            "is_new": saved is None,
+        },
+        "sample": {
+            "chart_records": len(chart_rows),
+            "quarantined_records": len(quarantine_rows),
+            "values_scanned": values_scanned,
+            "chart_limit": chart_sample,
+            "quarantine_limit": quarantine_sample,
+        },
+        "totals": {name: totals[name] for name in ("before", "after", "gained", "lost")},
+        "rows": rows,
+    }
