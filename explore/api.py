@@ -9,7 +9,9 @@ admin (only its SHA-256 digest is stored). A token acts as its user and reaches 
 datasets that user may ingest into: with the 'change dataset' permission (stewards)
 every dataset, otherwise those the user owns (explore.selectors.can_ingest).
 Errors are JSON: {"detail": "..."}; 401 without a usable token, 403 for a dataset
-the token's user may not change.
+the token's user may not change, 429 (with Retry-After) for an address that sent too
+many refused tokens (AXES_FAILURE_LIMIT) until its cool-off (AXES_COOLOFF_MINUTES) ends.
+Refused tokens are counted and audited like failed admin logins (atlas_site.security).
 """
 
 from datetime import datetime
@@ -24,6 +26,7 @@ from ninja.errors import AuthenticationError
 from ninja.files import UploadedFile
 from ninja.security import HttpBearer
 
+from atlas_site import security
 from explore import selectors, services
 from explore.models import LandingBatch
 from governance.pipeline.models import Dataset
@@ -35,6 +38,23 @@ class ApiError(Exception):
         self.status, self.detail, self.extra = status, detail, extra
 
 
+class LockedOutError(Exception):
+    """The client's address is in its cool-off after too many refused tokens."""
+
+
+def _refusal(api_token) -> str | None:
+    """Why a presented token is not accepted; None when it is."""
+    if api_token is None:
+        return "unknown API token"
+    if api_token.revoked_at is not None:
+        return "this API token was revoked"
+    if api_token.expires_at is not None and api_token.expires_at <= timezone.now():
+        return "this API token has expired"
+    if not api_token.user.is_active:
+        return "this API token's user is inactive"
+    return None
+
+
 class TokenAuth(HttpBearer):
     def __call__(self, request: HttpRequest):
         if not request.headers.get("Authorization"):
@@ -42,15 +62,16 @@ class TokenAuth(HttpBearer):
         return super().__call__(request)
 
     def authenticate(self, request: HttpRequest, token: str):
-        api_token = selectors.find_api_token(token=token.strip())
-        if api_token is None:
-            raise ApiError(401, "unknown API token")
-        if api_token.revoked_at is not None:
-            raise ApiError(401, "this API token was revoked")
-        if api_token.expires_at is not None and api_token.expires_at <= timezone.now():
-            raise ApiError(401, "this API token has expired")
-        if not api_token.user.is_active:
-            raise ApiError(401, "this API token's user is inactive")
+        # Throttled like the admin's login form (atlas_site.security): an address with too
+        # many refused tokens waits out its cool-off before any token is looked at.
+        if security.api_client_locked_out(request):
+            raise LockedOutError
+        token = token.strip()
+        api_token = selectors.find_api_token(token=token)
+        refusal = _refusal(api_token)
+        if refusal is not None:
+            security.report_failed_api_token(request, presented=token, reason=refusal)
+            raise ApiError(401, refusal)
         services.touch_api_token(token=api_token)
         request.user = api_token.user  # so that the audit log names who did it
         return api_token
@@ -68,6 +89,11 @@ api = NinjaAPI(
 @api.exception_handler(ApiError)
 def _api_error(request, exc: ApiError):
     return api.create_response(request, {"detail": exc.detail, **exc.extra}, status=exc.status)
+
+
+@api.exception_handler(LockedOutError)
+def _locked_out(request, exc: LockedOutError):
+    return security.lockout_response(request)
 
 
 @api.exception_handler(services.IngestError)
