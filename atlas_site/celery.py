@@ -1,10 +1,45 @@
 import os
 
-from celery import Celery
+from celery import Celery, Task
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "atlas_site.settings.local")
 
-app = Celery("atlas")
+
+class AtlasTask(Task):
+    """Every Atlas task: a message that keeps crashing its worker ends as a dead letter.
+
+    Deliveries are counted when they start and the count is cleared when they end, so
+    only deliveries whose worker died under them add up (see
+    governance.pipeline.dead_letters). Past ATLAS_MAX_DELIVERIES the task is not run:
+    it is set aside and its message acknowledged, instead of being delivered forever.
+    """
+
+    def __call__(self, *args, **kwargs):
+        request = self.request
+        if request.called_directly or request.is_eager or not request.id:
+            return super().__call__(*args, **kwargs)
+        from governance.pipeline import dead_letters
+
+        delivery = dead_letters.begin_delivery(task_id=request.id, hostname=request.hostname or "")
+        if delivery is not None and delivery.number > dead_letters.max_deliveries():
+            dead_letters.set_aside(
+                task_name=self.name,
+                task_id=request.id,
+                run_function=self.run,
+                args=args,
+                kwargs=kwargs,
+                queue=(request.delivery_info or {}).get("routing_key") or "",
+                delivery=delivery,
+            )
+            dead_letters.end_delivery(task_id=request.id)
+            return None
+        try:
+            return super().__call__(*args, **kwargs)
+        finally:
+            dead_letters.end_delivery(task_id=request.id)
+
+
+app = Celery("atlas", task_cls=AtlasTask)
 # Every CELERY_* Django setting configures the app (see settings/base.py).
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()

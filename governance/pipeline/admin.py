@@ -157,3 +157,6 @@ class LineageEdgeAdmin(ReadOnlyAdmin):
 
 # Issuing shows the token once and stores its digest; revoking is an action.
 admin.site.register(ApiToken, ApiTokenAdmin)
+
+# Tasks set aside after crashing their worker too often (registers its own admin).
+import governance.pipeline.admin_dead_letters  # noqa: E402, F401

@@ -357,3 +357,42 @@ class ApiToken(models.Model):
 
     def is_usable(self, now) -> bool:
         return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
+
+
+class DeadLetter(models.Model):
+    """A task message that crashed its worker ATLAS_MAX_DELIVERIES times, set aside.
+
+    acks_late with reject_on_worker_lost puts a message back on the queue whenever the
+    worker running it dies, so a task that kills its worker would be delivered forever.
+    `atlas_site.celery.AtlasTask` counts the deliveries that started and never ended;
+    past the bound the task is not run but recorded here (and acknowledged), and the
+    run or batch it was working on is failed with the reason.
+    """
+
+    task_id = models.CharField(max_length=255, unique=True)
+    task_name = models.CharField(max_length=255)
+    args = models.JSONField(default=list, blank=True)
+    kwargs = models.JSONField(default=dict, blank=True)
+    queue = models.CharField(max_length=255, blank=True)
+    deliveries = models.PositiveIntegerField(
+        help_text="Deliveries whose worker died under them before it was set aside."
+    )
+    last_error = models.TextField(blank=True)
+    first_seen_at = models.DateTimeField(help_text="When its first delivery started.")
+    last_seen_at = models.DateTimeField(help_text="When it was set aside.")
+    run = models.ForeignKey(
+        Run,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="dead_letters",
+        help_text="The run it was working on, failed with the reason.",
+    )
+
+    class Meta:
+        db_table = qualified(PIPELINE, "dead_letter")
+        ordering = ["-last_seen_at"]
+        indexes = [models.Index(fields=["task_name", "-last_seen_at"], name="dead_letter_task_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.task_name}[{self.task_id}] after {self.deliveries} deliveries"
