@@ -1,0 +1,224 @@
+"""Login throttling (admin and API tokens), session rotation and timeouts, the CSP header.
+
+The throttle is django-axes with its database handler: a test that ends a cool-off moves
+the recorded attempts back in time instead of waiting.
+"""
+
+import time
+from datetime import timedelta
+
+import pytest
+from axes.models import AccessAttempt
+from django.conf import settings
+from django.contrib.sessions.models import Session
+from django.urls import reverse
+
+from atlas_site.security import SESSION_LOGIN_AT, client_ip
+from explore import services
+from governance.compliance.models import AuditAction, AuditLog
+
+pytestmark = pytest.mark.django_db
+
+PASSWORD = "correct-horse-battery"
+LOGIN = reverse("admin:login")
+INDEX = reverse("admin:index")
+
+
+def admin_login(client, username: str, password: str = PASSWORD, **extra):
+    return client.post(LOGIN, {"username": username, "password": password, "next": INDEX}, **extra)
+
+
+def end_cool_off():
+    AccessAttempt.objects.update(
+        attempt_time=AccessAttempt.objects.values("attempt_time")[:1].get()["attempt_time"]
+        - settings.AXES_COOLOFF_TIME
+        - timedelta(seconds=1)
+    )
+
+
+# --- Admin login throttling --------------------------------------------------------------
+
+
+def test_after_the_failure_limit_the_admin_refuses_even_the_right_password(client, steward):
+    limit = settings.AXES_FAILURE_LIMIT
+    for _ in range(limit - 1):
+        response = admin_login(client, "steward", "wrong")
+        assert response.status_code == 200  # the login form again, with its error
+        assert "Please enter the correct username and password" in response.text
+
+    response = admin_login(client, "steward", "wrong")
+    assert response.status_code == 429
+    assert "Too many failed logins" in response.text
+    assert f"paused for {round(settings.AXES_COOLOFF_TIME.total_seconds() / 60)}" in response.text
+    assert int(response["Retry-After"]) == settings.AXES_COOLOFF_TIME.total_seconds()
+
+    response = admin_login(client, "steward")
+    assert response.status_code == 429
+    assert "_auth_user_id" not in client.session
+
+
+def test_the_lockout_is_a_cool_off_not_a_permanent_lock(client, steward):
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        admin_login(client, "steward", "wrong")
+    assert admin_login(client, "steward").status_code == 429
+
+    end_cool_off()
+    response = admin_login(client, "steward")
+    assert response.status_code == 302 and response["Location"] == INDEX
+    assert client.session["_auth_user_id"] == str(steward.pk)
+
+
+def test_the_throttle_counts_per_address(client, steward, viewer):
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        admin_login(client, "steward", "wrong", REMOTE_ADDR="203.0.113.7")
+    assert admin_login(client, "steward", REMOTE_ADDR="203.0.113.7").status_code == 429
+    # Another address, even for the same user, is not held back.
+    assert admin_login(client, "steward", REMOTE_ADDR="198.51.100.2").status_code == 302
+
+
+def test_a_success_before_the_limit_starts_the_count_again(client, steward):
+    for _ in range(settings.AXES_FAILURE_LIMIT - 1):
+        admin_login(client, "steward", "wrong")
+    assert admin_login(client, "steward").status_code == 302
+    client.logout()
+    assert admin_login(client, "steward", "wrong").status_code == 200
+
+
+def test_a_forged_forwarded_for_header_does_not_dodge_the_throttle(rf, settings):
+    request = rf.get("/", HTTP_X_FORWARDED_FOR="10.9.9.9", REMOTE_ADDR="192.0.2.1")
+    settings.ATLAS_TRUSTED_PROXIES = 0
+    assert client_ip(request) == "192.0.2.1"
+    # Behind one proxy the client is the hop that proxy appended (the right-most one);
+    # what the client wrote before it is ignored.
+    settings.ATLAS_TRUSTED_PROXIES = 1
+    request.META["HTTP_X_FORWARDED_FOR"] = "10.9.9.9, 203.0.113.50"
+    assert client_ip(request) == "203.0.113.50"
+    request.META["HTTP_X_FORWARDED_FOR"] = ""
+    assert client_ip(request) == "192.0.2.1"
+
+
+# --- API token throttling -----------------------------------------------------------------
+
+
+@pytest.fixture
+def token(steward):
+    return services.issue_api_token(user=steward, name="tests", actor=steward)[1]
+
+
+def api_get(client, token: str, **extra):
+    return client.get("/api/datasets", HTTP_AUTHORIZATION=f"Bearer {token}", **extra)
+
+
+def test_refused_api_tokens_are_throttled_per_address_with_a_json_429(client, token):
+    limit = settings.AXES_FAILURE_LIMIT
+    for attempt in range(limit - 1):
+        response = api_get(client, f"atl_guess{attempt}")
+        assert response.status_code == 401
+        assert response.json() == {"detail": "unknown API token"}
+
+    response = api_get(client, "atl_guess-last")
+    assert response.status_code == 429
+    assert response["Content-Type"] == "application/json"
+    body = response.json()
+    assert "too many failed authentication attempts" in body["detail"]
+    assert body["retry_after_seconds"] == settings.AXES_COOLOFF_TIME.total_seconds()
+    assert response["Retry-After"] == str(body["retry_after_seconds"])
+
+    # During the cool-off even a good token is refused, before it is looked at.
+    response = api_get(client, token)
+    assert response.status_code == 429 and "detail" in response.json()
+    # Another address is not held back.
+    assert api_get(client, token, REMOTE_ADDR="198.51.100.2").status_code == 200
+
+    end_cool_off()
+    assert api_get(client, token).status_code == 200
+
+
+def test_api_and_admin_failures_count_together(client, steward):
+    # One throttle per address, whichever door is knocked on.
+    for _ in range(settings.AXES_FAILURE_LIMIT - 1):
+        api_get(client, "atl_wrong")
+    assert admin_login(client, "steward", "wrong").status_code == 429
+
+
+def test_revoked_and_expired_tokens_count_as_failures(client, steward, token):
+    api_token = steward.api_tokens.get()
+    services.revoke_api_token(token=api_token, actor=steward)
+    for _ in range(settings.AXES_FAILURE_LIMIT - 1):
+        assert api_get(client, token).status_code == 401
+    assert api_get(client, token).status_code == 429
+
+
+# --- Sessions -----------------------------------------------------------------------------
+
+
+def test_login_rotates_the_session_key_and_logout_ends_the_session(client, steward):
+    session = client.session
+    session["before-login"] = "kept"
+    session.save()
+    before = session.session_key
+
+    assert admin_login(client, "steward").status_code == 302
+    after = client.cookies[settings.SESSION_COOKIE_NAME].value
+    assert after != before
+    assert not Session.objects.filter(session_key=before).exists()  # the old key is gone
+    assert client.session["before-login"] == "kept"
+    assert client.get(INDEX).status_code == 200
+
+    response = client.post(reverse("admin:logout"))
+    assert response.status_code == 200
+    assert not Session.objects.filter(session_key=after).exists()
+    assert client.get(INDEX).status_code == 302  # back to the login page
+
+
+def test_the_idle_timeout_is_renewed_by_every_request(client, steward):
+    client.force_login(steward)
+    response = client.get(INDEX)
+    cookie = response.cookies[settings.SESSION_COOKIE_NAME]
+    assert cookie["max-age"] == settings.SESSION_COOKIE_AGE
+    assert settings.SESSION_SAVE_EVERY_REQUEST
+    session = Session.objects.get(session_key=cookie.value)
+    left = (session.expire_date - session.expire_date.now(session.expire_date.tzinfo)).seconds
+    assert settings.SESSION_COOKIE_AGE - 60 < left <= settings.SESSION_COOKIE_AGE
+
+
+def test_a_session_ends_at_its_absolute_timeout_however_active(client, steward):
+    admin_login(client, "steward")
+    assert time.time() - client.session[SESSION_LOGIN_AT] < 60
+    assert client.get(INDEX).status_code == 200
+
+    session = client.session
+    session[SESSION_LOGIN_AT] = time.time() - settings.ATLAS_SESSION_MAX_AGE - 1
+    session.save()
+    response = client.get(INDEX)
+    assert response.status_code == 302
+    assert response["Location"].startswith(LOGIN)
+    assert not Session.objects.filter(session_key=session.session_key).exists()
+    entry = AuditLog.objects.filter(action=AuditAction.LOGOUT).get()
+    assert entry.actor == "steward"
+    assert "ATLAS_SESSION_MAX_AGE" in entry.detail
+
+
+def test_a_session_without_a_login_time_starts_its_clock(client, steward):
+    client.force_login(steward)
+    session = client.session
+    del session[SESSION_LOGIN_AT]
+    session.save()
+    assert client.get(INDEX).status_code == 200
+    assert time.time() - client.session[SESSION_LOGIN_AT] < 60
+
+
+# --- Content Security Policy --------------------------------------------------------------
+
+
+def test_admin_pages_carry_the_content_security_policy(client, superuser):
+    client.force_login(superuser)
+    for url in (LOGIN, INDEX, reverse("admin:auth_user_changelist")):
+        response = client.get(url)
+        policy = response["Content-Security-Policy"]
+        directives = dict(part.strip().split(" ", 1) for part in policy.split(";"))
+        assert directives["default-src"] == "'self'"
+        assert directives["script-src"].startswith("'self'")
+        assert "'unsafe-inline'" not in policy and "'unsafe-eval'" not in policy
+        assert directives["object-src"] == "'none'"
+        assert directives["frame-ancestors"] == "'none'"
