@@ -4,11 +4,12 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Sum
 from django.forms import BaseModelFormSet
-from django.http import HttpResponseRedirect
+from django.http import HttpResponseNotAllowed, HttpResponseRedirect, JsonResponse
+from django.urls import path
 
 from atlas_site.admin_base import AuditedModelAdmin, LargeTableAdmin, ReadOnlyAdmin
 from governance.quality.models import CheckResult, QualityDimension, QualityRule, QualityScore
-from governance.quality.services import set_weights, validate_weights
+from governance.quality.services import preview_weights, set_weights, validate_weights
 
 
 class WeightsFormSet(BaseModelFormSet):
@@ -48,6 +49,37 @@ class QualityDimensionAdmin(AuditedModelAdmin):
 
     def get_changelist_formset(self, request, **kwargs):
         return super().get_changelist_formset(request, formset=WeightsFormSet, **kwargs)
+
+    def get_urls(self):
+        name = f"{self.opts.app_label}_{self.opts.model_name}_preview"
+        view = self.admin_site.admin_view(self.preview_view)
+        return [path("preview/", view, name=name), *super().get_urls()]
+
+    def preview_view(self, request):
+        """POST the changelist's weights formset -> {"datasets": [...]} or {"error": ...}.
+
+        Nothing is saved: the posted set goes through the same formset and rule as a
+        save, then each dataset's latest score is rescored under it.
+        """
+        if not self.has_change_permission(request):
+            raise PermissionDenied
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        formset = self.get_changelist_formset(request)(
+            request.POST, queryset=self.get_queryset(request)
+        )
+        if not formset.is_valid():
+            errors = [
+                f"{form.instance.code}: {' '.join(field_errors)}"
+                for form in formset.forms
+                for field_errors in form.errors.values()
+            ]
+            errors += list(formset.non_form_errors())
+            return JsonResponse({"error": " ".join(errors), "errors": errors}, status=400)
+        weights = {code: f"{weight:.4f}" for code, weight in sorted(formset.weights.items())}
+        return JsonResponse(
+            {"weights": weights, "datasets": preview_weights(weights=formset.weights)}
+        )
 
     def changelist_view(self, request, extra_context=None):
         if request.method == "POST" and "_save" in request.POST:

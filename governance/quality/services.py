@@ -1,13 +1,17 @@
-"""Writes of the quality area: the weights of the six dimensions."""
+"""Writes of the quality area: the weights of the six dimensions, and their preview."""
 
 from collections.abc import Mapping
 from decimal import Decimal
+from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
+from django.db.models import OuterRef, Subquery
 
 from governance.compliance.services import record_change, snapshot
-from governance.quality.models import DimensionCode, QualityDimension
+from governance.pipeline.models import Dataset
+from governance.quality.models import DimensionCode, QualityDimension, QualityScore
+from governance.quality.scoring import current_weights, rescore
 
 WEIGHT_STEP = Decimal("0.0001")  # the column keeps 4 decimal places
 
@@ -77,3 +81,48 @@ def set_weights(*, weights: Mapping[str, Decimal], actor) -> list[QualityDimensi
             detail=f"Weights set together: {new_set}.",
         )
     return [dimension for dimension, _before in changed]
+
+
+def preview_weights(*, weights: Mapping[str, Decimal]) -> list[dict[str, Any]]:
+    """How each dataset's latest overall score would move under `weights`, before saving.
+
+    Rescored (scoring.rescore, the same code a run scores with) from the latest
+    QualityScore's per-dimension scores: `current` under the weights in force,
+    `proposed` under `weights`. Raises ValidationError for a set `set_weights` would
+    refuse. One indexed lookup per dataset, however many scores are kept.
+    """
+    validate_weights(weights)
+    in_force = current_weights()
+    latest = QualityScore.objects.filter(dataset=OuterRef("pk")).order_by("-created_at", "-id")
+    datasets = (
+        Dataset.objects.annotate(latest_score=Subquery(latest.values("pk")[:1]))
+        .filter(latest_score__isnull=False)
+        .order_by("slug")
+    )
+    scores = QualityScore.objects.in_bulk([dataset.latest_score for dataset in datasets])
+    preview = []
+    for dataset in datasets:
+        score = scores[dataset.latest_score]
+        current, proposed = rescore(score, in_force), rescore(score, weights)
+        change = None if current is None or proposed is None else proposed - current
+        threshold = dataset.quality_threshold
+        preview.append(
+            {
+                "dataset": dataset.slug,
+                "name": dataset.name,
+                "run": score.run_id,
+                "scored_at": score.created_at.isoformat(),
+                "recorded": _text(score.overall),
+                "current": _text(current),
+                "proposed": _text(proposed),
+                "change": _text(change),
+                "threshold": _text(threshold),
+                "below_now": current is not None and current < threshold,
+                "below_then": proposed is not None and proposed < threshold,
+            }
+        )
+    return preview
+
+
+def _text(value: Decimal | None) -> str | None:
+    return None if value is None else f"{value:.4f}"
