@@ -1,4 +1,5 @@
 from django.conf import settings
+from django.contrib.postgres.indexes import GinIndex
 from django.db import models
 
 from atlas_site.schemas import CHART, qualified
@@ -82,6 +83,33 @@ class QuarantinedRecord(models.Model):
     resolved_at = models.DateTimeField(null=True, blank=True)
     resolution_note = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # A steward's fix: the raw record in explore stays exactly as received.
+    corrected_payload = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="The raw payload with a steward's corrections; re-processing judges this "
+        "instead of the raw payload.",
+    )
+    corrected_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    corrected_at = models.DateTimeField(null=True, blank=True)
+    reprocess_run = models.ForeignKey(
+        "pipeline.Run",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The latest run that re-processed this record.",
+    )
+    chart_record = models.ForeignKey(
+        ChartRecord,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The chart record it became once re-processed.",
+    )
 
     class Meta:
         db_table = qualified(CHART, "quarantined_record")
@@ -91,6 +119,11 @@ class QuarantinedRecord(models.Model):
         ]
         indexes = [
             models.Index(fields=["dataset", "status"], name="quarantine_dataset_status_idx"),
+            # Filtering by field and reason (`reasons @> '[{"field": ...}]'`) on millions
+            # of rows: jsonb_path_ops answers containment only, and is the smaller index.
+            GinIndex(
+                fields=["reasons"], opclasses=["jsonb_path_ops"], name="quarantine_reasons_idx"
+            ),
         ]
 
     def __str__(self) -> str:

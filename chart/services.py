@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 from collections import Counter, defaultdict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -149,6 +150,7 @@ class ChunkResult:
     pii_by_field: Counter = field(default_factory=Counter)
     expected_pii: Counter = field(default_factory=Counter)
     masked_unclassified: set = field(default_factory=set)
+    chart_id_of_raw: dict[int, int] = field(default_factory=dict)
 
 
 class RuleBook:
@@ -325,10 +327,64 @@ def _write_verdicts(
     rule_book: RuleBook,
     unique_fields: list[str],
 ) -> ChunkResult:
+    first_raw_id, last_raw_id = raws[0][0], raws[-1][0]
+    result = store_verdicts(
+        dataset=dataset,
+        run=run,
+        judged=judged,
+        rule_book=rule_book,
+        unique_fields=unique_fields,
+        write_quarantined=lambda held_back, now: _copy_quarantined(dataset, run, held_back, now),
+        supersede_earlier=lambda _written: _supersede_earlier_chunks(
+            dataset, first_raw_id=first_raw_id, last_raw_id=last_raw_id
+        ),
+    )
+    result.last_raw_id = last_raw_id
+    watermark.position = last_raw_id
+    watermark.save(update_fields=["position", "updated_at"])
+    return result
+
+
+def _copy_quarantined(dataset: Dataset, run: Run, held_back: list[Verdict], now: str) -> None:
+    _copy(
+        QuarantinedRecord,
+        (
+            "dataset_id",
+            "raw_record_id",
+            "reasons",
+            "status",
+            "run_id",
+            "resolution_note",
+            "created_at",
+        ),
+        (
+            (dataset.pk, v.raw_id, _reasons_json(v.failures), "open", run.pk, "", now)
+            for v in held_back
+        ),
+    )
+
+
+def store_verdicts(
+    *,
+    dataset: Dataset,
+    run: Run,
+    judged: JudgedChunk,
+    rule_book: RuleBook,
+    unique_fields: list[str],
+    write_quarantined: Callable[[list[Verdict], str], None],
+    supersede_earlier: Callable[[dict[int, int]], int],
+) -> ChunkResult:
+    """Store judged records: chart records, PII findings, rule tallies and run counts.
+
+    The gate decides which records are held back; `write_quarantined(held_back, now)`
+    writes those, and `supersede_earlier(chart_id_of_raw)` retires earlier records whose
+    business key arrived again in the chart records just written, returning how many. A promotion's chunk and a re-processing of
+    quarantined records differ only in these two (chart.reprocess).
+    """
     verdicts = judged.verdicts
     dataset_id, run_id = dataset.pk, run.pk
     _unique_field_failures(dataset, verdicts, unique_fields)
-    result = ChunkResult(examined=len(verdicts), last_raw_id=raws[-1][0])
+    result = ChunkResult(examined=len(verdicts))
     hold_back = dataset.gate_action != GateAction.WARN
 
     failing = [v for v in verdicts if v.holds_back]
@@ -346,22 +402,7 @@ def _write_verdicts(
     # COPY sends every value as text: formatting the time once rather than once per
     # row halves the cost of writing a row.
     now = timezone.now().isoformat()
-    _copy(
-        QuarantinedRecord,
-        (
-            "dataset_id",
-            "raw_record_id",
-            "reasons",
-            "status",
-            "run_id",
-            "resolution_note",
-            "created_at",
-        ),
-        (
-            (dataset_id, v.raw_id, _reasons_json(v.failures), "open", run_id, "", now)
-            for v in to_quarantine
-        ),
-    )
+    write_quarantined(to_quarantine, now)
     ids = _next_ids(ChartRecord, len(to_promote))
     chart_id_of_raw = {v.raw_id: chart_id for v, chart_id in zip(to_promote, ids, strict=True)}
     successor = _successors(to_promote, chart_id_of_raw)
@@ -397,9 +438,8 @@ def _write_verdicts(
             for v, chart_id in zip(to_promote, ids, strict=True)
         ),
     )
-    result.superseded = len(successor) + _supersede_earlier_chunks(
-        dataset, first_raw_id=raws[0][0], last_raw_id=raws[-1][0]
-    )
+    result.superseded = len(successor) + supersede_earlier(chart_id_of_raw)
+    result.chart_id_of_raw = chart_id_of_raw
     findings = []
     for verdict in verdicts:
         if not verdict.findings:
@@ -447,8 +487,6 @@ def _write_verdicts(
         rows_promoted=F("rows_promoted") + result.promoted,
         rows_quarantined=F("rows_quarantined") + result.quarantined,
     )
-    watermark.position = result.last_raw_id
-    watermark.save(update_fields=["position", "updated_at"])
     return result
 
 
@@ -550,13 +588,17 @@ def promote_to_chart(
         return finish_run(run, RunStatus.SUCCEEDED, actor=actor, detail=totals)
 
 
-def _promote(*, dataset: Dataset, run: Run, chunk_size: int) -> dict:
+def prepare_judging(dataset: Dataset) -> tuple[RecordEvaluator, RuleBook]:
+    """The evaluator and rule book of a run: the contract and rules as they are now."""
     sync_contract_rules(dataset=dataset)
     rules = list(
         QualityRule.objects.filter(dataset=dataset, is_active=True).select_related("dimension")
     )
-    evaluator = build_evaluator(dataset, rules)
-    rule_book = RuleBook(rules)
+    return build_evaluator(dataset, rules), RuleBook(rules)
+
+
+def _promote(*, dataset: Dataset, run: Run, chunk_size: int) -> dict:
+    evaluator, rule_book = prepare_judging(dataset)
     unique_fields = list(evaluator.unique_fields)
     step = RunStep.objects.create(run=run, name="validate, protect and promote")
     totals: dict = {"chunks": 0, "superseded": 0, "failing": 0}

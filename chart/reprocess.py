@@ -1,0 +1,410 @@
+"""Quarantine review: correct a quarantined record, re-process it, or dismiss it.
+
+The raw record in explore is never changed: a steward's fix is kept on the
+quarantined record (`corrected_payload`), and re-processing judges that copy.
+Re-processing goes through the promotion's own code (chart.services: the same
+evaluator with the contract, rules, PII scan and protection, the same gate, the same
+writes of chart records, PII findings and rule tallies) inside a run of its own, so
+that run's counts hold: records in = promoted + quarantined. Each record ends either
+in chart (status 're-processed', linked to its chart record) or still quarantined
+with the reasons of this run. The watermark is not touched: these raw records lie
+below it already. Every action is audited.
+"""
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from django.core.exceptions import PermissionDenied
+from django.db import connection, transaction
+from django.db.models import QuerySet, TextField
+from django.db.models.functions import Cast
+from django.utils import timezone
+
+from chart.evaluation import RawRow, RecordEvaluator, Verdict, to_json
+from chart.models import ChartRecord, QuarantinedRecord, QuarantineStatus
+from chart.services import (
+    GateFailedError,
+    RuleBook,
+    _reasons_json,
+    _table,
+    prepare_judging,
+    store_verdicts,
+)
+from explore.models import RawRecord
+from governance.compliance.models import AuditAction
+from governance.compliance.services import record_audit
+from governance.pipeline.models import (
+    Dataset,
+    DatasetField,
+    GateAction,
+    Layer,
+    Run,
+    RunKind,
+    RunStatus,
+    RunStep,
+)
+from governance.pipeline.services import create_run, finish_run, promotion_of
+
+# A re-processing run is a promotion to chart of chosen records; this names it.
+REPROCESS_TRIGGER = "reprocess"
+REVIEW_PERMISSION = "chart.change_quarantinedrecord"
+# Records locked, judged and written per transaction.
+REPROCESS_CHUNK_SIZE = 1000
+
+
+class QuarantineReviewError(ValueError):
+    """A review action that cannot be done as asked; the message says what and where."""
+
+
+def require_reviewer(actor) -> None:
+    """Only people who may change quarantined records review them (stewards)."""
+    if not getattr(actor, "is_authenticated", False) or not actor.has_perm(REVIEW_PERMISSION):
+        raise PermissionDenied(
+            "Correcting, re-processing and dismissing quarantined records needs the "
+            "'Can change quarantined record' permission."
+        )
+
+
+def _fingerprint(value: Any) -> str | None:
+    # The audit log keeps that a value changed, never the value: it may be PII.
+    if value is None:
+        return None
+    return "sha256:" + hashlib.sha256(to_json(value).encode()).hexdigest()[:12]
+
+
+def _selected(records: Iterable[QuarantinedRecord] | QuerySet) -> dict[int, list[int]]:
+    """Dataset id -> ids of the chosen quarantined records."""
+    if isinstance(records, QuerySet):
+        pairs = records.values_list("dataset_id", "pk")
+    else:
+        pairs = [(record.dataset_id, record.pk) for record in records]
+    by_dataset: dict[int, list[int]] = defaultdict(list)
+    for dataset_id, pk in pairs:
+        by_dataset[dataset_id].append(pk)
+    return by_dataset
+
+
+# --- Reading what a record holds -------------------------------------------------------
+
+
+def raw_record_of(record: QuarantinedRecord) -> RawRecord | None:
+    """The raw record as received; None once its partition was archived."""
+    # Through the (dataset, id) index: raw_record's key also holds received_at.
+    return RawRecord.objects.filter(dataset_id=record.dataset_id, pk=record.raw_record_id).first()
+
+
+def current_payload(record: QuarantinedRecord, raw: RawRecord | None) -> dict[str, Any]:
+    """What re-processing would judge: the corrected copy, else the payload received."""
+    if record.corrected_payload is not None:
+        return dict(record.corrected_payload)
+    if raw is not None and isinstance(raw.payload, dict):
+        return dict(raw.payload)
+    return {}  # a line that did not parse: a correction starts from nothing
+
+
+# --- Correcting ------------------------------------------------------------------------
+
+
+def correct_quarantined_values(
+    *, record: QuarantinedRecord, values: Mapping[str, Any], actor
+) -> QuarantinedRecord:
+    """Set field values on the record's corrected copy; the raw record stays as received.
+
+    `values` maps field names (of the contract, or present in the record) to their new
+    values. Unchanged values are ignored; nothing changed, nothing is written.
+    """
+    require_reviewer(actor)
+    with transaction.atomic():
+        record = QuarantinedRecord.objects.select_for_update().get(pk=record.pk)
+        if record.status != QuarantineStatus.OPEN:
+            raise QuarantineReviewError(
+                f"quarantined record {record.pk} is {record.get_status_display().lower()}; "
+                "only an open record can be corrected"
+            )
+        payload = current_payload(record, raw_record_of(record))
+        known = set(
+            DatasetField.objects.filter(dataset_id=record.dataset_id).values_list("name", flat=True)
+        ) | set(payload)
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise QuarantineReviewError(
+                f"{unknown[0]!r} is neither a field of the dataset's contract nor of "
+                f"quarantined record {record.pk}"
+            )
+        changed = {name: value for name, value in values.items() if payload.get(name) != value}
+        if not changed:
+            return record
+        before = {name: _fingerprint(payload.get(name)) for name in sorted(changed)}
+        record.corrected_payload = {**payload, **changed}
+        record.corrected_by = actor
+        record.corrected_at = timezone.now()
+        record.save(update_fields=["corrected_payload", "corrected_by", "corrected_at"])
+        record_audit(
+            actor=actor,
+            action=AuditAction.UPDATE,
+            instance=record,
+            before={"corrected_payload": before},
+            after={
+                "corrected_payload": {name: _fingerprint(changed[name]) for name in sorted(changed)}
+            },
+            detail=f"corrected {', '.join(sorted(changed))} of raw record "
+            f"{record.raw_record_id} (values fingerprinted; the raw record stays as received)",
+        )
+    return record
+
+
+# --- Dismissing ------------------------------------------------------------------------
+
+
+def dismiss_quarantined(
+    *, records: Iterable[QuarantinedRecord] | QuerySet, actor, reason: str
+) -> int:
+    """Close open records without promoting them; the reason is required. Returns how many."""
+    require_reviewer(actor)
+    reason = (reason or "").strip()
+    if not reason:
+        raise QuarantineReviewError("a reason is required to dismiss quarantined records")
+    ids = [pk for pks in _selected(records).values() for pk in pks]
+    with transaction.atomic():
+        dismissed = list(
+            QuarantinedRecord.objects.select_for_update()
+            .filter(pk__in=ids, status=QuarantineStatus.OPEN)
+            .order_by("pk")
+        )
+        now = timezone.now()
+        QuarantinedRecord.objects.filter(pk__in=[r.pk for r in dismissed]).update(
+            status=QuarantineStatus.DISMISSED,
+            resolved_by=actor,
+            resolved_at=now,
+            resolution_note=reason,
+        )
+        for record in dismissed:
+            record_audit(
+                actor=actor,
+                action=AuditAction.UPDATE,
+                instance=record,
+                before={"status": QuarantineStatus.OPEN},
+                after={"status": QuarantineStatus.DISMISSED, "resolution_note": reason},
+                detail="dismissed from quarantine",
+            )
+    return len(dismissed)
+
+
+# --- Re-processing ---------------------------------------------------------------------
+
+
+def reprocess_quarantined(*, records: Iterable[QuarantinedRecord] | QuerySet, actor) -> list[Run]:
+    """Send the chosen open records through the promotion again: one run per dataset.
+
+    Records no longer open are left alone, so repeating a request changes nothing. A
+    run is 'skipped' when another promotion of its dataset to chart is running.
+    """
+    require_reviewer(actor)
+    runs = []
+    for dataset_id, ids in sorted(_selected(records).items()):
+        dataset = Dataset.objects.get(pk=dataset_id)
+        runs.append(_reprocess_dataset(dataset=dataset, ids=sorted(ids), actor=actor))
+    return runs
+
+
+def _reprocess_dataset(*, dataset: Dataset, ids: list[int], actor) -> Run:
+    run = create_run(
+        dataset=dataset, kind=RunKind.PROMOTE_CHART, triggered_by=REPROCESS_TRIGGER, actor=actor
+    )
+    record_audit(
+        actor=actor,
+        action=AuditAction.RUN,
+        instance=run,
+        detail=f"requested re-processing of {len(ids)} quarantined record(s) of {dataset.slug}",
+    )
+    # The dataset's promotion lock: a promotion running now writes the same chart rows.
+    with promotion_of(run, dataset=dataset, layer=Layer.CHART) as ours:
+        if not ours:
+            run.refresh_from_db()
+            return run
+        try:
+            totals = _reprocess(dataset=dataset, run=run, ids=ids, actor=actor)
+        except GateFailedError as failure:
+            return finish_run(run, RunStatus.FAILED, error=str(failure), actor=actor, kept=False)
+        except Exception as error:
+            finish_run(run, RunStatus.FAILED, error=f"{type(error).__name__}: {error}", actor=actor)
+            raise
+        return finish_run(run, RunStatus.SUCCEEDED, actor=actor, detail=totals)
+
+
+def _reprocess(*, dataset: Dataset, run: Run, ids: list[int], actor) -> dict:
+    evaluator, rule_book = prepare_judging(dataset)
+    step = RunStep.objects.create(run=run, name="re-process quarantined records")
+    totals = {"reprocess": {"selected": len(ids), "not_open": 0, "raw_missing": 0}}
+
+    def all_chunks() -> None:
+        for start in range(0, len(ids), REPROCESS_CHUNK_SIZE):
+            with transaction.atomic():
+                skipped = _reprocess_chunk(
+                    dataset=dataset,
+                    run=run,
+                    ids=ids[start : start + REPROCESS_CHUNK_SIZE],
+                    evaluator=evaluator,
+                    rule_book=rule_book,
+                    actor=actor,
+                )
+            for key, count in skipped.items():
+                totals["reprocess"][key] += count
+
+    if dataset.gate_action == GateAction.FAIL:
+        # As in a promotion: all or nothing under a 'fail' gate.
+        with transaction.atomic():
+            all_chunks()
+    else:
+        all_chunks()
+    # No quality score: these records were chosen for having failed, so a score of them
+    # says nothing about the dataset (the run's check results still show what failed).
+    run.refresh_from_db()
+    RunStep.objects.filter(pk=step.pk).update(
+        status=RunStatus.SUCCEEDED, finished_at=timezone.now(), rows=run.rows_in
+    )
+    return totals
+
+
+def _reprocess_chunk(
+    *,
+    dataset: Dataset,
+    run: Run,
+    ids: list[int],
+    evaluator: RecordEvaluator,
+    rule_book: RuleBook,
+    actor,
+) -> dict[str, int]:
+    """Judge and store one chunk of records, in the caller's transaction."""
+    records = list(
+        QuarantinedRecord.objects.select_for_update()
+        .filter(dataset=dataset, pk__in=ids, status=QuarantineStatus.OPEN)
+        .order_by("raw_record_id")  # as a promotion reads them: a later line wins
+    )
+    raws = _raw_rows(dataset, records)
+    skipped = {"not_open": len(ids) - len(records), "raw_missing": len(records) - len(raws)}
+    if not raws:
+        return skipped
+    result = store_verdicts(
+        dataset=dataset,
+        run=run,
+        judged=evaluator.judge(raws),
+        rule_book=rule_book,
+        unique_fields=list(evaluator.unique_fields),
+        write_quarantined=lambda held_back, _now: _requarantine(dataset, run, held_back),
+        supersede_earlier=lambda written: _settle_current(dataset, list(written.values())),
+    )
+    now = timezone.now()
+    by_raw = {record.raw_record_id: record for record in records}
+    for raw_id, _text, _error in raws:
+        record = by_raw[raw_id]
+        chart_id = result.chart_id_of_raw.get(raw_id)
+        if chart_id is None:
+            detail = f"re-processed in run {run.pk}: still quarantined"
+            after = {"reprocess_run_id": run.pk}
+        else:
+            detail = f"re-processed in run {run.pk}: promoted to chart record {chart_id}"
+            after = {
+                "status": QuarantineStatus.REPROCESSED,
+                "chart_record_id": chart_id,
+                "reprocess_run_id": run.pk,
+            }
+            QuarantinedRecord.objects.filter(pk=record.pk).update(
+                status=QuarantineStatus.REPROCESSED,
+                chart_record_id=chart_id,
+                reprocess_run=run,
+                resolved_by=actor,
+                resolved_at=now,
+                resolution_note=f"promoted to chart record {chart_id} in run {run.pk}",
+            )
+        record_audit(
+            actor=actor,
+            action=AuditAction.UPDATE,
+            instance=record,
+            before={"status": QuarantineStatus.OPEN},
+            after=after,
+            detail=detail,
+        )
+    return skipped
+
+
+def _raw_rows(dataset: Dataset, records: list[QuarantinedRecord]) -> list[RawRow]:
+    """(raw id, payload as JSON text, parse error) to judge: a corrected copy wins."""
+    stored = {
+        raw_id: (text, error)
+        for raw_id, text, error in RawRecord.objects.filter(
+            dataset=dataset, pk__in=[record.raw_record_id for record in records]
+        ).values_list("id", Cast("payload", TextField()), "parse_error")
+    }
+    rows = []
+    for record in records:
+        if record.raw_record_id not in stored:
+            continue  # archived out of explore: nothing to judge
+        if record.corrected_payload is not None:
+            rows.append((record.raw_record_id, to_json(record.corrected_payload), ""))
+        else:
+            text, error = stored[record.raw_record_id]
+            rows.append((record.raw_record_id, text, error))
+    return rows
+
+
+def _requarantine(dataset: Dataset, run: Run, held_back: list[Verdict]) -> None:
+    """Still failing: the record stays quarantined, with this run's reasons."""
+    if not held_back:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            UPDATE {_table(QuarantinedRecord)} AS q
+               SET reasons = fresh.reasons::jsonb, reprocess_run_id = %s
+              FROM unnest(%s::bigint[], %s::text[]) AS fresh(raw_id, reasons)
+             WHERE q.dataset_id = %s AND q.raw_record_id = fresh.raw_id
+            """,
+            [
+                run.pk,
+                [v.raw_id for v in held_back],
+                [_reasons_json(v.failures) for v in held_back],
+                dataset.pk,
+            ],
+        )
+
+
+def _settle_current(dataset: Dataset, chart_ids: list[int]) -> int:
+    """Of each business key just re-processed, the current record is the latest line.
+
+    A re-processed record may be older than a record already in chart with its key
+    (it then arrives superseded) or newer (it supersedes that one): the raw record id
+    orders them, as in a promotion. Returns the records retired.
+    """
+    if not chart_ids:
+        return 0
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            UPDATE {_table(ChartRecord)} AS old
+               SET is_current = false, superseded_by_id = latest.id
+              FROM (
+                  SELECT DISTINCT ON (business_key) business_key, id
+                    FROM {_table(ChartRecord)}
+                   WHERE dataset_id = %(dataset)s AND is_current
+                     AND business_key IN (
+                         SELECT business_key FROM {_table(ChartRecord)}
+                          WHERE id = ANY(%(ids)s) AND business_key <> ''
+                     )
+                   ORDER BY business_key, raw_record_id DESC
+              ) AS latest
+             WHERE old.dataset_id = %(dataset)s AND old.is_current
+               AND old.business_key = latest.business_key AND old.id <> latest.id
+            """,
+            {"dataset": dataset.pk, "ids": chart_ids},
+        )
+        return cursor.rowcount
+
+
+def reasons_summary(reasons: list[dict]) -> str:
+    """'email: pattern; amount: range' — for lists and messages."""
+    return "; ".join(
+        f"{reason.get('field') or 'record'}: {reason.get('rule', '?')}" for reason in reasons
+    )
