@@ -74,10 +74,25 @@ SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+
+# Cookies: HTTPS only, and `__Host-` names, which browsers accept only when the cookie is
+# Secure, has path=/ and no Domain, so no other host (a sibling subdomain) can set or
+# shadow them. JavaScript takes the CSRF token from the page's form, never the cookie.
+SESSION_COOKIE_NAME = "__Host-sessionid"
 SESSION_COOKIE_SECURE = True
 SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_PATH = "/"
+SESSION_COOKIE_DOMAIN = None
+CSRF_COOKIE_NAME = "__Host-csrftoken"
 CSRF_COOKIE_SECURE = True
-X_FRAME_OPTIONS = "DENY"
+CSRF_COOKIE_HTTPONLY = True
+CSRF_COOKIE_PATH = "/"
+CSRF_COOKIE_DOMAIN = None
+# The number of proxies in front of Atlas that append to X-Forwarded-For (the TLS proxy):
+# login throttling counts the address the outermost one saw (atlas_site.security).
+ATLAS_TRUSTED_PROXIES = int(env("ATLAS_TRUSTED_PROXIES", "1"))
+# The Content-Security-Policy (SECURE_CSP) comes from base.py: it is enforced everywhere.
 
 # Hashed static file names, so browsers may cache them for ever (collectstatic runs at
 # deploy, in docker/entrypoint.sh).

@@ -222,3 +222,60 @@ def test_admin_pages_carry_the_content_security_policy(client, superuser):
         assert "'unsafe-inline'" not in policy and "'unsafe-eval'" not in policy
         assert directives["object-src"] == "'none'"
         assert directives["frame-ancestors"] == "'none'"
+
+
+# --- Production headers and cookies -------------------------------------------------------
+
+PRODUCTION_PAGE = """
+import json
+import django
+django.setup()
+from django.conf import settings
+from django.test import Client
+from django.test.utils import override_settings
+
+# Hashed static names need collectstatic's manifest; the headers do not depend on them.
+plain = {**settings.STORAGES, "staticfiles": {
+    "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
+with override_settings(STORAGES=plain):
+    insecure = Client().get("/admin/login/", HTTP_HOST="atlas.example.com")
+    response = Client().get("/admin/login/", secure=True, HTTP_HOST="atlas.example.com")
+cookie = response.cookies[settings.CSRF_COOKIE_NAME]
+print(json.dumps({
+    "redirect": [insecure.status_code, insecure.get("Location")],
+    "status": response.status_code,
+    "headers": dict(response.headers),
+    "csrf_cookie": {"name": cookie.key, "secure": cookie["secure"], "path": cookie["path"],
+                    "domain": cookie["domain"], "httponly": cookie["httponly"]},
+    "session_cookie": [settings.SESSION_COOKIE_NAME, settings.SESSION_COOKIE_SECURE,
+                       settings.SESSION_COOKIE_PATH, settings.SESSION_COOKIE_DOMAIN],
+}))
+"""
+
+
+def test_production_sends_hsts_csp_and_host_prefixed_secure_cookies():
+    import json
+
+    from atlas_site.tests.test_settings import PRODUCTION_ENV, run_python
+
+    result = run_python(PRODUCTION_PAGE, env=PRODUCTION_ENV)
+    assert result.returncode == 0, result.stderr
+    page = json.loads(result.stdout.strip().splitlines()[-1])
+    assert page["redirect"] == [301, "https://atlas.example.com/admin/login/"]
+    assert page["status"] == 200
+    headers = page["headers"]
+    assert headers["Strict-Transport-Security"] == "max-age=31536000; includeSubDomains; preload"
+    assert "default-src 'self'" in headers["Content-Security-Policy"]
+    assert "'unsafe-inline'" not in headers["Content-Security-Policy"]
+    assert headers["X-Frame-Options"] == "DENY"
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert headers["Referrer-Policy"] == "same-origin"
+    # __Host- cookies: Secure, path=/, no Domain (browsers refuse them otherwise).
+    assert page["csrf_cookie"] == {
+        "name": "__Host-csrftoken",
+        "secure": True,
+        "path": "/",
+        "domain": "",
+        "httponly": True,
+    }
+    assert page["session_cookie"] == ["__Host-sessionid", True, "/", None]
