@@ -1,17 +1,20 @@
 import os
 
-from celery import Celery, Task
+from celery import Celery
+from celery.contrib.django.task import DjangoTask
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "atlas_site.settings.local")
 
 
-class AtlasTask(Task):
+class AtlasTask(DjangoTask):
     """Every Atlas task: a message that keeps crashing its worker ends as a dead letter.
 
     Deliveries are counted when they start and the count is cleared when they end, so
     only deliveries whose worker died under them add up (see
     governance.pipeline.dead_letters). Past ATLAS_MAX_DELIVERIES the task is not run:
     it is set aside and its message acknowledged, instead of being delivered forever.
+    Based on Celery's DjangoTask (what Celery uses under Django when no class is given),
+    for `delay_on_commit` and `apply_async_on_commit`.
     """
 
     def __call__(self, *args, **kwargs):

@@ -173,3 +173,16 @@ def test_a_delivery_within_the_bound_runs_and_clears_its_count(settings, dataset
     assert deliver(promote_to_navigate, task_id, run.pk) == RunStatus.SUCCEEDED
     assert not DeadLetter.objects.exists()
     assert cache.get(dead_letters.COUNT_KEY.format(task_id)) is None
+
+
+def test_every_atlas_task_counts_its_deliveries_and_can_wait_for_commit():
+    from atlas_site.celery import AtlasTask, app
+
+    app.loader.import_default_modules()
+    atlas_tasks = [task for name, task in app.tasks.items() if not name.startswith("celery.")]
+    assert {"explore.tasks.load_batch", "chart.tasks.promote_to_chart"} <= {
+        task.name for task in atlas_tasks
+    }
+    for task in atlas_tasks:
+        assert isinstance(task, AtlasTask), task.name
+        assert callable(task.apply_async_on_commit), task.name
