@@ -1,8 +1,29 @@
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.db.models import Q
+from django.http import Http404, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+from django.views.decorators.http import require_POST
 
-from atlas_site.admin_base import AuditedModelAdmin, LargeTableAdmin, ReadOnlyAdmin
-from chart.models import ChartRecord, PiiFinding, QuarantinedRecord
+from atlas_site.admin_base import AuditedModelAdmin, LargeTableAdmin, LightChangeList, ReadOnlyAdmin
+from chart.evaluation import to_json
+from chart.models import ChartRecord, PiiFinding, QuarantinedRecord, QuarantineStatus
+from chart.reprocess import (
+    QuarantineReviewError,
+    correct_quarantined_values,
+    current_payload,
+    dismiss_quarantined,
+    raw_record_of,
+    reasons_summary,
+    reprocess_quarantined,
+)
 from governance.compliance.models import PiiType
+from governance.pipeline.models import DatasetField, Run, RunKind
+from governance.quality.models import RuleKind
 
 
 @admin.register(ChartRecord)
@@ -15,42 +36,388 @@ class ChartRecordAdmin(LargeTableAdmin, ReadOnlyAdmin):
     ordering = ("-id",)
 
 
+# --- Quarantine review -----------------------------------------------------------------
+# Filter choices come from small tables (the catalog, contracts, recent runs) or from the
+# code, never from a DISTINCT over quarantined records, which may be millions.
+
+PARSE_REASON = "parse"
+RUN_CHOICES = 15
+
+
+def _chosen_dataset(request) -> str | None:
+    value = request.GET.get("dataset__id__exact", "")
+    return value if value.isdigit() else None
+
+
+class QuarantineRunFilter(admin.SimpleListFilter):
+    """The run that quarantined a record, or one that re-processed it."""
+
+    title = "run"
+    parameter_name = "run"
+
+    def lookups(self, request, model_admin):
+        runs = Run.objects.filter(kind=RunKind.PROMOTE_CHART, rows_quarantined__gt=0)
+        if dataset := _chosen_dataset(request):
+            runs = runs.filter(dataset_id=dataset)
+        return [
+            (str(run.pk), f"run {run.pk} · {run.created_at:%Y-%m-%d %H:%M} · {run.triggered_by}")
+            for run in runs.order_by("-id")[:RUN_CHOICES]
+        ]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if not value:
+            return queryset
+        if not value.isdigit():
+            return queryset.none()
+        return queryset.filter(Q(run_id=value) | Q(reprocess_run_id=value))
+
+
+class ReasonFieldFilter(admin.SimpleListFilter):
+    """Records with a reason about this field (with the chosen rule, when one is chosen)."""
+
+    title = "field"
+    parameter_name = "field"
+
+    def lookups(self, request, model_admin):
+        fields = DatasetField.objects.all()
+        if dataset := _chosen_dataset(request):
+            fields = fields.filter(dataset_id=dataset)
+        names = fields.order_by("name").values_list("name", flat=True).distinct()[:200]
+        return [(name, name) for name in names]
+
+    def queryset(self, request, queryset):
+        if not self.value():
+            return queryset
+        reason = {"field": self.value()}
+        if rule := request.GET.get(ReasonRuleFilter.parameter_name):
+            reason["rule"] = rule  # the same reason, not two reasons of one record
+        # jsonb containment, answered by the GIN index on reasons.
+        return queryset.filter(reasons__contains=[reason])
+
+
+class ReasonRuleFilter(admin.SimpleListFilter):
+    title = "reason"
+    parameter_name = "rule"
+
+    def lookups(self, request, model_admin):
+        return [(PARSE_REASON, "Line could not be parsed"), *RuleKind.choices]
+
+    def queryset(self, request, queryset):
+        if not self.value():
+            return queryset
+        return queryset.filter(reasons__contains=[{"rule": self.value()}])
+
+
+class QuarantineChangeList(LightChangeList):
+    def get_queryset(self, request, exclude_parameters=None):
+        # The reasons column needs `reasons`, a jsonb column LightChangeList leaves unread.
+        queryset = super().get_queryset(request, exclude_parameters)
+        return queryset.defer(None).defer("corrected_payload", "resolution_note")
+
+
+class DismissForm(forms.Form):
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+        help_text="Why these records are not promoted; kept on each record and in the audit log.",
+    )
+
+
+VALUE_PREFIX = "value:"
+
+
 @admin.register(QuarantinedRecord)
 class QuarantinedRecordAdmin(LargeTableAdmin, AuditedModelAdmin):
-    """A steward reviews a quarantined record and notes what became of it."""
+    """Quarantine review: the raw record next to its reasons; fix, re-process or dismiss.
 
-    list_display = ("id", "dataset", "status", "run", "created_at", "resolved_at")
-    list_filter = ("status", "dataset")
-    list_select_related = ("dataset", "run")
+    Nothing here is edited through the form: every change goes through chart.reprocess,
+    which checks the permission and audits it.
+    """
+
+    list_display = (
+        "id",
+        "dataset",
+        "status",
+        "reasons_column",
+        "run",
+        "reprocess_run",
+        "created_at",
+    )
+    list_filter = (
+        "status",
+        "dataset",
+        QuarantineRunFilter,
+        ReasonFieldFilter,
+        ReasonRuleFilter,
+    )
+    list_select_related = ("dataset", "run", "reprocess_run")
     raw_id_fields = ("dataset", "raw_record", "run", "resolved_by")
     ordering = ("-id",)
+    actions = ("reprocess_selected", "dismiss_selected")
+    change_form_template = "admin/chart/quarantinedrecord/change_form.html"
     fields = (
         "dataset",
         "raw_record",
         "run",
-        "reasons",
         "created_at",
         "status",
+        "reprocess_run",
+        "chart_record",
+        "corrected_by",
+        "corrected_at",
         "resolution_note",
         "resolved_by",
         "resolved_at",
     )
-    # What the pipeline recorded stays as it was; only the review is editable.
-    readonly_fields = (
-        "dataset",
-        "raw_record",
-        "run",
-        "reasons",
-        "created_at",
-        "resolved_by",
-        "resolved_at",
-    )
+    readonly_fields = fields
 
     def has_add_permission(self, request):
         return False
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+    def get_changelist(self, request, **kwargs):
+        return QuarantineChangeList
+
+    @admin.display(description="reasons")
+    def reasons_column(self, obj: QuarantinedRecord) -> str:
+        return reasons_summary(obj.reasons)
+
+    # --- Pages ---------------------------------------------------------------------------
+
+    def get_urls(self):
+        info = self.opts.app_label, self.opts.model_name
+        views = {
+            "correct": self.correct_view,
+            "reprocess": self.reprocess_view,
+            "dismiss": self.dismiss_view,
+        }
+        return [
+            *(
+                path(
+                    f"<path:object_id>/{name}/",
+                    self.admin_site.admin_view(require_POST(view)),
+                    name=f"{info[0]}_{info[1]}_{name}",
+                )
+                for name, view in views.items()
+            ),
+            *super().get_urls(),
+        ]
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        record = self.get_object(request, unquote(object_id))
+        context = {
+            "show_save": False,
+            "show_save_and_continue": False,
+            "show_save_and_add_another": False,
+            "show_delete_link": False,
+            **(self.review_context(request, record) if record is not None else {}),
+            **(extra_context or {}),
+        }
+        return super().change_view(request, object_id, form_url, extra_context=context)
+
+    def review_context(self, request, record: QuarantinedRecord) -> dict:
+        raw = raw_record_of(record)
+        received = raw.payload if raw is not None and isinstance(raw.payload, dict) else {}
+        current = current_payload(record, raw)
+        contract = {
+            f.name: f
+            for f in DatasetField.objects.filter(dataset_id=record.dataset_id).select_related(
+                "classification"
+            )
+        }
+        reasons_by_field: dict[str, list[dict]] = {}
+        for reason in record.reasons:
+            reasons_by_field.setdefault(reason.get("field", ""), []).append(reason)
+        names = list(contract) + [name for name in current if name not in contract]
+        # Fields with a reason first: they are what the steward came to fix.
+        names.sort(key=lambda name: name not in reasons_by_field)
+        rows = [
+            {
+                "name": name,
+                "input_name": VALUE_PREFIX + name,
+                "contract": contract.get(name),
+                "received": _shown(received.get(name)) if name in received else None,
+                "value": _shown(current.get(name)),
+                "corrected": record.corrected_payload is not None
+                and name in record.corrected_payload
+                and record.corrected_payload.get(name) != received.get(name),
+                "reasons": reasons_by_field.get(name, []),
+            }
+            for name in names
+        ]
+        may_review = record.status == QuarantineStatus.OPEN and self.has_change_permission(
+            request, record
+        )
+        return {
+            "raw": raw,
+            "field_rows": rows,
+            "record_reasons": reasons_by_field.get("", []),
+            "reasons": record.reasons,
+            "may_review": may_review,
+            "dismiss_form": DismissForm(),
+            "dataset_url": reverse(
+                "admin:pipeline_dataset_change",
+                args=[record.dataset_id],
+                current_app=self.admin_site.name,
+            ),
+            "run_url": _run_url(record.run_id, self.admin_site.name),
+            "reprocess_run_url": _run_url(record.reprocess_run_id, self.admin_site.name),
+            "chart_url": reverse(
+                "admin:chart_chartrecord_change",
+                args=[record.chart_record_id],
+                current_app=self.admin_site.name,
+            )
+            if record.chart_record_id
+            else "",
+        }
+
+    def _review_record(self, request, object_id) -> QuarantinedRecord:
+        record = self.get_object(request, unquote(object_id))
+        if record is None:
+            raise Http404("No such quarantined record.")
+        if not self.has_change_permission(request, record):
+            raise PermissionDenied
+        return record
+
+    def _back(self, record: QuarantinedRecord) -> HttpResponseRedirect:
+        return HttpResponseRedirect(
+            reverse(
+                "admin:chart_quarantinedrecord_change",
+                args=[record.pk],
+                current_app=self.admin_site.name,
+            )
+        )
+
+    def correct_view(self, request, object_id):
+        record = self._review_record(request, object_id)
+        shown = {
+            name: _shown(value)
+            for name, value in current_payload(record, raw_record_of(record)).items()
+        }
+        values = {
+            key.removeprefix(VALUE_PREFIX): value
+            for key, value in request.POST.items()
+            if key.startswith(VALUE_PREFIX)
+            # Only what the steward changed: an untouched box would turn a number or
+            # a null into text.
+            and value != shown.get(key.removeprefix(VALUE_PREFIX), "")
+        }
+        try:
+            correct_quarantined_values(record=record, values=values, actor=request.user)
+        except QuarantineReviewError as error:
+            messages.error(request, f"Not corrected: {error}.")
+        else:
+            if values:
+                self.log_change(request, record, f"Corrected {', '.join(sorted(values))}.")
+                messages.success(
+                    request,
+                    f"Corrected {', '.join(sorted(values))}. Re-process the record to "
+                    "send it through the promotion again.",
+                )
+            else:
+                messages.info(request, "No value was changed.")
+        return self._back(record)
+
+    def reprocess_view(self, request, object_id):
+        record = self._review_record(request, object_id)
+        runs = reprocess_quarantined(records=[record], actor=request.user)
+        self.log_change(request, record, f"Re-processed in run {runs[0].pk}.")
+        self._report_runs(request, runs)
+        return self._back(record)
+
+    def dismiss_view(self, request, object_id):
+        record = self._review_record(request, object_id)
+        try:
+            dismissed = dismiss_quarantined(
+                records=[record], actor=request.user, reason=request.POST.get("reason", "")
+            )
+        except QuarantineReviewError as error:
+            messages.error(request, f"Not dismissed: {error}.")
+        else:
+            if dismissed:
+                self.log_change(request, record, "Dismissed.")
+                messages.success(request, "Dismissed.")
+            else:
+                messages.warning(request, "Only an open record can be dismissed.")
+        return self._back(record)
+
+    # --- Actions -------------------------------------------------------------------------
+
+    @admin.action(
+        description="Re-process the selected records through the promotion",
+        permissions=["change"],
+    )
+    def reprocess_selected(self, request, queryset):
+        self._report_runs(request, reprocess_quarantined(records=queryset, actor=request.user))
+
+    @admin.action(
+        description="Dismiss the selected records (a reason is required)", permissions=["change"]
+    )
+    def dismiss_selected(self, request, queryset):
+        form = DismissForm(request.POST if "apply" in request.POST else None)
+        if form.is_valid():
+            dismissed = dismiss_quarantined(
+                records=queryset, actor=request.user, reason=form.cleaned_data["reason"]
+            )
+            messages.success(request, f"Dismissed {dismissed} record(s); others were not open.")
+            return None
+        request.current_app = self.admin_site.name
+        return TemplateResponse(
+            request,
+            "admin/chart/quarantinedrecord/dismiss_selected.html",
+            {
+                **self.admin_site.each_context(request),
+                "opts": self.opts,
+                "title": "Dismiss quarantined records",
+                "form": form,
+                "records": queryset.select_related("dataset")[:50],
+                "selected": request.POST.getlist(admin.helpers.ACTION_CHECKBOX_NAME),
+                "select_across": request.POST.get("select_across", "0"),
+                "action": "dismiss_selected",
+            },
+        )
+
+    def _report_runs(self, request, runs: list[Run]) -> None:
+        for run in runs:
+            link = format_html(
+                '<a href="{}">run {}</a>', _run_url(run.pk, self.admin_site.name), run.pk
+            )
+            if run.status == "skipped":
+                messages.warning(
+                    request, format_html("{} was skipped: {}. Try again shortly.", link, run.error)
+                )
+            elif run.status == "failed":
+                messages.error(request, format_html("{} failed: {}", link, run.error))
+            else:
+                messages.success(
+                    request,
+                    format_html(
+                        "{} ({}): {} record(s) re-processed, {} promoted to chart, "
+                        "{} still quarantined.",
+                        link,
+                        run.dataset.slug,
+                        run.rows_in,
+                        run.rows_promoted,
+                        run.rows_quarantined,
+                    ),
+                )
+
+
+def _shown(value) -> str:
+    """A payload value as the steward reads and types it."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return to_json(value)
+
+
+def _run_url(run_id: int | None, site_name: str) -> str:
+    if run_id is None:
+        return ""
+    return reverse("admin:pipeline_run_change", args=[run_id], current_app=site_name)
 
 
 class PiiTypeFilter(admin.SimpleListFilter):

@@ -378,8 +378,9 @@ def store_verdicts(
 
     The gate decides which records are held back; `write_quarantined(held_back, now)`
     writes those, and `supersede_earlier(chart_id_of_raw)` retires earlier records whose
-    business key arrived again in the chart records just written, returning how many. A promotion's chunk and a re-processing of
-    quarantined records differ only in these two (chart.reprocess).
+    business key arrived again in the chart records just written, returning how many.
+    A promotion's chunk and a re-processing of quarantined records differ only in these
+    two (chart.reprocess).
     """
     verdicts = judged.verdicts
     dataset_id, run_id = dataset.pk, run.pk
