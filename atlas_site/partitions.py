@@ -2,10 +2,10 @@
 
 Migrations create each parent with a DEFAULT partition (no row is ever refused);
 the maintenance job (`governance.archive.services.ensure_partitions`) keeps real
-partitions ahead of today using the functions here.
+partitions ahead of today and moves rows out of DEFAULT using the functions here.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 
 from django.db import connection
@@ -151,19 +151,29 @@ class PartitionReport:
     created: list[str]
     blocked: dict[str, int]  # partition that could not be made -> rows for it in DEFAULT
     rows_in_default: int
+    moved: dict[str, int] = field(default_factory=dict)  # partition -> rows moved from DEFAULT
 
 
 def ensure_table_partitions(
-    table: PartitionedTable, cursor, *, ahead: int, today: date, behind: int = 1
+    table: PartitionedTable,
+    cursor,
+    *,
+    ahead: int,
+    today: date,
+    behind: int = 1,
+    skip: set[str] = frozenset(),
 ) -> PartitionReport:
-    """Make the partitions from `behind` periods before today to `ahead` periods after it."""
+    """Make the partitions from `behind` periods before today to `ahead` periods after it.
+
+    `skip`: partition names not to make (ranges whose rows are archived).
+    """
     current = table.period_start(today)
     existing = existing_partitions(table, cursor)
     created, blocked = [], {}
     for offset in range(-behind, ahead + 1):
         start = table.shift(current, offset)
         name = table.partition_name(start)
-        if name in existing:
+        if name in existing or name in skip:
             continue
         waiting = rows_in_default_for_range(table, cursor, start, table.shift(start, 1))
         if waiting:
@@ -176,6 +186,65 @@ def ensure_table_partitions(
         blocked=blocked,
         rows_in_default=rows_in_default(table, cursor),
     )
+
+
+def table_columns(table: PartitionedTable, cursor) -> list[str]:
+    """The parent table's columns in their order (the shape every partition shares)."""
+    cursor.execute(
+        """
+        SELECT attname FROM pg_attribute
+         WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped
+         ORDER BY attnum
+        """,
+        [table.sql_name],
+    )
+    return [row[0] for row in cursor.fetchall()]
+
+
+def move_default_rows(table: PartitionedTable, cursor) -> dict[str, int]:
+    """Give the rows sitting in DEFAULT partitions of their own periods; partition -> rows.
+
+    PostgreSQL refuses to create a partition while DEFAULT holds rows of its range, and
+    the audit log refuses DELETE, so the DEFAULT partition is swapped rather than
+    emptied. Call inside a transaction (all of it commits or none): the parent is
+    locked, DEFAULT detached and renamed, a new empty DEFAULT attached, a partition
+    made for each period the old one holds rows of, the rows inserted again through
+    the parent (each lands in its partition, with its id), the count checked, and the
+    old DEFAULT dropped. DROP fires no row or TRUNCATE trigger; UPDATE, DELETE and
+    TRUNCATE stay refused throughout.
+    """
+    if not rows_in_default(table, cursor):
+        return {}
+    parent, default = table.sql_name, f'"{table.schema}"."{table.default_partition}"'
+    moving = f"{table.default_partition}_moving"
+    # Writers wait (bounded by the caller's lock_timeout) while the rows move.
+    cursor.execute(f"LOCK TABLE {parent} IN ACCESS EXCLUSIVE MODE")
+    # A timestamp without zone, so the period is the UTC one the bounds use.
+    key = (
+        f'"{table.key}"::timestamp'
+        if table.key_is_date
+        else f"(\"{table.key}\" AT TIME ZONE 'UTC')"
+    )
+    cursor.execute(
+        f"SELECT date_trunc('{table.interval}', {key})::date AS start, count(*) "
+        f"FROM {default} GROUP BY 1 ORDER BY 1"
+    )
+    periods = cursor.fetchall()
+    cursor.execute(f"ALTER TABLE {parent} DETACH PARTITION {default}")
+    cursor.execute(f'ALTER TABLE {default} RENAME TO "{moving}"')
+    cursor.execute(create_default_partition_sql(table))
+    moved = {create_partition(table, cursor, start): rows for start, rows in periods}
+    columns = ", ".join(f'"{name}"' for name in table_columns(table, cursor))
+    cursor.execute(
+        f'INSERT INTO {parent} ({columns}) SELECT {columns} FROM "{table.schema}"."{moving}"'
+    )
+    if cursor.rowcount != sum(moved.values()):
+        raise RuntimeError(
+            f"moving rows out of {table.default_partition}: {cursor.rowcount} inserted, "
+            f"{sum(moved.values())} expected"
+        )
+    cursor.execute(f'DROP TABLE "{table.schema}"."{moving}"')
+    return moved
 
 
 def initial_partitions_operation(table: PartitionedTable):

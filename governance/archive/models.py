@@ -1,6 +1,12 @@
 from django.db import models
 
 from atlas_site.schemas import ARCHIVE, qualified
+from governance.pipeline.models import Run, RunKind
+
+
+class ArchiveRunManager(models.Manager):
+    def get_queryset(self):
+        return super().get_queryset().filter(kind=RunKind.ARCHIVE)
 
 
 class RetentionLayer(models.TextChoices):
@@ -50,6 +56,20 @@ class RetentionPolicy(models.Model):
                 name="legal_hold_has_reason",
                 violation_error_message="A legal hold needs its reason.",
             ),
+            # The audit log has no datasets: its one policy covers the whole log.
+            models.CheckConstraint(
+                condition=~models.Q(layer="compliance", dataset__isnull=False),
+                name="audit_log_policy_covers_all",
+                violation_error_message="The audit log has no datasets: leave the dataset empty.",
+            ),
+            # One policy per dataset and layer, and one for "all datasets" of a layer, so
+            # which policy applies to a dataset is never ambiguous.
+            models.UniqueConstraint(
+                fields=["layer", "dataset"],
+                nulls_distinct=False,
+                name="one_policy_per_layer_and_scope",
+                violation_error_message="This layer already has a policy for that scope.",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -71,6 +91,9 @@ class ArchivedPartition(models.Model):
     policy = models.ForeignKey(
         RetentionPolicy, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
+    run = models.ForeignKey(
+        "pipeline.Run", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     archived_at = models.DateTimeField(auto_now_add=True)
     archived_by = models.CharField(max_length=150)
     restored_at = models.DateTimeField(null=True, blank=True)
@@ -80,10 +103,24 @@ class ArchivedPartition(models.Model):
         db_table = qualified(ARCHIVE, "archived_partition")
         ordering = ["-archived_at"]
         constraints = [
+            # A range may be archived again after a restore, never twice while archived.
             models.UniqueConstraint(
-                fields=["table_name", "range_start"], name="archived_partition_once"
+                fields=["table_name", "range_start"],
+                condition=models.Q(restored_at__isnull=True),
+                name="archived_partition_once",
             ),
+            models.UniqueConstraint(fields=["object_key"], name="archived_object_once"),
         ]
 
     def __str__(self) -> str:
         return f"{self.partition_name} ({self.row_count} rows)"
+
+
+class ArchiveRun(Run):
+    """The pipeline runs of kind 'archive' (retention), shown in the archive admin."""
+
+    objects = ArchiveRunManager()
+
+    class Meta:
+        proxy = True
+        verbose_name = "retention run"

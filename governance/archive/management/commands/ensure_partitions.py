@@ -5,8 +5,9 @@ from governance.archive.services import ensure_partitions
 
 class Command(BaseCommand):
     help = (
-        "Create partitions ahead of today for raw records (months), facts (years) and the "
-        "audit log (quarters), and report rows sitting in DEFAULT partitions."
+        "Move rows sitting in DEFAULT partitions into partitions of their own periods, then "
+        "create partitions ahead of today for raw records (months), facts (years) and the "
+        "audit log (quarters)."
     )
 
     def add_arguments(self, parser):
@@ -27,6 +28,8 @@ class Command(BaseCommand):
         for report in reports:
             created = ", ".join(report.created) if report.created else "none needed"
             self.stdout.write(f"{report.table}: created {created}")
+            for partition, rows in report.moved.items():
+                self.stdout.write(f"  moved {rows} rows out of DEFAULT into {partition}")
             for partition, rows in report.blocked.items():
                 warnings += 1
                 self.stdout.write(
