@@ -1,11 +1,7 @@
 from django.contrib import admin
 
-from atlas_site.admin_base import (
-    AuditedModelAdmin,
-    LargeTableAdmin,
-    ReadOnlyAdmin,
-    RecentPeriodFilter,
-)
+from atlas_site.admin_base import AuditedModelAdmin, LargeTableAdmin, ReadOnlyAdmin
+from explore.admin import DateRangeFilter
 from navigate.models import Fact, MetricDefinition
 
 
@@ -23,9 +19,28 @@ class MetricDefinitionAdmin(AuditedModelAdmin):
 class FactAdmin(LargeTableAdmin, ReadOnlyAdmin):
     """Computed by promotions; partitioned by year of the period."""
 
-    list_display = ("id", "metric", "period_start", "grain", "value", "record_count", "computed_at")
-    # A period_start range reads only the years in it (partition pruning).
-    list_filter = (("period_start", RecentPeriodFilter), "grain", "metric")
-    list_select_related = ("metric",)
+    list_display = (
+        "id",
+        "metric",
+        "dataset",
+        "period_start",
+        "grain",
+        "value",
+        "record_count",
+        "computed_at",
+    )
+    # A period_start range reads only the years in it (partition pruning); a dataset
+    # is its metrics (every dataset is listed: "only those with facts" would read them all).
+    list_filter = (
+        ("period_start", DateRangeFilter),
+        "metric__dataset",
+        "metric",
+        "grain",
+    )
+    list_select_related = ("metric", "metric__dataset")
     raw_id_fields = ("metric", "run")
     ordering = ("-id",)
+
+    @admin.display(description="dataset")
+    def dataset(self, fact: Fact):
+        return fact.metric.dataset
