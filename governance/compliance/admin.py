@@ -2,7 +2,8 @@ import json
 
 from django import forms
 from django.apps import apps
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.contrib.admin.utils import unquote
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
@@ -10,9 +11,10 @@ from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import Q
-from django.http import HttpResponseNotAllowed, JsonResponse
-from django.urls import path
-from django.utils.html import format_html
+from django.http import HttpResponseNotAllowed, HttpResponseRedirect, JsonResponse
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
 
 from atlas_site.admin_base import (
     AuditedModelAdmin,
@@ -28,7 +30,12 @@ from governance.compliance.models import (
     PiiPattern,
     PiiValidator,
 )
-from governance.compliance.services import PiiValidatorFunction, try_pattern
+from governance.compliance.services import (
+    PiiValidatorFunction,
+    accept_suggestion,
+    reject_suggestion,
+    try_pattern,
+)
 
 # The form fields a preview depends on: what the scanner reads, and whether it runs.
 IMPACT_FIELDS = (
@@ -164,7 +171,7 @@ class PiiPatternAdmin(AuditedModelAdmin):
         candidate = self.get_object(request, pattern_id) if saved else PiiPattern()
         form = self.get_form(request, saved)(request.POST, instance=candidate)
         form.is_valid()
-        errors = {name: messages for name, messages in form.errors.items() if name in IMPACT_FIELDS}
+        errors = {name: found for name, found in form.errors.items() if name in IMPACT_FIELDS}
         if errors:
             labels = {name: form.fields[name].label for name in errors}
             text = " ".join(f"{labels[name]}: {' '.join(errors[name])}" for name in errors)
@@ -176,20 +183,188 @@ class PiiPatternAdmin(AuditedModelAdmin):
         return super().changeform_view(request, object_id, form_url, context)
 
 
+class DecisionForm(forms.Form):
+    """Accept (at the suggested level, or another) or reject (with a reason) one suggestion."""
+
+    decision = forms.ChoiceField(choices=[("accept", "Accept"), ("reject", "Reject")])
+    level = forms.ModelChoiceField(
+        queryset=ClassificationLevel.objects.all(),
+        required=False,
+        help_text="The level the field is classified at; the suggested one when empty.",
+    )
+    reason = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2, "cols": 60}),
+        help_text="Why the suggestion is rejected (kept with the decision).",
+    )
+
+
+class RejectForm(forms.Form):
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+        help_text="Kept with each rejection; a field is not suggested again until its "
+        "evidence changes.",
+    )
+
+
 @admin.register(ClassificationSuggestion)
 class ClassificationSuggestionAdmin(ReadOnlyAdmin):
-    # Accepting or rejecting a suggestion is a decision with effects (it classifies
-    # the field); it belongs to a service, not to editing this row by hand.
+    """PII found in unclassified fields, with its evidence, for a steward or officer to decide.
+
+    Accepting or rejecting is a decision with effects (accepting classifies the field);
+    it goes through `accept_suggestion` / `reject_suggestion`, which audit it, from the
+    list's actions or the buttons on a suggestion's page, never by editing the row.
+    """
+
     list_display = (
         "dataset_field",
         "suggested_level",
-        "status",
-        "values_scanned",
+        "pii_type_list",
+        "hit_ratio_shown",
         "values_with_pii",
+        "values_scanned",
+        "status",
         "updated_at",
     )
     list_filter = ("status", "suggested_level")
     list_select_related = ("dataset_field__dataset", "suggested_level")
+    fields = (
+        "dataset_field",
+        "suggested_level",
+        "status",
+        "pii_type_list",
+        "hit_ratio_shown",
+        "values_with_pii",
+        "values_scanned",
+        "masked_examples",
+        "run",
+        "decided_by",
+        "decided_at",
+        "created_at",
+        "updated_at",
+    )
+    readonly_fields = ("pii_type_list", "hit_ratio_shown", "masked_examples", "created_at")
+    actions = ("accept_selected", "reject_selected")
+
+    @admin.display(description="PII types")
+    def pii_type_list(self, suggestion: ClassificationSuggestion) -> str:
+        return ", ".join(suggestion.pii_types) or "-"
+
+    @admin.display(description="hit ratio")
+    def hit_ratio_shown(self, suggestion: ClassificationSuggestion) -> str:
+        return f"{suggestion.hit_ratio:.1%}"
+
+    @admin.display(description="examples (masked)")
+    def masked_examples(self, suggestion: ClassificationSuggestion) -> str:
+        if not suggestion.examples:
+            return "-"
+        items = format_html_join(
+            "", "<li><code>{}</code></li>", ((example,) for example in suggestion.examples)
+        )
+        return format_html('<ul class="masked-examples">{}</ul>', items)
+
+    def has_decide_permission(self, request, obj=None) -> bool:
+        return request.user.has_perm("compliance.change_classificationsuggestion")
+
+    def get_urls(self):
+        name = f"{self.opts.app_label}_{self.opts.model_name}_decide"
+        view = self.admin_site.admin_view(self.decide_view)
+        return [path("<path:object_id>/decide/", view, name=name), *super().get_urls()]
+
+    def _decide(self, request, suggestion, *, decision: str, reason: str = "", level=None):
+        """Accept or reject through the services; True when done, else a message says why."""
+        try:
+            if decision == "accept":
+                accept_suggestion(suggestion, actor=request.user, level=level)
+            else:
+                reject_suggestion(suggestion, actor=request.user, reason=reason)
+        except ValidationError as error:
+            self.message_user(request, f"{suggestion}: {' '.join(error.messages)}", messages.ERROR)
+            return False
+        self.log_change(request, suggestion, f"{decision}ed")
+        return True
+
+    def decide_view(self, request, object_id):
+        """POST decision=accept|reject (+ level, reason) from the suggestion's page."""
+        if not self.has_decide_permission(request):
+            raise PermissionDenied
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        suggestion = self.get_object(request, unquote(object_id))
+        if suggestion is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        change_url = reverse(
+            f"admin:{self.opts.app_label}_{self.opts.model_name}_change", args=[suggestion.pk]
+        )
+        form = DecisionForm(request.POST)
+        if not form.is_valid():
+            for field, field_errors in form.errors.items():
+                self.message_user(request, f"{field}: {' '.join(field_errors)}", messages.ERROR)
+            return HttpResponseRedirect(change_url)
+        decision = form.cleaned_data["decision"]
+        if self._decide(
+            request,
+            suggestion,
+            decision=decision,
+            reason=form.cleaned_data["reason"],
+            level=form.cleaned_data["level"],
+        ):
+            suggestion.refresh_from_db()
+            field = suggestion.dataset_field
+            if decision == "accept":
+                done = f"{field} is now classified {field.classification.name}."
+            else:
+                done = f"Rejected: {field} is not suggested again unless its evidence changes."
+            self.message_user(request, done, messages.SUCCESS)
+        return HttpResponseRedirect(change_url)
+
+    @admin.action(
+        description="Accept selected suggestions (classify their fields)", permissions=["decide"]
+    )
+    def accept_selected(self, request, queryset):
+        done = sum(
+            self._decide(request, suggestion, decision="accept")
+            for suggestion in queryset.select_related("dataset_field", "suggested_level")
+        )
+        if done:
+            self.message_user(request, f"{done} suggestion(s) accepted.", messages.SUCCESS)
+
+    @admin.action(description="Reject selected suggestions…", permissions=["decide"])
+    def reject_selected(self, request, queryset):
+        """Asks for the reason first (an intermediate page), then rejects each one."""
+        form = RejectForm(request.POST if "reason" in request.POST else None)
+        if form.is_bound and form.is_valid():
+            reason = form.cleaned_data["reason"]
+            done = sum(
+                self._decide(request, suggestion, decision="reject", reason=reason)
+                for suggestion in queryset
+            )
+            if done:
+                self.message_user(request, f"{done} suggestion(s) rejected.", messages.SUCCESS)
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Reject classification suggestions",
+            "opts": self.opts,
+            "form": form,
+            "suggestions": queryset.select_related("dataset_field__dataset", "suggested_level"),
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(
+            request, "admin/compliance/classificationsuggestion/reject_selected.html", context
+        )
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        context = {**(extra_context or {})}
+        if object_id is not None:
+            context["decision_form"] = (
+                DecisionForm() if self.has_decide_permission(request) else None
+            )
+            context["decide_url"] = reverse(
+                f"admin:{self.opts.app_label}_{self.opts.model_name}_decide",
+                args=[object_id],
+            )
+        return super().changeform_view(request, object_id, form_url, context)
 
 
 # --- Audit log ----------------------------------------------------------------------
