@@ -7,10 +7,9 @@ The same rows, exactly as the load wrote them, are then COPYed without any parsi
 into a bare table (the limit), into a table with raw_record's indexes and into
 raw_record itself, to show where the time goes.
 
-Run it against a database of its own, migrated first:
+It runs against a database of its own (DATABASE_URL, default atlas_bench), created if
+missing and migrated first:
 
-    export DATABASE_URL=postgres://postgres@127.0.0.1:5432/atlas_bench
-    .venv/bin/python manage.py migrate
     .venv/bin/python bench/ingest.py                  # 1,000,000 rows
     .venv/bin/python bench/ingest.py --rows 200000 --quick
 
@@ -125,6 +124,9 @@ def main() -> None:
     os.environ["MEDIA_ROOT"] = str(workdir / "media")
     import django
 
+    from bench import database
+
+    database.prepare()
     django.setup()
     from django.core.management import call_command
     from django.db import connection, transaction

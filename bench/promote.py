@@ -12,8 +12,9 @@ in the same run:
   3. a bare SQL INSERT ... SELECT of the same rows into an unindexed table;
   4. chart → navigate with `promote_to_navigate`, and its limit, the bare SQL aggregate
      of the same metrics over chart.
-The database named by DATABASE_URL is migrated first and the benchmark's dataset is
-made anew each run (a dataset slug with the run's timestamp).
+The database named by DATABASE_URL (default atlas_bench) is created if missing and
+migrated first, and the benchmark's dataset is made anew each run (a dataset slug with
+the run's timestamp).
 """
 
 import argparse
@@ -29,10 +30,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "atlas_site.settings.local")
-os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/atlas_bench")
-
 import django
 
+from bench import database
+
+database.prepare()
 django.setup()
 
 from django.core.management import call_command  # noqa: E402
