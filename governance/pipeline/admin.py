@@ -1,7 +1,16 @@
+from decimal import Decimal
+
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpResponseRedirect
+from django.urls import path, reverse
+from django.utils.html import format_html
+from django.views.decorators.http import require_POST
 
 from atlas_site.admin_base import AuditedModelAdmin, LargeTableAdmin, ReadOnlyAdmin
 from explore.admin_ingest import ApiTokenAdmin, DatasetIngestAdminMixin
+from governance.pipeline import selectors
 from governance.pipeline.models import (
     ApiToken,
     Dataset,
@@ -11,6 +20,40 @@ from governance.pipeline.models import (
     RunStep,
     Watermark,
 )
+from governance.quality.models import DimensionCode
+
+SPARK_WIDTH, SPARK_HEIGHT = 120, 28
+
+
+def sparkline(values: list[Decimal | None]) -> str:
+    """SVG polyline points of scores (0 to 1) drawn left to right; gaps are skipped."""
+    if not values:
+        return ""
+    step = SPARK_WIDTH / max(len(values) - 1, 1)
+    return " ".join(
+        f"{index * step:.1f},{SPARK_HEIGHT - float(value) * SPARK_HEIGHT:.1f}"
+        for index, value in enumerate(values)
+        if value is not None
+    )
+
+
+def quality_trend(points: list[selectors.ScorePoint]) -> list[dict]:
+    """One row per dimension (and overall): its values over the runs, and a sparkline."""
+    series = [("overall", "Overall", [p.overall for p in points])] + [
+        (code, label, [p.dimensions.get(code) for p in points])
+        for code, label in DimensionCode.choices
+    ]
+    return [
+        {
+            "code": code,
+            "label": label,
+            "values": values,
+            "latest": next((v for v in reversed(values) if v is not None), None),
+            "points": sparkline(values),
+        }
+        for code, label, values in series
+        if any(v is not None for v in values)
+    ]
 
 
 class DatasetFieldInline(admin.TabularInline):
@@ -78,6 +121,127 @@ class DatasetAdmin(DatasetIngestAdminMixin, AuditedModelAdmin):
     def has_promote_permission(self, request) -> bool:
         return request.user.has_perm("pipeline.add_run")
 
+    # --- The dataset's page: overview, promote, retry ----------------------------------
+
+    def get_urls(self):
+        info = self.opts.app_label, self.opts.model_name
+        return [
+            path(
+                "<path:object_id>/promote/",
+                self.admin_site.admin_view(require_POST(self.promote_view)),
+                name="{}_{}_promote".format(*info),
+            ),
+            path(
+                "<path:object_id>/retry/",
+                self.admin_site.admin_view(require_POST(self.retry_view)),
+                name="{}_{}_retry".format(*info),
+            ),
+            *super().get_urls(),
+        ]
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        dataset = self.get_object(request, unquote(object_id))
+        context = dict(extra_context or {})
+        if dataset is not None:
+            context.update(self.overview_context(request, dataset))
+        return super().change_view(request, object_id, form_url, extra_context=context)
+
+    def overview_context(self, request, dataset: Dataset) -> dict:
+        from explore.selectors import can_ingest
+
+        failed_batches = selectors.failed_batches(dataset=dataset)
+        failed_promotion = selectors.failed_promotion(dataset=dataset)
+        may_promote = self.has_promote_permission(request)
+        return {
+            "contract_fields": list(
+                DatasetField.objects.filter(dataset=dataset).select_related("classification")
+            ),
+            "recent_runs": selectors.recent_runs(dataset=dataset),
+            "quality_trend": quality_trend(selectors.score_trend(dataset=dataset)),
+            "spark_width": SPARK_WIDTH,
+            "spark_height": SPARK_HEIGHT,
+            "pii_summary": selectors.pii_summary(dataset=dataset),
+            "pii_runs": selectors.PII_RECENT_RUNS,
+            "lineage": selectors.dataset_lineage(dataset=dataset),
+            "failed_batches": failed_batches,
+            "failed_promotion": failed_promotion,
+            "may_promote": may_promote,
+            "may_retry": (failed_batches and can_ingest(user=request.user, dataset=dataset))
+            or (failed_promotion is not None and may_promote),
+        }
+
+    def _dataset_for(self, request, object_id) -> Dataset:
+        dataset = self.get_object(request, unquote(object_id))
+        if dataset is None:
+            raise Http404("No such dataset.")
+        return dataset
+
+    def _back(self, dataset: Dataset) -> HttpResponseRedirect:
+        return HttpResponseRedirect(
+            reverse(
+                "admin:pipeline_dataset_change", args=[dataset.pk], current_app=self.admin_site.name
+            )
+        )
+
+    def _run_link(self, run: Run) -> str:
+        url = reverse("admin:pipeline_run_change", args=[run.pk], current_app=self.admin_site.name)
+        return format_html('<a href="{}">run {}</a>', url, run.pk)
+
+    def promote_view(self, request, object_id):
+        from governance.pipeline.services import request_promotion
+
+        dataset = self._dataset_for(request, object_id)
+        if not self.has_promote_permission(request):
+            raise PermissionDenied
+        run = request_promotion(dataset=dataset, triggered_by="admin", actor=request.user)
+        self.log_change(request, dataset, f"Requested promotion (run {run.pk}).")
+        messages.success(
+            request, format_html("Queued {}: explore → chart → navigate.", self._run_link(run))
+        )
+        return self._back(dataset)
+
+    def retry_view(self, request, object_id):
+        """Load the failed batches again and, when the last promotion failed, promote again.
+
+        A promotion resumes from its watermark, so a new run is the retry of a failed one.
+        """
+        from explore.selectors import can_ingest
+        from explore.services import BatchNotRetryableError, retry_batch
+        from governance.pipeline.services import request_promotion
+
+        dataset = self._dataset_for(request, object_id)
+        may_load = can_ingest(user=request.user, dataset=dataset)
+        failed_promotion = selectors.failed_promotion(dataset=dataset)
+        may_promote = failed_promotion is not None and self.has_promote_permission(request)
+        if not may_load and not may_promote:
+            raise PermissionDenied
+        retried = 0
+        for batch in selectors.failed_batches(dataset=dataset) if may_load else []:
+            try:
+                retry_batch(batch=batch, actor=request.user)
+            except BatchNotRetryableError:
+                continue  # another steward retried it meanwhile
+            retried += 1
+        if retried:
+            self.log_change(request, dataset, f"Retried {retried} failed batch(es).")
+            messages.success(request, f"{retried} failed batch(es) queued to load again.")
+        if may_promote:
+            run = request_promotion(dataset=dataset, triggered_by="admin-retry", actor=request.user)
+            self.log_change(
+                request, dataset, f"Retried failed run {failed_promotion.pk} as run {run.pk}."
+            )
+            messages.success(
+                request,
+                format_html(
+                    "Promotion retried: {} failed, {} queued.",
+                    self._run_link(failed_promotion),
+                    self._run_link(run),
+                ),
+            )
+        if not retried and not may_promote:
+            messages.info(request, "Nothing to retry: no failed load or promotion.")
+        return self._back(dataset)
+
 
 @admin.register(DatasetField)
 class DatasetFieldAdmin(AuditedModelAdmin):
@@ -87,6 +251,40 @@ class DatasetFieldAdmin(AuditedModelAdmin):
     list_filter = ("classification", "data_type", "required", "dataset")
     list_select_related = ("dataset", "classification")
     search_fields = ("name", "dataset__slug")
+
+
+def with_masked_examples(checks: list) -> list[dict]:
+    """Each failed check with its examples, any PII left in their text masked for display.
+
+    The promotion protects excerpts of classified fields; a value of an unclassified
+    field may still hold PII, so the page scans and masks what it shows.
+    """
+    from chart.evaluation import mask_matches
+    from chart.pii.scanner import load_patterns, scan_value
+
+    patterns = load_patterns()
+
+    def masked(text) -> str:
+        text = "" if text is None else str(text)
+        matches = scan_value(text, patterns)
+        return mask_matches(text, matches) if matches else text
+
+    return [
+        {
+            "check": check,
+            "examples": [
+                {
+                    "raw_record": example.get("raw_record"),
+                    "field": example.get("field") or "(record)",
+                    "message": masked(example.get("message")),
+                    "value_excerpt": masked(example.get("value_excerpt")),
+                }
+                for example in check.failing_examples or []
+                if isinstance(example, dict)
+            ],
+        }
+        for check in checks
+    ]
 
 
 class RunStepInline(admin.TabularInline):
@@ -121,6 +319,22 @@ class RunAdmin(LargeTableAdmin, ReadOnlyAdmin):
     raw_id_fields = ("dataset", "started_by")
     ordering = ("-id",)
     inlines = (RunStepInline,)
+    change_form_template = "admin/pipeline/run/change_form.html"
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        run = self.get_object(request, unquote(object_id))
+        context = dict(extra_context or {})
+        if run is not None:
+            overview = selectors.run_overview(run=run)
+            context["overview"] = overview
+            context["failed_rules"] = with_masked_examples(overview.failed_checks)
+            context["quarantine_url"] = (
+                reverse(
+                    "admin:chart_quarantinedrecord_changelist", current_app=self.admin_site.name
+                )
+                + f"?run={run.pk}"
+            )
+        return super().change_view(request, object_id, form_url, extra_context=context)
 
 
 @admin.register(RunStep)

@@ -1,0 +1,170 @@
+"""A dataset's page (overview, promote, retry) and a run's page (steps, timing, failed rules)."""
+
+import hashlib
+import uuid
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from chart.services import promote_to_chart
+from explore.models import BatchStatus, LandingBatch
+from governance.pipeline.models import Layer, LineageEdge, Run, RunKind, RunStatus, Transform
+
+GOOD = {"id": "1", "email": "ada@example.com", "tier": "gold", "amount": "10.50"}
+
+
+def row(**changes):
+    return {**GOOD, **changes}
+
+
+@pytest.fixture
+def promoted(customers, land):
+    land(
+        customers,
+        [
+            row(),
+            row(id="2", notes="reach me at grace@example.org"),
+            row(id="3", tier="bronze", notes="card 4111 1111 1111 1111"),
+        ],
+    )
+    run = promote_to_chart(dataset=customers, triggered_by="test")
+    LineageEdge.objects.create(
+        dataset=customers,
+        source_layer=Layer.CHART,
+        source_field="amount",
+        target_layer=Layer.NAVIGATE,
+        target_name="revenue",
+        transform=Transform.AGGREGATED,
+    )
+    return run
+
+
+def dataset_page(dataset, name="change"):
+    return reverse(f"admin:pipeline_dataset_{name}", args=[dataset.pk])
+
+
+def failed_batch(dataset) -> LandingBatch:
+    return LandingBatch.objects.create(
+        key=uuid.uuid4(),
+        dataset=dataset,
+        sha256=hashlib.sha256(uuid.uuid4().bytes).hexdigest(),
+        format="csv",
+        original_name="broken.csv",
+        received_at=timezone.now(),
+        status=BatchStatus.FAILED,
+        error="the file could not be read",
+    )
+
+
+def test_the_dataset_page_shows_contract_runs_quality_pii_and_lineage(
+    client, steward, customers, promoted
+):
+    client.force_login(steward)
+    response = client.get(dataset_page(customers))
+    assert response.status_code == 200
+    content = response.content.decode()
+    # Contract, with types and classifications.
+    assert 'id="dataset-contract"' in content
+    assert "Email address" in content and "confidential" in content
+    # Latest runs, linked to their pages, with counts.
+    assert reverse("admin:pipeline_run_change", args=[promoted.pk]) in content
+    assert [run.pk for run in response.context["recent_runs"]] == [promoted.pk]
+    # Quality trend: a sparkline per measured dimension.
+    trend = {row["code"]: row for row in response.context["quality_trend"]}
+    assert {"overall", "validity"} <= set(trend)
+    assert "<polyline" in content
+    # PII findings by field and type, masked.
+    pii = {(item.field_name, item.pii_type) for item in response.context["pii_summary"]}
+    assert ("notes", "email") in pii
+    assert "grace@example.org" not in content and "4111 1111 1111 1111" not in content
+    # Lineage both ways.
+    assert "explore.email → chart.email" in content
+    assert "chart.amount → navigate.revenue" in content
+    assert 'id="dataset-promote"' in content
+    assert 'id="dataset-retry"' not in content  # nothing failed
+    assert "<script>" not in content
+
+
+def test_promote_now_queues_a_run(client, steward, customers):
+    client.force_login(steward)
+    response = client.post(dataset_page(customers, "promote"), follow=True)
+    run = Run.objects.get(dataset=customers)
+    assert (run.kind, run.status, run.triggered_by) == (
+        RunKind.PROMOTE_CHART,
+        RunStatus.QUEUED,
+        "admin",
+    )
+    link = f'<a href="{reverse("admin:pipeline_run_change", args=[run.pk])}">run {run.pk}</a>'
+    assert f"Queued {link}" in response.content.decode()
+
+
+def test_retry_loads_failed_batches_again_and_promotes_after_a_failed_run(
+    client, steward, customers
+):
+    batch = failed_batch(customers)
+    failed = Run.objects.create(
+        dataset=customers,
+        kind=RunKind.PROMOTE_CHART,
+        status=RunStatus.FAILED,
+        triggered_by="test",
+        error="boom",
+    )
+    client.force_login(steward)
+    content = client.get(dataset_page(customers)).content.decode()
+    assert "Retry 1 failed load and the failed promotion" in content
+    assert "broken.csv" in content
+
+    client.post(dataset_page(customers, "retry"))
+    batch.refresh_from_db()
+    assert batch.status == BatchStatus.STORED
+    retry = Run.objects.exclude(pk=failed.pk).get(dataset=customers)
+    assert (retry.status, retry.triggered_by) == (RunStatus.QUEUED, "admin-retry")
+
+
+def test_a_viewer_may_not_promote_or_retry(client, viewer, customers):
+    failed_batch(customers)
+    client.force_login(viewer)
+    content = client.get(dataset_page(customers)).content.decode()
+    assert 'id="dataset-promote"' not in content and 'id="dataset-retry"' not in content
+    assert client.post(dataset_page(customers, "promote")).status_code == 403
+    assert client.post(dataset_page(customers, "retry")).status_code == 403
+    assert client.get(dataset_page(customers, "retry")).status_code == 405
+    assert not Run.objects.exists()
+    assert LandingBatch.objects.get(dataset=customers).status == BatchStatus.FAILED
+
+
+def test_the_run_page_shows_counts_timing_steps_and_failed_rules_masked(
+    client, steward, customers, land
+):
+    land(customers, [row(), row(id="2", tier="platinum 4111 1111 1111 1111")])
+    run = promote_to_chart(dataset=customers, triggered_by="test")
+    client.force_login(steward)
+    response = client.get(reverse("admin:pipeline_run_change", args=[run.pk]))
+    assert response.status_code == 200
+    content = response.content.decode()
+    assert 'id="run-rows-in">2<' in content
+    assert 'id="run-rows-quarantined">1' in content
+    assert f"?run={run.pk}" in content  # its quarantined records
+    assert "validate, protect and promote" in content
+    assert response.context["overview"].duration is not None
+    [failed] = response.context["failed_rules"]
+    assert failed["check"].rule.kind == "allowed_values"
+    assert failed["check"].failed_count == 1
+    # The failing value held a card number: the page shows it masked.
+    assert "4111 1111 1111 1111" not in content
+    assert failed["examples"][0]["raw_record"] is not None
+
+
+def test_a_failed_run_shows_its_error(client, steward, customers):
+    run = Run.objects.create(
+        dataset=customers,
+        kind=RunKind.PROMOTE_CHART,
+        status=RunStatus.FAILED,
+        triggered_by="test",
+        error="quality score 0.5 is below the threshold",
+    )
+    client.force_login(steward)
+    response = client.get(reverse("admin:pipeline_run_change", args=[run.pk]))
+    assert b'id="run-error"' in response.content
+    assert b"quality score 0.5 is below the threshold" in response.content
