@@ -1,0 +1,252 @@
+"""Operations endpoints: /healthz, /readyz and /metrics, for probes and Prometheus.
+
+None of them needs a login: probes and scrapers carry no session. /healthz and /readyz
+say nothing but up or down per component; /metrics exposes dataset names and volumes,
+so in production restrict it to the monitoring network (at the proxy or ingress).
+"""
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterable
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import connection
+from django.db.models import Count, Max, Sum
+from django.http import HttpResponse, JsonResponse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+logger = logging.getLogger(__name__)
+
+# Seconds each readiness check may take; a probe should answer well within its own timeout.
+CHECK_TIMEOUT = 2.0
+WORKER_PING_TIMEOUT = 1.0
+# kombu's Redis transport keeps one list per priority step besides the queue's own name.
+PRIORITY_SEPARATOR = "\x06\x16"
+PRIORITY_STEPS = (3, 6, 9)
+
+
+# --- /healthz -------------------------------------------------------------------------
+
+
+@never_cache
+@require_GET
+def healthz(request):
+    """The process is up and serving requests. Touches nothing else (no database)."""
+    return HttpResponse("ok\n", content_type="text/plain; charset=utf-8")
+
+
+# --- /readyz --------------------------------------------------------------------------
+
+
+def check_database() -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        cursor.fetchone()
+    return "ok"
+
+
+def check_broker() -> str:
+    from atlas_site.celery import app
+
+    with app.connection_for_write() as conn:
+        conn.ensure_connection(max_retries=1, interval_start=0, timeout=CHECK_TIMEOUT)
+    return "ok"
+
+
+def check_storage() -> str:
+    """Write a small object and delete it again: the storage is reachable and writable."""
+    name = default_storage.save(f"readyz/{uuid.uuid4().hex}.txt", ContentFile(b"ready"))
+    default_storage.delete(name)
+    return "ok"
+
+
+def check_worker() -> str:
+    from atlas_site.celery import app
+
+    # limit=1: return at the first reply instead of waiting out the timeout.
+    replies = app.control.ping(timeout=WORKER_PING_TIMEOUT, limit=1)
+    if not replies:
+        raise RuntimeError(f"no Celery worker answered a ping within {WORKER_PING_TIMEOUT} s")
+    return f"ok ({', '.join(name for reply in replies for name in reply)})"
+
+
+READINESS_CHECKS: dict[str, Callable[[], str]] = {
+    "database": check_database,
+    "broker": check_broker,
+    "storage": check_storage,
+    "worker": check_worker,
+}
+
+
+def readiness() -> dict[str, dict]:
+    """Each component: {"ok": bool, "detail": str, "ms": float}."""
+    results = {}
+    for name, check in READINESS_CHECKS.items():
+        started = time.monotonic()
+        try:
+            detail, ok = check(), True
+        except Exception as error:  # any failure means "not ready"
+            detail, ok = f"{type(error).__name__}: {error}", False
+            logger.warning("readyz: %s is not ready: %s", name, detail)
+        results[name] = {
+            "ok": ok,
+            "detail": detail[:300],
+            "ms": round((time.monotonic() - started) * 1000, 1),
+        }
+    return results
+
+
+@never_cache
+@require_GET
+def readyz(request):
+    """200 when the database, broker, object storage and a worker all answer; 503 naming
+    the failing components otherwise."""
+    components = readiness()
+    failing = [name for name, result in components.items() if not result["ok"]]
+    body = {"status": "ready" if not failing else "not ready", "components": components}
+    if failing:
+        body["failing"] = failing
+    return JsonResponse(body, status=503 if failing else 200)
+
+
+# --- /metrics -------------------------------------------------------------------------
+
+
+def celery_queues() -> list[str]:
+    """The queues Atlas sends to: Celery's default plus the configured ingest and
+    promotion queues."""
+    from atlas_site.celery import app
+
+    names = [app.conf.task_default_queue or "celery"]
+    for setting in ("ATLAS_INGEST_QUEUE", "ATLAS_PROMOTION_QUEUE"):
+        queue = getattr(settings, setting, None)
+        if queue and queue not in names:
+            names.append(queue)
+    return names
+
+
+def queue_lengths(queues: Iterable[str]) -> dict[str, int]:
+    """Messages waiting per queue (Redis LLEN, over the queue's priority lists)."""
+    import redis
+
+    client = redis.Redis.from_url(
+        settings.CELERY_BROKER_URL,
+        socket_timeout=CHECK_TIMEOUT,
+        socket_connect_timeout=CHECK_TIMEOUT,
+    )
+    try:
+        lengths = {}
+        for queue in queues:
+            keys = [queue] + [f"{queue}{PRIORITY_SEPARATOR}{step}" for step in PRIORITY_STEPS]
+            pipe = client.pipeline(transaction=False)
+            for key in keys:
+                pipe.llen(key)
+            lengths[queue] = sum(pipe.execute())
+        return lengths
+    finally:
+        client.close()
+
+
+class AtlasCollector(Collector):
+    """Reads the figures at scrape time, from the runs' counters and the summaries.
+
+    Every query is bounded by the number of runs or datasets, never by the data layers.
+    """
+
+    def collect(self):
+        from dashboards.models import PiiFindingSummary
+        from governance.pipeline.models import Run, RunStatus
+
+        runs = CounterMetricFamily(
+            "atlas_runs", "Pipeline runs by kind and status.", labels=["kind", "status"]
+        )
+        for row in Run.objects.values("kind", "status").annotate(n=Count("pk")).order_by():
+            runs.add_metric([row["kind"], row["status"]], row["n"])
+        yield runs
+
+        promoted = CounterMetricFamily(
+            "atlas_rows_promoted",
+            "Rows a run moved on (loaded into explore, promoted to chart, taken into "
+            "navigate), by dataset and run kind.",
+            labels=["dataset", "kind"],
+        )
+        quarantined = CounterMetricFamily(
+            "atlas_rows_quarantined",
+            "Rows a run held back (unparseable lines in explore, quarantined records in "
+            "chart), by dataset and run kind.",
+            labels=["dataset", "kind"],
+        )
+        rows = (
+            Run.objects.filter(dataset__isnull=False)
+            .values("dataset__slug", "kind")
+            .annotate(promoted=Sum("rows_promoted"), quarantined=Sum("rows_quarantined"))
+            .order_by()
+        )
+        for row in rows:
+            labels = [row["dataset__slug"], row["kind"]]
+            promoted.add_metric(labels, row["promoted"] or 0)
+            quarantined.add_metric(labels, row["quarantined"] or 0)
+        yield promoted
+        yield quarantined
+
+        findings = CounterMetricFamily(
+            "atlas_pii_findings",
+            "PII findings of ended runs, by dataset and PII type.",
+            labels=["dataset", "pii_type"],
+        )
+        for row in (
+            PiiFindingSummary.objects.values("dataset__slug", "pii_type")
+            .annotate(n=Sum("findings"))
+            .order_by()
+        ):
+            findings.add_metric([row["dataset__slug"], row["pii_type"]], row["n"])
+        yield findings
+
+        last_success = GaugeMetricFamily(
+            "atlas_last_successful_run_timestamp_seconds",
+            "When the latest successful run of each dataset and kind finished (Unix time).",
+            labels=["dataset", "kind"],
+        )
+        for row in (
+            Run.objects.filter(status=RunStatus.SUCCEEDED, dataset__isnull=False)
+            .values("dataset__slug", "kind")
+            .annotate(at=Max("finished_at"))
+            .order_by()
+        ):
+            if row["at"] is not None:
+                last_success.add_metric([row["dataset__slug"], row["kind"]], row["at"].timestamp())
+        yield last_success
+
+        queue = GaugeMetricFamily(
+            "atlas_queue_length", "Celery messages waiting in each queue.", labels=["queue"]
+        )
+        up = GaugeMetricFamily("atlas_broker_up", "1 when the broker answered this scrape.")
+        if not settings.CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+            return  # the local filesystem broker (bin/run without Redis) has no lists
+        try:
+            lengths = queue_lengths(celery_queues())
+        except Exception as error:  # the other metrics are still worth serving
+            logger.warning("metrics: cannot read queue lengths: %s", error)
+            up.add_metric([], 0)
+        else:
+            for name, length in lengths.items():
+                queue.add_metric([name], length)
+            up.add_metric([], 1)
+        yield queue
+        yield up
+
+
+@never_cache
+@require_GET
+def metrics(request):
+    """Prometheus text exposition format. Restrict to the monitoring network in production."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(AtlasCollector())
+    return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,42 @@
+"""Who may read the dashboards: every Atlas role, and nobody else.
+
+Viewers, data stewards, compliance officers and superusers read every page; what a
+page shows beyond that follows the user's own permissions (audit activity needs
+compliance.view_auditlog). Anyone not logged in is sent to the admin login.
+"""
+
+from functools import wraps
+
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
+
+from governance.compliance.roles import COMPLIANCE_OFFICER, DATA_STEWARD, VIEWER
+
+ROLES = (VIEWER, DATA_STEWARD, COMPLIANCE_OFFICER)
+LOGIN_URL = "/admin/login/"
+
+
+def can_read_dashboards(user) -> bool:
+    if not (user.is_authenticated and user.is_active):
+        return False
+    if user.is_superuser:
+        return True
+    return user.is_staff and user.groups.filter(name__in=ROLES).exists()
+
+
+def can_read_audit(user) -> bool:
+    return user.has_perm("compliance.view_auditlog")
+
+
+def dashboard_view(view):
+    """Login required (redirect to the admin login), then an Atlas role (403 otherwise)."""
+
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path(), LOGIN_URL)
+        if not can_read_dashboards(request.user):
+            raise PermissionDenied("The dashboards are for Atlas's viewers, stewards and officers.")
+        return view(request, *args, **kwargs)
+
+    return wrapper

@@ -1,0 +1,105 @@
+"""The dashboards' reads: estimates, DEFAULT partitions, what retention archives next."""
+
+from datetime import UTC, date, datetime
+
+from django.db import connection
+
+from dashboards import selectors
+from dashboards.tests.conftest import analyze
+from explore.models import RawRecord
+from governance.archive.models import ArchivedPartition, RetentionPolicy
+
+
+def test_layer_totals_follow_the_estimates(promoted):
+    totals = {t.label: t.rows_estimate for t in selectors.layer_totals()}
+    assert totals["explore: raw records"] == 6
+    assert totals["chart: validated records"] == 4
+    assert totals["chart: quarantined records"] == 2
+    assert totals["navigate: facts"] >= 1
+
+
+def test_dataset_totals_come_from_the_run_counters(promoted):
+    (entry,) = selectors.dataset_totals()
+    # The fixture lands rows directly (no ingest run); promotion counted them.
+    assert (entry.promoted, entry.quarantined, entry.aggregated) == (4, 2, 4)
+
+
+def test_a_row_in_default_is_reported(land, dataset):
+    (raw,) = land(dataset, [{"id": 1}])
+    assert not any(d.has_rows for d in selectors.default_partitions())
+    # A month long before any partition: the row can only land in DEFAULT.
+    RawRecord.objects.filter(pk=raw.pk).update(received_at=datetime(1999, 1, 15, tzinfo=UTC))
+    analyze()
+    defaults = {d.table: d for d in selectors.default_partitions()}
+    assert defaults["explore.raw_record"].has_rows
+    assert defaults["explore.raw_record"].rows_estimate == 1
+    assert not defaults["navigate.fact"].has_rows
+
+
+def make_partition(start: date, end: date) -> str:
+    name = f"raw_record_{start:%Y_%m}"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f'CREATE TABLE "explore"."{name}" PARTITION OF "explore"."raw_record" '
+            f"FOR VALUES FROM ('{start} 00:00:00+00') TO ('{end} 00:00:00+00')"
+        )
+    return name
+
+
+def test_partitions_list_ranges_and_default(db):
+    old = make_partition(date(2020, 1, 1), date(2020, 2, 1))
+    infos = {(p.table, p.name): p for p in selectors.partitions()}
+    assert infos[("explore.raw_record", old)].range_start == date(2020, 1, 1)
+    assert infos[("explore.raw_record", old)].range_end == date(2020, 2, 1)
+    assert infos[("explore.raw_record", "raw_record_default")].is_default
+    assert {table for table, _ in infos} == {
+        "explore.raw_record",
+        "navigate.fact",
+        "compliance.audit_log",
+    }
+
+
+def test_next_to_archive_follows_the_policies(db, dataset):
+    old = make_partition(date(2020, 1, 1), date(2020, 2, 1))
+    older = make_partition(date(2019, 12, 1), date(2020, 1, 1))
+    today = date(2021, 2, 10)
+    policy = RetentionPolicy.objects.create(layer="explore", keep_months=12)
+    due = [c.partition.name for c in selectors.next_to_archive(today=today)]
+    # keep 12 months from 2021-02-01: ranges ending by 2020-02-01 are due, oldest first.
+    assert due == [older, old]
+    assert not any(c.held for c in selectors.next_to_archive(today=today))
+
+    ArchivedPartition.objects.create(
+        table_name="explore.raw_record",
+        partition_name=older,
+        range_start=datetime(2019, 12, 1, tzinfo=UTC),
+        range_end=datetime(2020, 1, 1, tzinfo=UTC),
+        row_count=0,
+        byte_size=0,
+        sha256="0" * 64,
+        object_key="archive/x",
+        archived_by="test",
+    )
+    assert [c.partition.name for c in selectors.next_to_archive(today=today)] == [old]
+
+    policy.legal_hold, policy.legal_hold_reason = True, "litigation 42"
+    policy.save()
+    (held,) = selectors.next_to_archive(today=today)
+    assert held.held
+    policy.enabled = False
+    policy.save()
+    assert selectors.next_to_archive(today=today) == []
+
+
+def test_throughput_fills_every_day(promoted):
+    chart = selectors.throughput(days=7)
+    assert len(chart.labels) == 7
+    promoted_series = {s.label: s.data for s in chart.series}["Promote explore → chart"]
+    assert promoted_series[-1] == 6 and sum(promoted_series) == 6
+
+
+def test_open_quarantine_is_counted_up_to_a_cap(promoted):
+    (entry,) = selectors.open_quarantine(cap=1)
+    assert (entry.open_records, entry.capped) == (1, True)
+    (entry,) = selectors.open_quarantine()
+    assert (entry.open_records, entry.capped) == (2, False)

@@ -1,0 +1,215 @@
+"""The dashboards: thin views over `dashboards.selectors`, one template per page."""
+
+from dataclasses import dataclass
+
+from django.shortcuts import render
+from django.utils import timezone
+
+from dashboards import selectors
+from dashboards.access import can_read_audit, dashboard_view
+from dashboards.lineage_layout import layout
+
+
+@dataclass(frozen=True)
+class Chart:
+    """A chart for the page: the canvas with `id` draws `spec` (passed with json_script)."""
+
+    id: str
+    spec: dict
+
+    @property
+    def data_id(self) -> str:
+        return f"{self.id}-data"
+
+    @property
+    def has_data(self) -> bool:
+        return any(
+            value not in (None, 0) for series in self.spec["datasets"] for value in series["data"]
+        )
+
+
+def _bars(chart_id: str, title: str, labels: list, series: dict, **options) -> Chart:
+    spec = {
+        "type": "bar",
+        "title": title,
+        "labels": labels,
+        "datasets": [{"label": label, "data": data} for label, data in series.items()],
+        **options,
+    }
+    return Chart(chart_id, spec)
+
+
+def _page(request, template: str, active: str, context: dict):
+    context = {"active": active, "generated_at": timezone.now(), **context}
+    return render(request, f"dashboards/{template}", context)
+
+
+@dashboard_view
+def overview(request):
+    layers = selectors.layer_totals()
+    totals = selectors.dataset_totals()
+    charts = [
+        _bars(
+            "layers",
+            "Rows per layer (estimate)",
+            [layer.label for layer in layers],
+            {"rows": [layer.rows_estimate for layer in layers]},
+        ),
+        _bars(
+            "datasets",
+            "Rows per dataset (run counters, all time)",
+            [t.slug for t in totals],
+            {
+                "landed in explore": [t.landed for t in totals],
+                "promoted to chart": [t.promoted for t in totals],
+                "quarantined": [t.quarantined for t in totals],
+                "aggregated into navigate": [t.aggregated for t in totals],
+            },
+        ),
+        Chart(
+            "throughput",
+            selectors.throughput().as_chart(
+                title=f"Rows taken in per day (last {selectors.TREND_DAYS} days)"
+            ),
+        ),
+    ]
+    return _page(
+        request,
+        "overview.html",
+        "overview",
+        {
+            "charts": charts,
+            "layers": layers,
+            "totals": totals,
+            "run_counts": selectors.run_counts(),
+            "recent_runs": selectors.recent_runs(),
+            "failures": selectors.recent_failures(),
+            "below_threshold": selectors.datasets_below_threshold(),
+            "defaults": selectors.default_partitions(),
+        },
+    )
+
+
+@dashboard_view
+def quality(request):
+    weights = selectors.weights_in_force()
+    trends = selectors.score_trends()
+    worst = selectors.worst_rules()
+    charts = [
+        Chart(
+            "weights",
+            {
+                "type": "doughnut",
+                "title": "Dimension weights in force",
+                "labels": [w.code for w in weights],
+                "datasets": [{"label": "weight", "data": [float(w.weight) for w in weights]}],
+            },
+        ),
+        _bars(
+            "worst",
+            f"Worst rules: share of records failing (last {selectors.TREND_DAYS} days)",
+            [f"{r.dataset}.{r.field_name or '*'} {r.kind}" for r in worst],
+            {"failing share": [round(r.failure_ratio, 4) for r in worst]},
+            horizontal=True,
+            min=0,
+            max=1,
+        ),
+    ]
+    trend_charts = [
+        (trend, Chart(f"trend-{n}", trend.as_chart())) for n, trend in enumerate(trends, 1)
+    ]
+    return _page(
+        request,
+        "quality.html",
+        "quality",
+        {
+            "charts": charts,
+            "trend_charts": trend_charts,
+            "weights": weights,
+            "worst": worst,
+            "latest": selectors.latest_scores(),
+        },
+    )
+
+
+@dashboard_view
+def compliance(request):
+    by_field = selectors.pii_by_field()
+    levels = selectors.classified_fields_by_level()
+    reasons = selectors.quarantine_reasons()
+    charts = [
+        Chart(
+            "pii-time",
+            selectors.pii_over_time().as_chart(
+                title=f"PII findings per day and type (last {selectors.COMPLIANCE_DAYS} days)"
+            ),
+        ),
+        Chart("pii-dataset", selectors.pii_by_type_chart(by_field)),
+        Chart(
+            "levels",
+            {
+                "type": "doughnut",
+                "title": "Classified fields by level",
+                "labels": [level.level for level in levels],
+                "datasets": [{"label": "fields", "data": [len(level.fields) for level in levels]}],
+            },
+        ),
+        Chart(
+            "quarantine-time",
+            selectors.quarantine_over_time().as_chart(
+                kind="bar",
+                stacked=True,
+                title=f"Records quarantined per day (last {selectors.COMPLIANCE_DAYS} days)",
+            ),
+        ),
+        _bars(
+            "reasons",
+            "Quarantine reasons (records)",
+            [f"{r.dataset}.{r.field_name or '*'}: {r.rule}" for r in reasons],
+            {"records": [r.records for r in reasons]},
+            horizontal=True,
+        ),
+    ]
+    show_audit = can_read_audit(request.user)
+    return _page(
+        request,
+        "compliance.html",
+        "compliance",
+        {
+            "charts": charts,
+            "by_field": by_field,
+            "levels": levels,
+            "suggestions": selectors.open_suggestions(),
+            "reasons": reasons,
+            "open_quarantine": selectors.open_quarantine(),
+            "count_cap": selectors.COUNT_CAP,
+            "show_audit": show_audit,
+            "audit": selectors.recent_audit() if show_audit else [],
+        },
+    )
+
+
+@dashboard_view
+def storage(request):
+    infos = selectors.partitions()
+    return _page(
+        request,
+        "storage.html",
+        "storage",
+        {
+            "charts": [Chart("sizes", selectors.storage_chart(infos))],
+            "partitions": infos,
+            "candidates": selectors.next_to_archive(infos=infos),
+        },
+    )
+
+
+@dashboard_view
+def lineage(request):
+    graph = selectors.lineage_graph()
+    return _page(
+        request,
+        "lineage.html",
+        "lineage",
+        {"graph": graph, "drawing": layout(graph)},
+    )
