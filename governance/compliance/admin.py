@@ -356,9 +356,12 @@ class ClassificationSuggestionAdmin(ReadOnlyAdmin):
 
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
         context = {**(extra_context or {})}
-        if object_id is not None:
+        suggestion = self.get_object(request, unquote(object_id)) if object_id else None
+        if suggestion is not None:
             context["decision_form"] = (
-                DecisionForm() if self.has_decide_permission(request) else None
+                DecisionForm(initial={"level": suggestion.suggested_level_id})
+                if self.has_decide_permission(request)
+                else None
             )
             context["decide_url"] = reverse(
                 f"admin:{self.opts.app_label}_{self.opts.model_name}_decide",

@@ -23,7 +23,7 @@
     }
 
     function signed(count, className) {
-        return count ? [`${className === "lost" ? "−" : "+"}${count}`, `number ${className}`] : ["0", "number"];
+        return count ? [`${className === "lost" ? "-" : "+"}${count}`, `number ${className}`] : ["0", "number"];
     }
 
     function table(rows) {
