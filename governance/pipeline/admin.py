@@ -1,3 +1,4 @@
+from datetime import timedelta
 from decimal import Decimal
 
 from django.contrib import admin, messages
@@ -37,6 +38,30 @@ def sparkline(values: list[Decimal | None]) -> str:
     )
 
 
+def spark_end(values: list[Decimal | None]) -> tuple[str, str] | None:
+    """Where the latest value sits: marked with a dot, so a single run still shows."""
+    step = SPARK_WIDTH / max(len(values) - 1, 1)
+    for index in range(len(values) - 1, -1, -1):
+        if values[index] is not None:
+            y = SPARK_HEIGHT - float(values[index]) * SPARK_HEIGHT
+            return f"{index * step:.1f}", f"{y:.1f}"
+    return None
+
+
+def duration_text(duration: timedelta | None) -> str:
+    """'0.12 s', '3 min 05 s', '2 h 01 min': how long, as a person reads it."""
+    if duration is None:
+        return "—"
+    seconds = duration.total_seconds()
+    if seconds < 60:
+        return f"{seconds:.2f} s"
+    minutes, seconds = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
 def quality_trend(points: list[selectors.ScorePoint]) -> list[dict]:
     """One row per dimension (and overall): its values over the runs, and a sparkline."""
     series = [("overall", "Overall", [p.overall for p in points])] + [
@@ -50,6 +75,7 @@ def quality_trend(points: list[selectors.ScorePoint]) -> list[dict]:
             "values": values,
             "latest": next((v for v in reversed(values) if v is not None), None),
             "points": sparkline(values),
+            "end": spark_end(values),
         }
         for code, label, values in series
         if any(v is not None for v in values)
@@ -156,7 +182,10 @@ class DatasetAdmin(DatasetIngestAdminMixin, AuditedModelAdmin):
             "contract_fields": list(
                 DatasetField.objects.filter(dataset=dataset).select_related("classification")
             ),
-            "recent_runs": selectors.recent_runs(dataset=dataset),
+            "recent_runs": [
+                {"run": run, "duration": duration_text(run.duration)}
+                for run in selectors.recent_runs(dataset=dataset)
+            ],
             "quality_trend": quality_trend(selectors.score_trend(dataset=dataset)),
             "spark_width": SPARK_WIDTH,
             "spark_height": SPARK_HEIGHT,
@@ -327,6 +356,14 @@ class RunAdmin(LargeTableAdmin, ReadOnlyAdmin):
         if run is not None:
             overview = selectors.run_overview(run=run)
             context["overview"] = overview
+            context["timing"] = {
+                "waited": duration_text(overview.waited),
+                "duration": duration_text(overview.duration),
+                "steps": [
+                    {"step": item.step, "duration": duration_text(item.duration)}
+                    for item in overview.steps
+                ],
+            }
             context["failed_rules"] = with_masked_examples(overview.failed_checks)
             context["quarantine_url"] = (
                 reverse(

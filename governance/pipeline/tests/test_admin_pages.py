@@ -69,7 +69,7 @@ def test_the_dataset_page_shows_contract_runs_quality_pii_and_lineage(
     assert "Email address" in content and "confidential" in content
     # Latest runs, linked to their pages, with counts.
     assert reverse("admin:pipeline_run_change", args=[promoted.pk]) in content
-    assert [run.pk for run in response.context["recent_runs"]] == [promoted.pk]
+    assert [item["run"].pk for item in response.context["recent_runs"]] == [promoted.pk]
     # Quality trend: a sparkline per measured dimension.
     trend = {row["code"]: row for row in response.context["quality_trend"]}
     assert {"overall", "validity"} <= set(trend)
@@ -168,3 +168,19 @@ def test_a_failed_run_shows_its_error(client, steward, customers):
     response = client.get(reverse("admin:pipeline_run_change", args=[run.pk]))
     assert b'id="run-error"' in response.content
     assert b"quality score 0.5 is below the threshold" in response.content
+
+
+def test_durations_and_sparklines_read_well():
+    from datetime import timedelta
+    from decimal import Decimal
+
+    from governance.pipeline.admin import duration_text, spark_end, sparkline
+
+    assert duration_text(None) == "—"
+    assert duration_text(timedelta(seconds=0.1234)) == "0.12 s"
+    assert duration_text(timedelta(minutes=3, seconds=5)) == "3 min 05 s"
+    assert duration_text(timedelta(hours=2, minutes=1)) == "2 h 01 min"
+    # Scores 0..1 from bottom to top, left to right; a missing score leaves a gap.
+    assert sparkline([Decimal("0"), None, Decimal("1")]) == "0.0,28.0 120.0,0.0"
+    assert spark_end([Decimal("0.5"), None]) == ("0.0", "14.0")
+    assert spark_end([None]) is None
