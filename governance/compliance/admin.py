@@ -22,6 +22,7 @@ from atlas_site.admin_base import (
     ReadOnlyAdmin,
     RecentPeriodFilter,
 )
+from chart.pii.scanner import InvalidPatternError
 from governance.compliance.impact import preview_pattern_impact
 from governance.compliance.models import (
     AuditLog,
@@ -176,7 +177,11 @@ class PiiPatternAdmin(AuditedModelAdmin):
             labels = {name: form.fields[name].label for name in errors}
             text = " ".join(f"{labels[name]}: {' '.join(errors[name])}" for name in errors)
             return JsonResponse({"error": text, "errors": errors}, status=400)
-        return JsonResponse(preview_pattern_impact(candidate=form.instance, saved=saved))
+        try:
+            preview = preview_pattern_impact(candidate=form.instance, saved=saved)
+        except InvalidPatternError as exc:  # another stored pattern that cannot run
+            return JsonResponse({"error": str(exc)}, status=400)
+        return JsonResponse(preview)
 
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
         context = {"can_try_pattern": self.has_try_permission(request), **(extra_context or {})}

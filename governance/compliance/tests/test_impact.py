@@ -208,3 +208,13 @@ def test_the_preview_box_is_on_the_pattern_form(client, officer):
     assert f'data-pattern-id="{pattern.pk}"' in html
     assert "compliance/js/pattern_impact.js" in html
     assert "<script>" not in html.replace("<script src=", "")
+
+
+@pytest.mark.django_db
+def test_a_stored_pattern_that_cannot_run_is_named(client, officer, promoted):
+    # QuerySet.update skips the form's checks: the preview must say which pattern is broken.
+    PiiPattern.objects.filter(name="IBAN").update(regex="(a+)+")
+    client.force_login(officer)
+    response = client.post(reverse(IMPACT_URL), form_of(PiiPattern.objects.get(name=SSN)))
+    assert response.status_code == 400
+    assert "PII pattern 'IBAN' cannot be used" in response.json()["error"]
