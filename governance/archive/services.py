@@ -88,6 +88,9 @@ def _lock_table(cursor, table: PartitionedTable) -> None:
     cursor.execute(
         "SELECT set_config('lock_timeout', %s, true)", [settings.ATLAS_ARCHIVE_LOCK_TIMEOUT]
     )
+    # Foreign keys are checked at commit by default; PostgreSQL refuses to drop a table
+    # with such checks pending (rows written earlier in an enclosing transaction).
+    cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
 
 
 # --- Partition upkeep ----------------------------------------------------------------
