@@ -55,7 +55,7 @@ def check_database() -> str:
 def check_broker() -> str:
     from atlas_site.celery import app
 
-    with app.connection_for_write() as conn:
+    with app.connection_for_write(settings.CELERY_BROKER_URL) as conn:
         conn.ensure_connection(max_retries=1, interval_start=0, timeout=CHECK_TIMEOUT)
     return "ok"
 
@@ -70,8 +70,11 @@ def check_storage() -> str:
 def check_worker() -> str:
     from atlas_site.celery import app
 
-    # limit=1: return at the first reply instead of waiting out the timeout.
-    replies = app.control.ping(timeout=WORKER_PING_TIMEOUT, limit=1)
+    with app.connection_for_write(settings.CELERY_BROKER_URL) as conn:
+        # Fail fast on a broker that is down: ping itself would retry for seconds.
+        conn.ensure_connection(max_retries=1, interval_start=0, timeout=CHECK_TIMEOUT)
+        # limit=1: return at the first reply instead of waiting out the timeout.
+        replies = app.control.ping(timeout=WORKER_PING_TIMEOUT, limit=1, connection=conn)
     if not replies:
         raise RuntimeError(f"no Celery worker answered a ping within {WORKER_PING_TIMEOUT} s")
     return f"ok ({', '.join(name for reply in replies for name in reply)})"

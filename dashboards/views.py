@@ -34,6 +34,8 @@ def _bars(chart_id: str, title: str, labels: list, series: dict, **options) -> C
         "title": title,
         "labels": labels,
         "datasets": [{"label": label, "data": data} for label, data in series.items()],
+        # One series needs no legend: the title names it.
+        "legend": len(series) > 1,
         **options,
     }
     return Chart(chart_id, spec)

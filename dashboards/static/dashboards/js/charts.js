@@ -44,7 +44,7 @@
             responsive: true,
             maintainAspectRatio: false,
             animation: false,
-            plugins: {legend: {display: datasets.length > 1 || doughnut, position: "bottom"}},
+            plugins: {legend: {display: spec.legend !== false, position: "bottom"}},
         };
         if (!doughnut) {
             const value = spec.horizontal ? "x" : "y";
