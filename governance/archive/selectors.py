@@ -306,6 +306,20 @@ def next_to_archive(*, today: date | None = None, limit: int = 20) -> list[Plann
     return plans[:limit]
 
 
+def manifests_of_range(
+    partition: Partition,
+) -> tuple[ArchivedPartition | None, ArchivedPartition | None]:
+    """(the archive of the partition's range not restored, the latest restored one)."""
+    manifests = ArchivedPartition.objects.filter(
+        table_name=partition.table_name,
+        range_start=datetime(*partition.start.timetuple()[:3], tzinfo=UTC),
+    )
+    return (
+        manifests.filter(restored_at__isnull=True).first(),
+        manifests.filter(restored_at__isnull=False).order_by("-restored_at").first(),
+    )
+
+
 def partition_for_range(table: PartitionedTable, start: date, cursor=None) -> Partition | None:
     for partition in partitions(table, cursor):
         if partition.start == start:

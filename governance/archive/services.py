@@ -238,7 +238,11 @@ def _remove_leftovers(partition: selectors.Partition) -> list[str]:
         _dirs, files = default_storage.listdir(folder)
     except FileNotFoundError:
         return []
-    known = set(ArchivedPartition.objects.values_list("object_key", flat=True))
+    known = set(
+        ArchivedPartition.objects.filter(object_key__startswith=prefix).values_list(
+            "object_key", flat=True
+        )
+    )
     removed = []
     for name in files:
         key = f"{folder}/{name}"
@@ -372,18 +376,14 @@ def retire_partition(
             cursor.execute(f"LOCK TABLE {partition.sql_name} IN SHARE MODE")
             layer = next(k for k, v in selectors.TABLE_OF_LAYER.items() if v is table)
             policies = list(RetentionPolicy.objects.filter(layer=layer).select_for_update())
-            live = ArchivedPartition.objects.filter(
-                table_name=partition.table_name,
-                range_start=_midnight(partition.start),
-                restored_at__isnull=True,
-            ).first()
+            live, last_restore = selectors.manifests_of_range(partition)
             plan = selectors.plan_partition(
                 partition,
                 policies,
                 today=today or timezone.now().date(),
                 cursor=cursor,
                 live_archive=live,
-                last_restore=plan_last_restore(partition),
+                last_restore=last_restore,
             )
             if plan.status != selectors.DUE:
                 raise ArchiveError(f"{partition.name} is no longer due: {plan.reason}")
@@ -447,18 +447,6 @@ def retire_partition(
         if export is not None:  # rolled back: the object has no manifest
             default_storage.delete(export.key)
         raise
-
-
-def plan_last_restore(partition: selectors.Partition) -> ArchivedPartition | None:
-    return (
-        ArchivedPartition.objects.filter(
-            table_name=partition.table_name,
-            range_start=_midnight(partition.start),
-            restored_at__isnull=False,
-        )
-        .order_by("-restored_at")
-        .first()
-    )
 
 
 def _midnight(day: date) -> datetime:
@@ -525,15 +513,23 @@ def apply_retention(*, run: Run, today: date | None = None) -> Run:
 
 def _retire_due(run: Run, *, today: date | None) -> Run:
     actor = run.started_by if run.started_by_id else SCHEDULE_ACTOR
-    plans = selectors.retention_plan(today=today)
+    try:
+        plans = selectors.retention_plan(today=today)
+    except DatabaseError as error:
+        return finish_run(
+            run, RunStatus.FAILED, actor=actor, error=f"could not plan retention: {error}"
+        )
     failures = []
     for plan in plans:
         if plan.status != selectors.DUE:
             continue
         try:
             retire_partition(plan=plan, run=run, actor=actor, today=today)
-        except (ArchiveError, DatabaseError, OSError) as error:
-            failures.append(f"{plan.partition_name}: {error}".strip())
+        # Whatever went wrong (database, storage client, verification), the partition's
+        # transaction rolled back whole: the run names it and goes on with the next one.
+        except Exception as error:
+            said = error if isinstance(error, ArchiveError) else f"{type(error).__name__}: {error}"
+            failures.append(f"{plan.partition_name}: {said}")
     kept = [p.as_dict() for p in plans if p.status != selectors.DUE]
     detail = {"rule": selectors.RETENTION_RULE, "kept": kept, "failed": failures}
     if failures:
@@ -712,7 +708,7 @@ def restore_in_background(*, manifest_id: int, user_id: int | None) -> str:
     if manifest is None:
         return "no such manifest"
     actor = get_user_model().objects.filter(pk=user_id).first() if user_id else None
-    actor = actor or SCHEDULE_ACTOR
+    actor = actor or "restore task"
     try:
         restore_archived(manifest=manifest, actor=actor)
     except (ArchiveError, DatabaseError) as error:
