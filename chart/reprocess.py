@@ -296,10 +296,9 @@ def _reprocess_chunk(
         write_quarantined=lambda held_back, _now: _requarantine(dataset, run, held_back),
         supersede_earlier=lambda written: _settle_current(dataset, list(written.values())),
     )
-    now = timezone.now()
+    _resolve_promoted(dataset, run, result.chart_id_of_raw, actor)
     by_raw = {record.raw_record_id: record for record in records}
     for raw_id, _text, _error in raws:
-        record = by_raw[raw_id]
         chart_id = result.chart_id_of_raw.get(raw_id)
         if chart_id is None:
             detail = f"re-processed in run {run.pk}: still quarantined"
@@ -311,18 +310,10 @@ def _reprocess_chunk(
                 "chart_record_id": chart_id,
                 "reprocess_run_id": run.pk,
             }
-            QuarantinedRecord.objects.filter(pk=record.pk).update(
-                status=QuarantineStatus.REPROCESSED,
-                chart_record_id=chart_id,
-                reprocess_run=run,
-                resolved_by=actor,
-                resolved_at=now,
-                resolution_note=f"promoted to chart record {chart_id} in run {run.pk}",
-            )
         record_audit(
             actor=actor,
             action=AuditAction.UPDATE,
-            instance=record,
+            instance=by_raw[raw_id],
             before={"status": QuarantineStatus.OPEN},
             after=after,
             detail=detail,
@@ -348,6 +339,33 @@ def _raw_rows(dataset: Dataset, records: list[QuarantinedRecord]) -> list[RawRow
             text, error = stored[record.raw_record_id]
             rows.append((record.raw_record_id, text, error))
     return rows
+
+
+def _resolve_promoted(dataset: Dataset, run: Run, chart_id_of_raw: dict[int, int], actor) -> None:
+    """Promoted: the record is resolved and linked to the chart record it became."""
+    if not chart_id_of_raw:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            UPDATE {_table(QuarantinedRecord)} AS q
+               SET status = %(status)s, chart_record_id = promoted.chart_id,
+                   reprocess_run_id = %(run)s, resolved_by_id = %(actor)s, resolved_at = now(),
+                   resolution_note = format('promoted to chart record %%s in run %%s',
+                                            promoted.chart_id, %(run)s)
+              FROM unnest(%(raw_ids)s::bigint[], %(chart_ids)s::bigint[])
+                   AS promoted(raw_id, chart_id)
+             WHERE q.dataset_id = %(dataset)s AND q.raw_record_id = promoted.raw_id
+            """,
+            {
+                "status": QuarantineStatus.REPROCESSED,
+                "run": run.pk,
+                "actor": actor.pk,
+                "raw_ids": list(chart_id_of_raw),
+                "chart_ids": list(chart_id_of_raw.values()),
+                "dataset": dataset.pk,
+            },
+        )
 
 
 def _requarantine(dataset: Dataset, run: Run, held_back: list[Verdict]) -> None:
