@@ -274,3 +274,32 @@ def test_a_viewer_may_not_review(customers, promoted, viewer):
         dismiss_quarantined(records=[record], actor=viewer, reason="no")
     record.refresh_from_db()
     assert record.status == QuarantineStatus.OPEN and record.corrected_payload is None
+
+
+def test_a_running_promotion_of_the_dataset_skips_the_reprocess(customers, promoted, steward):
+    import psycopg
+    from django.db import connection
+
+    from governance.pipeline.services import LOCK_NAMESPACE
+
+    record = quarantined(customers)[promoted[1].pk]
+    correct_quarantined_values(record=record, values={"tier": "silver"}, actor=steward)
+    settings = connection.settings_dict
+    params = {
+        "host": settings["HOST"],
+        "port": settings["PORT"],
+        "user": settings["USER"],
+        "password": settings["PASSWORD"],
+        "dbname": settings["NAME"],
+    }
+    # Another session holds the dataset's chart promotion lock, as a running promotion does.
+    with psycopg.connect(**{k: v for k, v in params.items() if v}, autocommit=True) as other:
+        other.execute(
+            "SELECT pg_advisory_lock(%s, %s)", [LOCK_NAMESPACE[Layer.CHART], customers.pk]
+        )
+        [run] = reprocess_quarantined(records=[record], actor=steward)
+    assert run.status == RunStatus.SKIPPED
+    assert "another promotion" in run.error
+    record.refresh_from_db()
+    assert record.status == QuarantineStatus.OPEN
+    assert not ChartRecord.objects.filter(raw_record_id=promoted[1].pk).exists()
