@@ -165,5 +165,5 @@ class RawRecordAdmin(LargeTableAdmin, ReadOnlyAdmin):
         # One batch is read in line order along its (batch, line, received_at) index:
         # "newest id first" would sort all of a large batch's rows for each page.
         if request.GET.get(BatchFilter.parameter_name, "").strip().isdigit():
-            return ("batch", "line_number", "received_at")
+            return ("batch_id", "line_number", "received_at")
         return super().get_ordering(request)
