@@ -462,3 +462,34 @@ def test_facts_of_two_datasets_are_archived_when_both_expired(dataset, other_dat
     call_command("restore_partition", "navigate.fact", "2020")
     after = sorted(Fact.objects.values_list("id", "period_start", "value", "dimensions"))
     assert after == before
+
+
+def test_upkeep_does_not_make_an_archived_range_again(dataset):
+    current = RAW_RECORDS.period_start(date.today())
+    previous = RAW_RECORDS.shift(current, -1)
+    name = RAW_RECORDS.partition_name(previous)
+    services.ensure_partitions()
+    land_raw(dataset, 3, at=at(previous))
+    RetentionPolicy.objects.create(layer="explore", keep_months=1)
+    later = RAW_RECORDS.shift(previous, 3)
+
+    run = services.apply_retention(
+        run=create_run(dataset=None, kind=RunKind.ARCHIVE, triggered_by="test"), today=later
+    )
+
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert ArchivedPartition.objects.get(partition_name=name).row_count == 3
+    services.ensure_partitions()
+    assert name not in attached()
+
+    # Made again by hand and still empty: the next run drops it (its rows are archived).
+    make_partition(RAW_RECORDS, previous)
+    [plan] = [p for p in selectors.retention_plan(today=later) if p.partition_name == name]
+    assert (plan.status, plan.action) == (selectors.DUE, "delete")
+    assert "rows are archived" in plan.reason
+    run = services.apply_retention(
+        run=create_run(dataset=None, kind=RunKind.ARCHIVE, triggered_by="test"), today=later
+    )
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert name not in attached()
+    assert ArchivedPartition.objects.filter(partition_name=name).count() == 1
