@@ -6,6 +6,24 @@ from celery.contrib.django.task import DjangoTask
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "atlas_site.settings.local")
 
 
+def database_outage_retry() -> dict:
+    """Options of tasks that resume once the database is back: `@shared_task(**...)`.
+
+    Their services leave the work claimable when the database goes away mid-way (a
+    load's one transaction is rolled back; a promotion keeps its committed chunks), so
+    retrying is safe. Up to about 45 minutes: 60 retries, at most 60 s apart (with
+    jitter); past that, the pipeline's tick sends the stalled work again.
+    """
+    from django.db import InterfaceError, OperationalError
+
+    return {
+        "autoretry_for": (OperationalError, InterfaceError),
+        "retry_backoff": True,
+        "retry_backoff_max": 60,
+        "max_retries": 60,
+    }
+
+
 class AtlasTask(DjangoTask):
     """Every Atlas task: a message that keeps crashing its worker ends as a dead letter.
 

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import F, TextField
 from django.db.models.functions import Cast
 from django.utils import timezone
@@ -582,6 +582,10 @@ def promote_to_chart(
         except GateFailedError as failure:
             # Under a failed 'fail' gate nothing of the run was kept.
             return finish_run(run, RunStatus.FAILED, error=str(failure), actor=actor, kept=False)
+        except (OperationalError, InterfaceError):
+            # The database went away: the run stays 'running' with its committed chunks,
+            # and the task's retry (once the database is back) resumes from the watermark.
+            raise
         except Exception as error:
             logger.exception("promotion of %s to chart failed", dataset.slug)
             finish_run(run, RunStatus.FAILED, error=f"{type(error).__name__}: {error}", actor=actor)

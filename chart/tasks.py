@@ -1,16 +1,12 @@
 from celery import shared_task
 from django.conf import settings
-from django.db import InterfaceError, OperationalError
 
+from atlas_site.celery import database_outage_retry
 from chart import services
 from governance.pipeline.models import Run, RunStatus
 
 
-@shared_task(
-    autoretry_for=(OperationalError, InterfaceError),
-    retry_backoff=True,
-    max_retries=5,
-)
+@shared_task(**database_outage_retry())
 def promote_to_chart(run_id: int, continue_to_navigate: bool = True) -> str:
     run = Run.objects.select_related("dataset").get(pk=run_id)
     run = services.promote_to_chart(

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from datetime import date
 
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import Max
 
 from atlas_site.schemas import sql_name
@@ -490,6 +490,10 @@ def promote_to_navigate(
                     watermark.position = last_id
                     watermark.save(update_fields=["position", "updated_at"])
                 Run.objects.filter(pk=run.pk).update(rows_in=rows_in, rows_promoted=rows_in)
+        except (OperationalError, InterfaceError):
+            # The database went away: nothing of this transaction was kept and the run
+            # stays 'running'; the task's retry (once the database is back) redoes it.
+            raise
         except Exception as error:
             logger.exception("promotion of %s to navigate failed", dataset.slug)
             finish_run(run, RunStatus.FAILED, error=f"{type(error).__name__}: {error}", actor=actor)

@@ -1,10 +1,13 @@
 """Writes of the pipeline area: runs and their lifecycle, promotion locks, the tick."""
 
+import logging
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from governance.compliance.models import AuditAction
@@ -12,14 +15,19 @@ from governance.compliance.services import record_audit
 from governance.pipeline.models import Dataset, Layer, Run, RunKind, RunStatus
 from governance.pipeline.selectors import SCHEDULE_TRIGGER, due_datasets
 
+logger = logging.getLogger(__name__)
 
-def create_run(*, dataset: Dataset, kind: str, triggered_by: str, actor=None) -> Run:
+
+def create_run(
+    *, dataset: Dataset, kind: str, triggered_by: str, actor=None, detail: dict | None = None
+) -> Run:
     return Run.objects.create(
         dataset=dataset,
         kind=kind,
         status=RunStatus.QUEUED,
         triggered_by=triggered_by[:100],
         started_by=actor if getattr(actor, "is_authenticated", False) else None,
+        detail=detail or {},
     )
 
 
@@ -172,7 +180,11 @@ def request_promotion(
     from chart.tasks import promote_to_chart
 
     run = create_run(
-        dataset=dataset, kind=RunKind.PROMOTE_CHART, triggered_by=triggered_by, actor=actor
+        dataset=dataset,
+        kind=RunKind.PROMOTE_CHART,
+        triggered_by=triggered_by,
+        actor=actor,
+        detail={"to_layer": to_layer},  # for resend_stalled_work
     )
     if actor is not None:
         record_audit(
@@ -199,9 +211,83 @@ def request_navigate_promotion(*, dataset: Dataset, triggered_by: str, actor=Non
 
 @transaction.atomic
 def tick(*, now: datetime | None = None) -> list[Run]:
-    """Queue a promotion for every dataset whose schedule is due."""
+    """Queue a promotion for every dataset whose schedule is due; resend stalled work."""
     now = now or timezone.now()
+    resend_stalled_work(now=now)
     return [
         request_promotion(dataset=dataset, triggered_by=SCHEDULE_TRIGGER)
         for dataset in due_datasets(now=now)
     ]
+
+
+# --- Work nobody is doing -------------------------------------------------------------
+
+# Work waiting this long, or left by a dead worker, has its task sent again (at most
+# once per period). A task can be lost on the way: Redis was down when it was to be
+# sent (the batch was stored, the run created: the request did not fail for it), or
+# its retries ran out while the database was down.
+STALLED_AFTER = timedelta(minutes=10)
+RESENT_KEY = "atlas:resent:{}:{}"
+
+
+def _locked(namespace: int, key: int) -> bool:
+    """Whether a session holds the advisory lock (namespace, key); taking nothing."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted "
+            "AND classid = %s AND objid = %s AND objsubid = 2)",
+            [namespace, key],
+        )
+        return cursor.fetchone()[0]
+
+
+def _first_resend(kind: str, pk: int) -> bool:
+    try:
+        return cache.add(RESENT_KEY.format(kind, pk), 1, timeout=STALLED_AFTER.total_seconds())
+    except Exception:  # no cache: resend; a duplicate delivery does nothing twice
+        return True
+
+
+def resend_stalled_work(*, now: datetime) -> dict[str, list[int]]:
+    """Send again the tasks of loads and promotions nobody is doing; return their ids.
+
+    Every task is safe to deliver twice (a load claims its batch, a promotion its run,
+    under advisory locks), so sending one again costs at most a delivery that finds
+    the work done. Stalled: a batch stored or a run queued STALLED_AFTER ago and still
+    waiting, or a batch 'loading' / a run 'running' whose lock no session holds (its
+    worker died, or its retries ran out).
+    """
+    from chart.tasks import promote_to_chart
+    from explore.models import BatchStatus, LandingBatch
+    from explore.services import LOAD_LOCK_NAMESPACE, queue_load
+    from navigate.tasks import promote_to_navigate
+
+    before = now - STALLED_AFTER
+    resent: dict[str, list[int]] = {"batches": [], "runs": []}
+    batches = LandingBatch.objects.filter(
+        Q(status=BatchStatus.STORED, created_at__lt=before) | Q(status=BatchStatus.LOADING)
+    ).order_by("pk")
+    for pk, status in batches.values_list("pk", "status"):
+        if status == BatchStatus.LOADING and _locked(LOAD_LOCK_NAMESPACE, pk):
+            continue
+        if _first_resend("batch", pk):
+            queue_load(pk, via="resent")
+            resent["batches"].append(pk)
+    runs = Run.objects.filter(
+        Q(status=RunStatus.QUEUED, created_at__lt=before) | Q(status=RunStatus.RUNNING),
+        kind__in=[RunKind.PROMOTE_CHART, RunKind.PROMOTE_NAVIGATE],
+    ).order_by("pk")
+    for run in runs:
+        if run.status == RunStatus.RUNNING and _locked(RUN_LOCK_NAMESPACE, run.pk):
+            continue
+        if not _first_resend("run", run.pk):
+            continue
+        if run.kind == RunKind.PROMOTE_CHART:
+            onwards = (run.detail or {}).get("to_layer", Layer.NAVIGATE) == Layer.NAVIGATE
+            promote_to_chart.apply_async_on_commit((run.pk, onwards), **promotion_task_options())
+        else:
+            promote_to_navigate.apply_async_on_commit((run.pk,), **promotion_task_options())
+        resent["runs"].append(run.pk)
+    if resent["batches"] or resent["runs"]:
+        logger.warning("sent again the tasks of stalled work: %s", resent)
+    return resent
