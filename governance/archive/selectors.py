@@ -26,7 +26,6 @@ from django.utils import timezone
 from atlas_site.partitions import (
     AUDIT_LOG,
     FACTS,
-    PARTITIONED_TABLES,
     RAW_RECORDS,
     PartitionedTable,
     existing_partitions,
@@ -255,7 +254,7 @@ def plan_partition(
     return plan
 
 
-def retention_plan(*, today: date | None = None, layers=None) -> list[PlannedPartition]:
+def retention_plan(*, today: date | None = None) -> list[PlannedPartition]:
     """What retention does with every ended partition of the layers that have policies.
 
     Ordered by the day each becomes due (due ones first), then by table and range.
@@ -267,8 +266,6 @@ def retention_plan(*, today: date | None = None, layers=None) -> list[PlannedPar
     plans = []
     with connection.cursor() as cursor:
         for layer, table in TABLE_OF_LAYER.items():
-            if layers is not None and layer not in layers:
-                continue
             if layer not in by_layer:
                 continue
             manifests = ArchivedPartition.objects.filter(table_name=f"{table.schema}.{table.name}")
@@ -325,7 +322,3 @@ def partition_for_range(table: PartitionedTable, start: date, cursor=None) -> Pa
         if partition.start == start:
             return partition
     return None
-
-
-def known_tables() -> str:
-    return ", ".join(f"{t.schema}.{t.name}" for t in PARTITIONED_TABLES)
