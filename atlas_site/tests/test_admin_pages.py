@@ -133,6 +133,7 @@ def one_of_each(db, superuser, dataset):
         evidence_key="email:high",
     )
     policy = RetentionPolicy.objects.create(layer="explore", keep_months=12)
+    Run.objects.create(kind="archive", triggered_by="schedule")  # shown as a retention run
     ArchivedPartition.objects.create(
         table_name="explore.raw_record",
         partition_name="raw_record_2020_01",
