@@ -109,3 +109,9 @@ def test_dashboards_work_under_the_policy(live_server, browser_login, viewer, vi
     for url in urls:
         open_page(page, f"{live_server.url}{url}", violations)
     assert violations() == []
+
+
+def test_the_api_docs_work_under_the_policy(live_server, page, violations):
+    # django-ninja's Swagger UI, served from its own static files.
+    open_page(page, f"{live_server.url}/api/docs", violations)
+    assert page.locator(".info .title").count() == 1  # the UI rendered
