@@ -154,6 +154,20 @@ def check_header(names: list[str], contract_fields: Collection[str]) -> None:
         )
 
 
+def _looks_utf16(head: bytes) -> bool:
+    """A UTF-16 (or UTF-32) byte order mark, or NUL bytes at every other position."""
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return True
+    sample = head[:1024]
+    if len(sample) < 8:
+        return False
+    even, odd = sample[0::2], sample[1::2]
+    # ASCII text in UTF-16: one byte of each pair is NUL, the other almost never.
+    return (odd.count(0) > 0.4 * len(odd) and even.count(0) < 0.1 * len(even)) or (
+        even.count(0) > 0.4 * len(even) and odd.count(0) < 0.1 * len(odd)
+    )
+
+
 def check_head(
     head: bytes, fmt: str, *, complete: bool, contract_fields: Collection[str] = ()
 ) -> None:
@@ -161,6 +175,13 @@ def check_head(
 
     `head` is the start of the decompressed content; `complete` says it is all of it.
     """
+    if _looks_utf16(head):
+        # Found by fuzzing: UTF-16 was refused with a misleading reason (no header, not
+        # an array), naming "i\x00d\x00" as the columns.
+        raise FormatError(
+            "the file is encoded in UTF-16 (or UTF-32), not UTF-8: export or save it as "
+            "UTF-8 and send it again"
+        )
     if not head.strip() or head.decode("utf-8", "replace").strip(BOM + " \t\r\n") == "":
         if complete:
             raise FormatError("the file is empty")
