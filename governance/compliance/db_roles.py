@@ -16,7 +16,8 @@ ahead by the maintenance job) usable by the app role straight away — except in
 only (a new audit log partition must never be changeable), and a new compliance model's
 table gets its UPDATE/DELETE when this is run again after its migration.
 
-Idempotent: run it again after every `migrate`.
+Idempotent: run it again after every `migrate`. On an empty database it creates the schemas
+for the owner, who may then run the first `migrate`; run it once more after that.
 """
 
 from dataclasses import dataclass, field
@@ -113,6 +114,8 @@ def _give_to_owner(cursor, owner_id) -> int:
     """The schemas and every object in them (but extensions' own) become the owner's."""
     count = 0
     for schema in SCHEMAS:
+        # On an empty database the owner can then run the very first `migrate` itself.
+        _run(cursor, "CREATE SCHEMA IF NOT EXISTS {}", sql.Identifier(schema))
         _run(cursor, "ALTER SCHEMA {} OWNER TO {}", sql.Identifier(schema), owner_id)
         count += 1
     not_from_extension = (
@@ -208,7 +211,9 @@ def _grant_schema(cursor, schema: str, owner_id, app_id) -> None:
 
 def _make_audit_log_append_only(cursor, app_id) -> int:
     """The audit log and each partition: SELECT and INSERT for the app role, nothing more."""
-    cursor.execute("SELECT relid::regclass::text FROM pg_partition_tree(%s::regclass)", [AUDIT_LOG])
+    cursor.execute(
+        "SELECT relid::regclass::text FROM pg_partition_tree(to_regclass(%s))", [AUDIT_LOG]
+    )
     relations = [name for (name,) in cursor.fetchall()]
     for name in relations:
         # regclass text is already quoted and schema-qualified.
