@@ -7,21 +7,24 @@ findings and quarantine reasons (`dashboards.models`). Lists are LIMITed and wal
 index. Where an exact number matters but could be large, it is counted up to a cap.
 """
 
+import hashlib
 import json
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
+from django.core.cache import cache
 from django.db import connection
-from django.db.models import Count, F, Q, Sum
+from django.db.models import Count, F, Max, Q, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from atlas_site.partitions import AUDIT_LOG, FACTS, PARTITIONED_TABLES, RAW_RECORDS
+from atlas_site.partitions import FACTS, PARTITIONED_TABLES, RAW_RECORDS
 from chart.models import ChartRecord, QuarantinedRecord, QuarantineStatus
 from dashboards.models import PiiFindingSummary, QuarantineReasonSummary
-from governance.archive.models import ArchivedPartition, RetentionLayer, RetentionPolicy
+from governance.archive import selectors as archive_selectors
+from governance.archive.models import ArchivedPartition, RetentionPolicy
 from governance.compliance.models import (
     AuditLog,
     ClassificationLevel,
@@ -612,61 +615,63 @@ def recent_audit(*, limit: int = 20) -> list[AuditLog]:
 
 # --- Storage ----------------------------------------------------------------------------
 
-_TABLE_OF_LAYER = {
-    RetentionLayer.EXPLORE: RAW_RECORDS,
-    RetentionLayer.NAVIGATE: FACTS,
-    RetentionLayer.COMPLIANCE: AUDIT_LOG,
-}
-
-
-def _months_before(day: date, months: int) -> date:
-    index = day.year * 12 + day.month - 1 - months
-    return date(index // 12, index % 12 + 1, 1)
+# The retention rule has one home, governance.archive.selectors; its plan reads every
+# ended partition (which datasets have rows in it), about a second on a million rows,
+# so the page shows it from the cache. The key changes with the day, the policies and
+# the archive manifests; a worker refreshes it as runs end (services.warm_archive_plan).
+ARCHIVE_PLAN_TTL = 60 * 60
 
 
 @dataclass(frozen=True)
-class ArchiveCandidate:
-    partition: PartitionInfo
-    policy: RetentionPolicy
-    cutoff: date
-    held: bool  # under legal hold: reported, never archived
+class PlannedRetirement:
+    table: str
+    partition: str
+    range_start: date
+    range_end: date
+    status: str  # due, waiting, held, archived before, restored
+    action: str  # archive or delete
+    due_on: date | None
+    rows_estimate: int
+    reason: str
 
 
-def next_to_archive(
-    *, today: date | None = None, infos: list[PartitionInfo] | None = None
-) -> list[ArchiveCandidate]:
-    """Partitions the enabled retention policies will retire, oldest first.
-
-    A partition is due once its whole range is older than the policy's `keep_months`,
-    counted from the first day of this month: with keep_months=12 on 2026-11-26,
-    partitions ending on or before 2025-11-01. DEFAULT is never retired, nor is a
-    partition already archived (and not restored). A policy scoped to one dataset
-    names the partitions holding that dataset's rows with the others'.
-    """
-    today = today or timezone.now().date()
-    infos = infos if infos is not None else partitions()
-    archived = set(
-        ArchivedPartition.objects.filter(restored_at__isnull=True).values_list(
-            "table_name", "partition_name"
-        )
+def archive_plan_key(*, today: date) -> str:
+    policies = RetentionPolicy.objects.aggregate(
+        n=Count("pk"), last=Max("pk"), changed=Max("updated_at")
     )
-    candidates = []
-    for policy in RetentionPolicy.objects.filter(enabled=True).select_related("dataset"):
-        table = _TABLE_OF_LAYER.get(policy.layer)
-        if table is None:
-            continue
-        name = f"{table.schema}.{table.name}"
-        cutoff = _months_before(today.replace(day=1), policy.keep_months)
-        for info in infos:
-            if info.table != name or info.is_default or info.range_end is None:
-                continue
-            if info.range_end > cutoff:
-                continue
-            if (name, info.name) in archived or (table.db_table, info.name) in archived:
-                continue
-            candidates.append(ArchiveCandidate(info, policy, cutoff, policy.legal_hold))
-    candidates.sort(key=lambda c: (c.partition.range_start or date.min, c.partition.table))
-    return candidates
+    manifests = ArchivedPartition.objects.aggregate(
+        n=Count("pk"), last=Max("pk"), restored=Max("restored_at")
+    )
+    version = repr((sorted(policies.items()), sorted(manifests.items())))
+    return f"dashboards:archive-plan:{today}:{hashlib.sha256(version.encode()).hexdigest()}"
+
+
+def compute_archive_plan(*, today: date) -> list[PlannedRetirement]:
+    return [
+        PlannedRetirement(
+            table=plan.table_name,
+            partition=plan.partition_name,
+            range_start=plan.partition.start,
+            range_end=plan.partition.end,
+            status=plan.status,
+            action=plan.action,
+            due_on=plan.due_on,
+            rows_estimate=plan.estimated_rows,
+            reason=plan.reason,
+        )
+        for plan in archive_selectors.next_to_archive(today=today)
+    ]
+
+
+def next_to_archive(*, today: date | None = None) -> list[PlannedRetirement]:
+    """What retention retires next (governance.archive's plan), soonest first, cached."""
+    today = today or timezone.now().date()
+    key = archive_plan_key(today=today)
+    plan = cache.get(key)
+    if plan is None:
+        plan = compute_archive_plan(today=today)
+        cache.set(key, plan, ARCHIVE_PLAN_TTL)
+    return plan
 
 
 def storage_chart(infos: list[PartitionInfo]) -> dict:

@@ -3,6 +3,7 @@
 import logging
 
 from django.db import connection, transaction
+from django.utils import timezone
 
 from chart.models import PiiFinding, QuarantinedRecord
 from dashboards.models import PiiFindingSummary, QuarantineReasonSummary, SummarisedRun
@@ -67,6 +68,24 @@ def summarise_run(*, run: Run) -> bool:
             {"run": run.pk, "day": day},
         )
     return True
+
+
+def warm_archive_plan() -> None:
+    """Compute retention's plan into the cache the Storage page reads (see selectors)."""
+    from django.core.cache import cache
+
+    from dashboards.selectors import ARCHIVE_PLAN_TTL, archive_plan_key, compute_archive_plan
+
+    today = timezone.now().date()
+    cache.set(archive_plan_key(today=today), compute_archive_plan(today=today), ARCHIVE_PLAN_TTL)
+
+
+def refresh_dashboards() -> int:
+    """What a worker does as a run ends: summarise ended runs, then warm the archive plan
+    (the run may have archived partitions, or be the first of a new day)."""
+    done = refresh_run_summaries()
+    warm_archive_plan()
+    return done
 
 
 def refresh_run_summaries(*, limit: int = SUMMARY_BATCH) -> int:

@@ -12,10 +12,10 @@ from governance.pipeline.services import ENDED, promotion_task_options
 def run_ended(sender, instance: Run, **kwargs) -> None:
     if instance.status not in ENDED or instance.dataset_id is None:
         return
-    from dashboards.tasks import refresh_run_summaries
+    from dashboards.tasks import refresh_dashboards
 
     # The summary catches up on every ended run not summarised yet, so a lost message
     # is made good by the next run's end (or `manage.py refresh_dashboards`).
     options = promotion_task_options()
     # robust: a broker hiccup here must not fail the commit of the run itself.
-    transaction.on_commit(lambda: refresh_run_summaries.apply_async(**options), robust=True)
+    transaction.on_commit(lambda: refresh_dashboards.apply_async(**options), robust=True)

@@ -5,5 +5,5 @@ from dashboards import services
 
 
 @shared_task(autoretry_for=(OperationalError, InterfaceError), retry_backoff=True, max_retries=5)
-def refresh_run_summaries() -> int:
-    return services.refresh_run_summaries()
+def refresh_dashboards() -> int:
+    return services.refresh_dashboards()

@@ -201,7 +201,7 @@ def storage(request):
         {
             "charts": [Chart("sizes", selectors.storage_chart(infos))],
             "partitions": infos,
-            "candidates": selectors.next_to_archive(infos=infos),
+            "candidates": selectors.next_to_archive(),
         },
     )
 

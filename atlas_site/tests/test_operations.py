@@ -117,11 +117,11 @@ def test_metrics_in_prometheus_text_format(client, dataset):
     broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
     try:
         with override_settings(ATLAS_PROMOTION_QUEUE=queue):
-            from dashboards.tasks import refresh_run_summaries
+            from dashboards.tasks import refresh_dashboards
 
             # No worker reads this queue: the two messages wait in Redis.
-            refresh_run_summaries.apply_async(queue=queue)
-            refresh_run_summaries.apply_async(queue=queue)
+            refresh_dashboards.apply_async(queue=queue)
+            refresh_dashboards.apply_async(queue=queue)
             response = client.get("/metrics")
     finally:
         broker.delete(queue)

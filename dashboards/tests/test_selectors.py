@@ -7,7 +7,8 @@ from django.db import connection
 from dashboards import selectors
 from dashboards.tests.conftest import analyze
 from explore.models import RawRecord
-from governance.archive.models import ArchivedPartition, RetentionPolicy
+from governance.archive import selectors as archive_selectors
+from governance.archive.models import RetentionPolicy
 
 
 def test_layer_totals_follow_the_estimates(promoted):
@@ -59,36 +60,35 @@ def test_partitions_list_ranges_and_default(db):
     }
 
 
-def test_next_to_archive_follows_the_policies(db, dataset):
+def test_next_to_archive_is_retentions_own_plan_cached(db, dataset):
     old = make_partition(date(2020, 1, 1), date(2020, 2, 1))
-    older = make_partition(date(2019, 12, 1), date(2020, 1, 1))
     today = date(2021, 2, 10)
+    assert selectors.next_to_archive(today=today) == []
     policy = RetentionPolicy.objects.create(layer="explore", keep_months=12)
-    due = [c.partition.name for c in selectors.next_to_archive(today=today)]
-    # keep 12 months from 2021-02-01: ranges ending by 2020-02-01 are due, oldest first.
-    assert due == [older, old]
-    assert not any(c.held for c in selectors.next_to_archive(today=today))
-
-    ArchivedPartition.objects.create(
-        table_name="explore.raw_record",
-        partition_name=older,
-        range_start=datetime(2019, 12, 1, tzinfo=UTC),
-        range_end=datetime(2020, 1, 1, tzinfo=UTC),
-        row_count=0,
-        byte_size=0,
-        sha256="0" * 64,
-        object_key="archive/x",
-        archived_by="test",
-    )
-    assert [c.partition.name for c in selectors.next_to_archive(today=today)] == [old]
+    # A new policy changes the cache key: the plan follows at once.
+    plan = selectors.next_to_archive(today=today)
+    own = archive_selectors.next_to_archive(today=today)
+    assert [(p.partition, p.status, p.due_on) for p in plan] == [
+        (p.partition_name, p.status, p.due_on) for p in own
+    ]
+    (entry,) = [p for p in plan if p.partition == old]
+    assert (entry.status, entry.action, entry.due_on) == ("due", "archive", date(2021, 2, 1))
+    assert entry.range_start == date(2020, 1, 1)
 
     policy.legal_hold, policy.legal_hold_reason = True, "litigation 42"
     policy.save()
-    (held,) = selectors.next_to_archive(today=today)
-    assert held.held
-    policy.enabled = False
-    policy.save()
-    assert selectors.next_to_archive(today=today) == []
+    (entry,) = [p for p in selectors.next_to_archive(today=today) if p.partition == old]
+    assert entry.status == "held" and "litigation 42" in entry.reason
+
+
+def test_a_warm_plan_is_served_from_the_cache(db, django_assert_max_num_queries):
+    make_partition(date(2020, 1, 1), date(2020, 2, 1))
+    RetentionPolicy.objects.create(layer="explore", keep_months=12)
+    today = date(2021, 2, 10)
+    selectors.next_to_archive(today=today)
+    # Only the two aggregates of the cache key; no partition is read.
+    with django_assert_max_num_queries(2):
+        assert selectors.next_to_archive(today=today)
 
 
 def test_throughput_fills_every_day(promoted):

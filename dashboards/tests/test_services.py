@@ -1,7 +1,13 @@
 """The per-run summaries: what they hold, and that a run is summarised exactly once."""
 
-from django.db.models import Sum
+import time
+import uuid
 
+import pytest
+from django.db.models import Sum
+from django.test import override_settings
+
+from atlas_site.testing.celery_worker import start_worker
 from chart.models import PiiFinding, QuarantinedRecord
 from dashboards.models import PiiFindingSummary, QuarantineReasonSummary, SummarisedRun
 from dashboards.services import refresh_run_summaries, summarise_run
@@ -41,3 +47,22 @@ def test_a_run_still_running_waits(dataset):
     assert summarise_run(run=run) is False
     assert refresh_run_summaries() == 0
     assert not SummarisedRun.objects.filter(run=run).exists()
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_a_run_ending_has_a_worker_summarise_it(dataset):
+    """The whole path: the run is saved as ended, the refresh is queued after commit, a
+    real worker picks it up from Redis and writes the summary."""
+    queue = f"dashboards-{uuid.uuid4().hex[:8]}"
+    with (
+        override_settings(ATLAS_PROMOTION_QUEUE=queue),
+        start_worker(queue=queue, extra_env={"ATLAS_PROMOTION_QUEUE": queue}),
+    ):
+        run = Run.objects.create(dataset=dataset, kind=RunKind.PROMOTE_CHART, status="running")
+        run.status = RunStatus.SUCCEEDED
+        run.save()  # autocommit: on_commit sends the task at once
+        deadline = time.monotonic() + 30
+        while not SummarisedRun.objects.filter(run=run).exists():
+            assert time.monotonic() < deadline, "the worker did not summarise the run"
+            time.sleep(0.2)

@@ -138,3 +138,20 @@ def test_a_page_needs_few_queries(client, viewer, promoted, django_assert_max_nu
     for url in PAGES:
         with django_assert_max_num_queries(40):
             client.get(url)
+
+
+def test_storage_shows_what_retention_archives_next(client, viewer):
+    from datetime import date
+
+    from dashboards.tests.test_selectors import make_partition
+    from governance.archive.models import RetentionPolicy
+
+    old = make_partition(date(2020, 1, 1), date(2020, 2, 1))
+    RetentionPolicy.objects.create(layer="explore", keep_months=12)
+    client.force_login(viewer)
+    html = client.get("/dashboards/storage/").content.decode()
+    section = re.search(r'id="next-to-archive">(.*?)</section>', html, re.S)[1]
+    assert f"explore.raw_record.{old}" in section
+    assert 'class="retention-due"' in section
+    partitions = re.search(r'id="partitions">(.*?)</section>', html, re.S)[1]
+    assert old in partitions and "DEFAULT" in partitions
