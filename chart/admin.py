@@ -151,7 +151,15 @@ class QuarantinedRecordAdmin(LargeTableAdmin, AuditedModelAdmin):
         ReasonRuleFilter,
     )
     list_select_related = ("dataset", "run", "reprocess_run")
-    raw_id_fields = ("dataset", "raw_record", "run", "resolved_by")
+    raw_id_fields = (
+        "dataset",
+        "raw_record",
+        "run",
+        "reprocess_run",
+        "chart_record",
+        "corrected_by",
+        "resolved_by",
+    )
     ordering = ("-id",)
     actions = ("reprocess_selected", "dismiss_selected")
     change_form_template = "admin/chart/quarantinedrecord/change_form.html"
