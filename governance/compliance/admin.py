@@ -20,9 +20,9 @@ from atlas_site.admin_base import (
     AuditedModelAdmin,
     LargeTableAdmin,
     ReadOnlyAdmin,
-    RecentPeriodFilter,
 )
 from chart.pii.scanner import InvalidPatternError
+from explore.admin import DateRangeFilter  # the long lists' shared date filter
 from governance.compliance.impact import preview_pattern_impact
 from governance.compliance.models import (
     AuditLog,
@@ -408,7 +408,7 @@ class AuditLogAdmin(LargeTableAdmin, ReadOnlyAdmin):
     list_display = ("at", "actor", "action", "object_type", "object_id", "object_repr")
     # The `at` ranges are constant bounds on the partition key: only the quarters in
     # range are read. No date_hierarchy: it runs a DISTINCT over every row's date.
-    list_filter = (("at", RecentPeriodFilter), "action", ObjectTypeFilter)
+    list_filter = (("at", DateRangeFilter), "action", ObjectTypeFilter)
     # Ids grow with time, and (id, at) is indexed: "newest first" without a sort.
     ordering = ("-id",)
     search_fields = ("actor", "object_id")

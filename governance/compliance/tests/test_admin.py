@@ -5,6 +5,7 @@ import pytest
 from django.contrib import admin
 from django.core.exceptions import ValidationError
 from django.urls import reverse
+from django.utils import timezone
 
 from governance.compliance.models import (
     AuditLog,
@@ -403,3 +404,22 @@ def test_a_viewer_cannot_read_the_audit_log(client, viewer, entries):
     assert client.get(reverse("admin:compliance_auditlog_changelist")).status_code == 403
     url = reverse("admin:compliance_auditlog_change", args=[entries[0].pk])
     assert client.get(url).status_code == 403
+
+
+@pytest.mark.django_db
+def test_a_typed_range_on_the_audit_log_reads_only_its_quarter(client, steward, entries):
+    from atlas_site.partitions import AUDIT_LOG, existing_partitions
+
+    client.force_login(steward)
+    today = timezone.localdate()
+    start = AUDIT_LOG.period_start(today)
+    response = client.get(
+        reverse("admin:compliance_auditlog_changelist"),
+        {"at__gte": str(start), "at__lt": str(AUDIT_LOG.shift(start, 1))},
+    )
+    assert response.status_code == 200
+    assert set(entries) <= set(response.context["cl"].result_list)
+    plan = response.context["cl"].queryset.explain()
+    assert {name for name in existing_partitions(AUDIT_LOG) if name in plan} == {
+        AUDIT_LOG.partition_name(start)
+    }
