@@ -2,12 +2,14 @@ from decimal import Decimal
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.db import models
 from django.db.models import Sum
 from django.forms import BaseModelFormSet
 from django.http import HttpResponseNotAllowed, HttpResponseRedirect, JsonResponse
 from django.urls import path
 
 from atlas_site.admin_base import AuditedModelAdmin, LargeTableAdmin, ReadOnlyAdmin
+from atlas_site.forms import BoundedJSONField
 from governance.quality.models import CheckResult, QualityDimension, QualityRule, QualityScore
 from governance.quality.services import preview_weights, set_weights, validate_weights
 
@@ -106,6 +108,8 @@ class QualityDimensionAdmin(AuditedModelAdmin):
 
 @admin.register(QualityRule)
 class QualityRuleAdmin(AuditedModelAdmin):
+    # Parameters deeper than any rule needs are refused with a form error, not a 500.
+    formfield_overrides = {models.JSONField: {"form_class": BoundedJSONField}}
     list_display = ("dataset", "field_name", "kind", "dimension", "origin", "is_active")
     list_filter = ("is_active", "dimension", "kind", "origin", "dataset")
     list_select_related = ("dataset", "dimension")
