@@ -59,6 +59,17 @@ def wait_for_run(run_id: int, timeout: float = 60) -> Run:
     pytest.fail(f"run {run_id} did not end within {timeout} s: {Run.objects.get(pk=run_id)}")
 
 
+def wait_for_navigate_run(dataset, timeout: float = 30) -> Run:
+    """The navigate run a chart run queues: it is made just after the chart run ends."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run = Run.objects.filter(dataset=dataset, kind=RunKind.PROMOTE_NAVIGATE).first()
+        if run is not None:
+            return wait_for_run(run.pk)
+        time.sleep(0.1)
+    pytest.fail(f"no navigate run of {dataset.slug} within {timeout} s")
+
+
 def assert_exactly_once(dataset) -> None:
     """Every raw record of the dataset is in chart or in quarantine, once, never in both."""
     raw_ids = list(RawRecord.objects.filter(dataset=dataset).values_list("id", flat=True))
@@ -118,8 +129,7 @@ def test_request_promotion_runs_to_chart_and_on_to_navigate(promotion_queue, cus
     assert chart_run.detail["chunks"] == 4  # 181 records in chunks of 50
     assert_exactly_once(customers)
 
-    navigate_run = Run.objects.get(dataset=customers, kind=RunKind.PROMOTE_NAVIGATE)
-    navigate_run = wait_for_run(navigate_run.pk)
+    navigate_run = wait_for_navigate_run(customers)
     assert navigate_run.status == RunStatus.SUCCEEDED, navigate_run.error
     assert navigate_run.triggered_by == f"run {chart_run.pk}"
     facts = Fact.objects.filter(metric=metric)
