@@ -202,3 +202,34 @@ def test_deeply_nested_rule_parameters_are_a_form_error(client, superuser, custo
             response.content.decode()
         )
     assert not QualityRule.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("parameters", "outcome"),
+    [("", {}), ("null", {}), ("[1]", "Parameters are a JSON object"), ('"x"', "a JSON object")],
+)
+def test_rule_parameters_left_empty_are_none_and_must_be_an_object(
+    client, superuser, customers, parameters, outcome
+):
+    """Found by fuzzing: an empty Parameters box (or null) answered 500 (NOT NULL column)."""
+    from governance.quality.models import QualityDimension
+
+    client.force_login(superuser)
+    response = client.post(
+        "/admin/quality/qualityrule/add/",
+        {
+            "dataset": customers.pk,
+            "field_name": "id",
+            "dimension": QualityDimension.objects.get(code="completeness").pk,
+            "kind": "not_null",
+            "parameters": parameters,
+            "origin": "steward",
+        },
+    )
+    if isinstance(outcome, dict):
+        assert response.status_code == 302
+        assert QualityRule.objects.get().parameters == outcome
+    else:
+        assert response.status_code == 200
+        assert outcome in response.content.decode()
+        assert not QualityRule.objects.exists()

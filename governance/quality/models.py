@@ -81,14 +81,22 @@ class QualityRule(models.Model):
         return f"{self.dataset_id}.{self.field_name or '*'} {self.kind}"
 
     def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
         from governance.quality.rules import DIMENSION_OF_KIND, validate_steward_rule
 
+        # Found by fuzzing: an empty box (or JSON null) reached the NOT NULL column as
+        # NULL and the admin answered 500. No parameters is {}; anything else an object.
+        if self.parameters is None:
+            self.parameters = {}
+        elif not isinstance(self.parameters, dict):
+            raise ValidationError(
+                {"parameters": 'Parameters are a JSON object, e.g. {} or {"min": 0}.'}
+            )
         if self.origin == RuleOrigin.STEWARD and self.dataset_id:
             validate_steward_rule(self)
         expected = DIMENSION_OF_KIND.get(self.kind)
         if expected and self.dimension_id and self.dimension.code != expected:
-            from django.core.exceptions import ValidationError
-
             raise ValidationError(
                 {"dimension": f"a {self.kind} rule measures {expected}, not {self.dimension.code}"}
             )
