@@ -3,7 +3,6 @@
 import logging
 
 from django.db import connection, transaction
-from django.utils import timezone
 
 from chart.models import PiiFinding, QuarantinedRecord
 from dashboards.models import PiiFindingSummary, QuarantineReasonSummary, SummarisedRun
@@ -71,13 +70,14 @@ def summarise_run(*, run: Run) -> bool:
 
 
 def warm_archive_plan() -> None:
-    """Compute retention's plan into the cache the Storage page reads (see selectors)."""
-    from django.core.cache import cache
+    """Have retention's plan in the cache the Storage page reads (see selectors).
 
-    from dashboards.selectors import ARCHIVE_PLAN_TTL, archive_plan_key, compute_archive_plan
+    Runs may end every few seconds: the plan is computed only when the one in force
+    (this day, these policies and manifests) is not cached yet.
+    """
+    from dashboards.selectors import next_to_archive
 
-    today = timezone.now().date()
-    cache.set(archive_plan_key(today=today), compute_archive_plan(today=today), ARCHIVE_PLAN_TTL)
+    next_to_archive()
 
 
 def refresh_dashboards() -> int:
