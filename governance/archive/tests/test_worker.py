@@ -78,16 +78,25 @@ def test_worker_killed_mid_archive_then_redelivered_loses_and_duplicates_nothing
 
     first = spawn_worker(queue=queue, log_path=tmp_path / "first.log", extra_env=env)
     second = None
+    # `reader` holds the lock; `observer` watches (autocommit: pg_stat_activity is read
+    # once per transaction, so a poll inside one transaction would never see a change).
     reader = psycopg.connect(database_url(database), autocommit=False)
+    observer = psycopg.connect(database_url(database), autocommit=True)
     try:
         first.wait_ready()
         reader.execute('LOCK TABLE "explore"."raw_record" IN ACCESS SHARE MODE')
         run = services.request_retention(triggered_by="test")
 
         def waiting_backend():
-            row = reader.execute(
-                "SELECT pid FROM pg_locks WHERE NOT granted "
-                'AND relation = \'"explore"."raw_record"\'::regclass'
+            # The worker's connection: it holds the retention run's advisory lock and
+            # waits for a lock on raw_record.
+            row = observer.execute(
+                "SELECT waiting.pid FROM pg_locks waiting JOIN pg_locks advisory "
+                "ON advisory.pid = waiting.pid AND advisory.locktype = 'advisory' "
+                "AND advisory.classid = %s AND advisory.objid = %s AND advisory.granted "
+                "WHERE NOT waiting.granted "
+                'AND waiting.relation = \'"explore"."raw_record"\'::regclass',
+                list(services.RETENTION_LOCK),
             ).fetchone()
             return row and row[0]
 
@@ -102,14 +111,13 @@ def test_worker_killed_mid_archive_then_redelivered_loses_and_duplicates_nothing
         reader.rollback()  # release the lock: the orphaned backend finds its client gone
         wait_for(
             lambda: (
-                not reader.execute(
+                not observer.execute(
                     "SELECT 1 FROM pg_stat_activity WHERE pid = %s", [stuck]
                 ).fetchone()
             ),
             "the killed worker's backend ending",
             first,
         )
-        reader.rollback()
         # Rolled back whole: every row is still in the partition; only an object is left.
         assert old_partition in existing_partitions(RAW_RECORDS)
         assert raw_rows_of(OLD_MONTH) == original
@@ -136,6 +144,7 @@ def test_worker_killed_mid_archive_then_redelivered_loses_and_duplicates_nothing
         )
     finally:
         reader.close()
+        observer.close()
         first.kill()
         if second is not None:
             second.stop()
