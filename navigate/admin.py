@@ -1,7 +1,7 @@
 from django.contrib import admin
 
 from atlas_site.admin_base import AuditedModelAdmin, LargeTableAdmin, ReadOnlyAdmin
-from explore.admin import DateRangeFilter
+from atlas_site.admin_filters import DateRangeFilter
 from navigate.models import Fact, MetricDefinition
 
 

@@ -21,8 +21,8 @@ from atlas_site.admin_base import (
     LargeTableAdmin,
     ReadOnlyAdmin,
 )
+from atlas_site.admin_filters import DateRangeFilter
 from chart.pii.scanner import InvalidPatternError
-from explore.admin import DateRangeFilter  # the long lists' shared date filter
 from governance.compliance.impact import preview_pattern_impact
 from governance.compliance.models import (
     AuditLog,
