@@ -16,10 +16,11 @@ _current_origin: ContextVar[Origin] = ContextVar("atlas_audit_origin", default=_
 
 
 def client_address(request) -> str | None:
-    # Behind the docker-compose/production proxy the first X-Forwarded-For hop is the client.
-    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-    address = forwarded.split(",")[0].strip() or request.META.get("REMOTE_ADDR")
-    return address or None
+    # The address login throttling counts: X-Forwarded-For only as far as the trusted
+    # proxies (ATLAS_TRUSTED_PROXIES) vouch for it, never the client's own word.
+    from atlas_site.security import client_ip
+
+    return client_ip(request)
 
 
 @contextmanager
