@@ -1,9 +1,11 @@
 """Settings shared by every environment; whatever is deployment-specific comes from it."""
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from django.utils.csp import CSP
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -40,6 +42,9 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django.contrib.postgres",
+    # Login throttling. Before the Atlas apps: its signal receivers then run before the
+    # audit log's, which reads the failure count axes has just put on the request.
+    "axes",
     # The seven schemas: three data layers, four governance areas.
     "explore",
     "chart",
@@ -48,18 +53,26 @@ INSTALLED_APPS = [
     "governance.quality",
     "governance.compliance",
     "governance.archive",
+    # Read-only pages for every role, outside the admin.
+    "dashboards",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # The Content-Security-Policy header on every response (SECURE_CSP below).
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Ends a session ATLAS_SESSION_MAX_AGE after its login, however active it is.
+    "atlas_site.security.AbsoluteSessionTimeoutMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "governance.compliance.middleware.AuditContextMiddleware",
+    # Last, as django-axes asks: turns a locked-out login into the lockout response.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "atlas_site.urls"
@@ -75,6 +88,8 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                # {{ csp_nonce }} for the rare <script>/<style> that needs one.
+                "django.template.context_processors.csp",
             ],
         },
     },
@@ -171,12 +186,24 @@ CELERY_TASK_TIME_LIMIT = int(env("CELERY_TASK_TIME_LIMIT", "3300"))
 CELERY_BROKER_VISIBILITY_TIMEOUT = int(env("CELERY_BROKER_VISIBILITY_TIMEOUT", "3600"))
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_BROKER_VISIBILITY_TIMEOUT}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A lost broker connection is retried for as long as it takes (Celery stops after 100
+# attempts by default): a worker outlives a Redis outage and resumes when it is back.
+CELERY_BROKER_CONNECTION_RETRY = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+# A task whose worker died under it this many times is set aside as a dead letter
+# (governance.pipeline.dead_letters) instead of being delivered again forever.
+ATLAS_MAX_DELIVERIES = int(env("ATLAS_MAX_DELIVERIES", "3"))
 CELERY_BEAT_SCHEDULE = {
     # One tick a minute; each dataset's own cron schedule (in the catalog) decides.
     "pipeline-tick": {"task": "governance.pipeline.tasks.tick", "schedule": 60},
     "ensure-partitions": {
         "task": "governance.archive.tasks.ensure_partitions",
         "schedule": 6 * 60 * 60,
+    },
+    # Retention: archive (or drop) the partitions the policies have expired.
+    "apply-retention": {
+        "task": "governance.archive.tasks.schedule_retention",
+        "schedule": 24 * 60 * 60,
     },
 }
 
@@ -187,6 +214,16 @@ ATLAS_PARTITIONS_AHEAD = {
     "years": int(env("ATLAS_PARTITIONS_AHEAD_YEARS", "2")),
     "quarters": int(env("ATLAS_PARTITIONS_AHEAD_QUARTERS", "2")),
 }
+# Retention and archive (governance.archive). Celery queue of the partition-DDL tasks
+# (upkeep, retention, restore): point it at a worker that connects with the owner role
+# when the app's role may not alter tables; empty: the default queue.
+ATLAS_MAINTENANCE_QUEUE = env("ATLAS_MAINTENANCE_QUEUE")
+if ATLAS_MAINTENANCE_QUEUE:  # beat's sends too
+    CELERY_TASK_ROUTES = {"governance.archive.tasks.*": {"queue": ATLAS_MAINTENANCE_QUEUE}}
+# How long an archive or upkeep waits for a table lock before giving up (nothing dropped).
+ATLAS_ARCHIVE_LOCK_TIMEOUT = env("ATLAS_ARCHIVE_LOCK_TIMEOUT", "60s")
+# A restored partition is left alone by retention for this many days, then archived again.
+ATLAS_ARCHIVE_RESTORED_KEEP_DAYS = int(env("ATLAS_ARCHIVE_RESTORED_KEEP_DAYS", "30"))
 
 LOGGING = {
     "version": 1,
@@ -194,6 +231,8 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
+    # axes logs every login at INFO; the audit log keeps them. Failures stay at WARNING.
+    "loggers": {"axes": {"level": "WARNING"}},
 }
 
 # --- Ingestion ------------------------------------------------------------------------
@@ -214,3 +253,53 @@ ATLAS_INGEST_QUEUE = env("ATLAS_INGEST_QUEUE")
 ATLAS_PROMOTION_QUEUE = env("ATLAS_PROMOTION_QUEUE")
 # Raw records claimed per chunk; each chunk commits in its own transaction.
 ATLAS_PROMOTION_CHUNK_SIZE = int(env("ATLAS_PROMOTION_CHUNK_SIZE", "5000"))
+
+# --- Security: login throttling, sessions, Content Security Policy -----------------------
+# django-axes counts failed logins per client address (admin form and API tokens alike) and
+# refuses that address for AXES_COOLOFF_TIME after AXES_FAILURE_LIMIT failures: a cool-off,
+# never a permanent lock. Its tables live in the public schema, beside Django's auth tables.
+AUTHENTICATION_BACKENDS = [
+    "atlas_site.security.ThrottledAuthenticationBackend",  # first: refuses locked-out clients
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = int(env("AXES_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = timedelta(minutes=float(env("AXES_COOLOFF_MINUTES", "15")))
+AXES_LOCKOUT_PARAMETERS = ["ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_HTTP_RESPONSE_CODE = 429
+# A JSON answer for the API, the admin's own page otherwise.
+AXES_LOCKOUT_CALLABLE = "atlas_site.security.lockout_response"
+# The address a client is counted under: REMOTE_ADDR, or behind ATLAS_TRUSTED_PROXIES
+# proxies the X-Forwarded-For hop the outermost of them saw (a client cannot forge it).
+AXES_CLIENT_IP_CALLABLE = "atlas_site.security.client_ip"
+ATLAS_TRUSTED_PROXIES = int(env("ATLAS_TRUSTED_PROXIES", "0"))
+# The audit log keeps who logged in and out; axes' own access log would only repeat it.
+AXES_DISABLE_ACCESS_LOG = True
+# No axes pages in the admin: a lock ends by itself; an operator can lift one early with
+# `manage.py axes_reset_ip <address>`.
+AXES_ENABLE_ADMIN = False
+
+# Sessions rotate their key at login (django.contrib.auth.login) and are flushed at logout.
+# Idle timeout: a session unused for SESSION_COOKIE_AGE ends (every request renews it).
+SESSION_COOKIE_AGE = int(env("SESSION_COOKIE_AGE", str(30 * 60)))
+SESSION_SAVE_EVERY_REQUEST = True
+# Absolute timeout: a session ends this long after its login, however active
+# (atlas_site.security.AbsoluteSessionTimeoutMiddleware).
+ATLAS_SESSION_MAX_AGE = int(env("ATLAS_SESSION_MAX_AGE", str(12 * 60 * 60)))
+SESSION_COOKIE_SAMESITE = "Lax"
+
+# Content Security Policy, enforced in every environment so that the test suite (and a
+# browser test listening for violations) proves the admin and dashboards work under it:
+# scripts and styles only from our own static files, no inline code, no eval.
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF, CSP.NONCE],
+    "style-src": [CSP.SELF, CSP.NONCE],
+    "img-src": [CSP.SELF, "data:"],
+    "font-src": [CSP.SELF],
+    "connect-src": [CSP.SELF],
+    "object-src": [CSP.NONE],
+    "base-uri": [CSP.SELF],
+    "form-action": [CSP.SELF],
+    "frame-ancestors": [CSP.NONE],
+}
