@@ -126,7 +126,17 @@ def parse_header(header_line: str) -> tuple[list[str], str]:
             "the first line is empty: a CSV file starts with a header row naming its columns"
         )
     delimiter = csv_delimiter(line)
-    names = [name.strip() for name in next(csv.reader([line], delimiter=delimiter))]
+    try:
+        names = [name.strip() for name in next(csv.reader([line], delimiter=delimiter))]
+    except csv.Error as exc:
+        # Found by fuzzing (a 500): a carriage return inside the header row, e.g. a file
+        # whose lines end with CR alone.
+        if "\r" in line:
+            raise FormatError(
+                "the header row holds a carriage return (CR) that does not end a line: "
+                "lines must end with LF or CR LF"
+            ) from None
+        raise FormatError(f"the header row cannot be read as CSV: {exc}") from None
     for position, name in enumerate(names, start=1):
         if not name:
             raise FormatError(f"the header's column {position} has no name")

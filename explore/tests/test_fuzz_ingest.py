@@ -151,6 +151,16 @@ def test_odd_encodings_land_or_say_which_byte(customers):
     ]
 
 
+@pytest.mark.parametrize("content", [b"id\r,", b"id,name\r1,Ann\r2,Bob\r"])
+def test_a_carriage_return_inside_the_header_is_refused_clearly(customers, content):
+    """Found by fuzzing: a CR that does not end the header line answered 500."""
+    with pytest.raises(services.IngestError, match=r"carriage return \(CR\)"):
+        services.store_upload(
+            dataset=customers, file=io.BytesIO(content), filename="cr.csv", actor="fuzz"
+        )
+    assert not LandingBatch.objects.exists()
+
+
 # --- The same through the admin upload page and the API ---------------------------------------
 
 
