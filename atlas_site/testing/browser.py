@@ -72,3 +72,11 @@ def screenshot(page):
         return path
 
     return _screenshot
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items):
+    """Browser tests run last: the live server they start is a thread that lives until
+    the session ends, and the promotion's evaluation pool forks; a fork taken while
+    another thread holds a lock can deadlock the child."""
+    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
