@@ -39,6 +39,7 @@ from django.db import IntegrityError, InterfaceError, OperationalError, connecti
 from django.utils import timezone
 from django.utils.text import get_valid_filename
 
+from atlas_site import advisory_locks
 from atlas_site.schemas import sql_name
 from explore import parsers
 from explore.copy_writer import CopyResult, copy_records
@@ -52,10 +53,6 @@ logger = logging.getLogger(__name__)
 
 GZIP_MAGIC = b"\x1f\x8b"
 READ_BYTES = 1 << 20
-# pg_try_advisory_lock(namespace, batch id): one loader per batch.
-LOAD_LOCK_NAMESPACE = 7310
-# pg_advisory_xact_lock(namespace, dataset id): loads of one dataset commit one by one.
-DATASET_LOAD_LOCK_NAMESPACE = 7311
 PROGRESS_KEY = "explore:batch-progress:{}"
 
 
@@ -342,35 +339,6 @@ def _clear_progress(batch_id: int) -> None:
         logger.warning("could not clear the progress of batch %s", batch_id, exc_info=True)
 
 
-class _BatchLock:
-    """Session advisory lock on a batch; a dead worker's closed connection releases it."""
-
-    def __init__(self, batch_id: int):
-        self.batch_id = batch_id
-        self.acquired = False
-
-    def __enter__(self) -> bool:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT pg_try_advisory_lock(%s, %s)", [LOAD_LOCK_NAMESPACE, self.batch_id]
-            )
-            self.acquired = cursor.fetchone()[0]
-        return self.acquired
-
-    def __exit__(self, *exc_info) -> None:
-        if not self.acquired:
-            return
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    "SELECT pg_advisory_unlock(%s, %s)", [LOAD_LOCK_NAMESPACE, self.batch_id]
-                )
-        except Exception:
-            # The connection is gone (the error being raised says why), and the lock
-            # with it: PostgreSQL frees a session's locks when the session ends.
-            logger.warning("could not release the load lock of batch %s", self.batch_id)
-
-
 def _failure_reason(exc: BaseException) -> str:
     if isinstance(exc, (gzip.BadGzipFile, zlib.error, EOFError)):
         return f"the gzip data is corrupt or truncated: {exc}"
@@ -390,7 +358,8 @@ def load_batch(*, batch_id: int, triggered_by: str = "celery") -> Run | None:
     already loaded (a re-delivered task), failed (retry_batch queues it again) or gone.
     A load that fails marks the batch failed with the reason; the stored file stays.
     """
-    with _BatchLock(batch_id) as locked:
+    # One loader per batch; a dead worker's closed connection releases it.
+    with advisory_locks.try_session_lock(advisory_locks.LOAD_BATCH, batch_id) as locked:
         if not locked:
             logger.info("batch %s is being loaded by another worker", batch_id)
             return None
@@ -476,7 +445,7 @@ def _copy_batch(batch: LandingBatch, run: Run) -> dict:
             # (a row can never appear below a watermark that already passed it).
             cursor.execute(
                 "SELECT pg_advisory_xact_lock(%s, %s)",
-                [DATASET_LOAD_LOCK_NAMESPACE, batch.dataset_id],
+                [advisory_locks.LOAD_DATASET, batch.dataset_id],
             )
             # One transaction holds every row, so a crash keeps none. Rows can only
             # be here if they committed with 'loaded'; the delete makes "exactly

@@ -337,12 +337,12 @@ def test_stalled_work_is_sent_again_once_per_period(dataset, settings, monkeypat
 
     from django.db import connections
 
-    from governance.pipeline.services import RUN_LOCK_NAMESPACE
+    from atlas_site.advisory_locks import RUN
 
     holder = connections.create_connection("default")  # a live worker holds its run's lock
     try:
         with holder.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_lock(%s, %s)", [RUN_LOCK_NAMESPACE, alive.pk])
+            cursor.execute("SELECT pg_advisory_lock(%s, %s)", [RUN, alive.pk])
         from django.db import transaction
 
         with transaction.atomic():

@@ -9,6 +9,7 @@ from django.core.cache import cache
 from django.core.files.storage import default_storage
 from django.db import connection
 
+from atlas_site import advisory_locks
 from explore import copy_writer, services
 from explore.models import BatchStatus, LandingBatch, RawRecord
 from explore.tests.conftest import gz, raw_rows, store
@@ -203,9 +204,7 @@ def test_a_batch_another_worker_is_loading_is_left_to_it(customers):
     other = connections.create_connection("default")
     try:
         with other.cursor() as cursor:
-            cursor.execute(
-                "SELECT pg_advisory_lock(%s, %s)", [services.LOAD_LOCK_NAMESPACE, batch.pk]
-            )
+            cursor.execute("SELECT pg_advisory_lock(%s, %s)", [advisory_locks.LOAD_BATCH, batch.pk])
         assert services.load_batch(batch_id=batch.pk) is None
         batch.refresh_from_db()
         assert batch.status == BatchStatus.STORED

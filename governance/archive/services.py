@@ -37,6 +37,7 @@ from django.db.models.expressions import RawSQL
 from django.utils import timezone
 from psycopg.types.json import Jsonb
 
+from atlas_site import advisory_locks
 from atlas_site.partitions import (
     MONTH,
     PARTITIONED_TABLES,
@@ -61,9 +62,8 @@ from governance.pipeline.services import ENDED, create_run, finish_run, run_lock
 SCHEDULE_ACTOR = "retention schedule"
 UPKEEP_ACTOR = "partition upkeep"
 ARCHIVE_PREFIX = "archive"
-# pg_advisory_lock keys: one retention run at a time; one DDL transaction per table.
-RETENTION_LOCK = (7310, 0)
-TABLE_LOCK_NAMESPACE = 7311
+# The retention run's advisory lock: one at a time.
+RETENTION_LOCK = (advisory_locks.RETENTION, 0)
 READ_CHUNK = 1024 * 1024
 # gzip's own default (6): level 9 took twice as long for the same size (bench/archive.py).
 COMPRESS_LEVEL = 6
@@ -85,7 +85,7 @@ def _lock_table(cursor, table: PartitionedTable) -> None:
     """Serialise partition DDL on one table (this transaction); bound lock waits."""
     cursor.execute(
         "SELECT pg_advisory_xact_lock(%s, %s)",
-        [TABLE_LOCK_NAMESPACE, PARTITIONED_TABLES.index(table)],
+        [advisory_locks.PARTITION_DDL, PARTITIONED_TABLES.index(table)],
     )
     cursor.execute(
         "SELECT set_config('lock_timeout', %s, true)", [settings.ATLAS_ARCHIVE_LOCK_TIMEOUT]
@@ -473,15 +473,8 @@ def request_retention(*, triggered_by: str, actor=None) -> Run:
 @contextmanager
 def _retention_lock() -> Iterator[bool]:
     """A session lock: one retention run at a time; a killed worker's closes with it."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", list(RETENTION_LOCK))
-        acquired = cursor.fetchone()[0]
-    try:
+    with advisory_locks.try_session_lock(*RETENTION_LOCK) as acquired:
         yield acquired
-    finally:
-        if acquired:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", list(RETENTION_LOCK))
 
 
 def apply_retention(*, run: Run, today: date | None = None) -> Run:

@@ -6,10 +6,11 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from atlas_site import advisory_locks
 from governance.compliance.models import AuditAction
 from governance.compliance.services import record_audit
 from governance.pipeline.models import Dataset, Layer, Run, RunKind, RunStatus
@@ -32,28 +33,20 @@ def create_run(
 
 
 # pg_advisory_lock(namespace, dataset id): one promotion per dataset and layer.
-LOCK_NAMESPACE = {Layer.CHART: 7301, Layer.NAVIGATE: 7302}
-RUN_LOCK_NAMESPACE = 7303
+LOCK_NAMESPACE = {
+    Layer.CHART: advisory_locks.PROMOTE_CHART,
+    Layer.NAVIGATE: advisory_locks.PROMOTE_NAVIGATE,
+}
 
 
 @contextmanager
 def promotion_lock(dataset: Dataset, layer: str):
     """Hold a session advisory lock for this dataset's promotion into `layer`.
 
-    Yields False when another worker holds it. A killed worker's connection closes,
-    which releases its lock, so a crash never leaves a dataset locked.
+    Yields False when another worker holds it; a crash never leaves a dataset locked.
     """
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [LOCK_NAMESPACE[layer], dataset.pk])
-        acquired = cursor.fetchone()[0]
-    try:
+    with advisory_locks.try_session_lock(LOCK_NAMESPACE[layer], dataset.pk) as acquired:
         yield acquired
-    finally:
-        if acquired:
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    "SELECT pg_advisory_unlock(%s, %s)", [LOCK_NAMESPACE[layer], dataset.pk]
-                )
 
 
 ENDED = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.SKIPPED)
@@ -66,15 +59,8 @@ def run_lock(run: Run):
     A task may be delivered twice: the delivery that holds this lock is the only one
     that may start, skip or finish the run.
     """
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [RUN_LOCK_NAMESPACE, run.pk])
-        acquired = cursor.fetchone()[0]
-    try:
+    with advisory_locks.try_session_lock(advisory_locks.RUN, run.pk) as acquired:
         yield acquired
-    finally:
-        if acquired:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [RUN_LOCK_NAMESPACE, run.pk])
 
 
 def skip_run(run: Run, reason: str) -> Run:
@@ -230,17 +216,6 @@ STALLED_AFTER = timedelta(minutes=10)
 RESENT_KEY = "atlas:resent:{}:{}"
 
 
-def _locked(namespace: int, key: int) -> bool:
-    """Whether a session holds the advisory lock (namespace, key); taking nothing."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted "
-            "AND classid = %s AND objid = %s AND objsubid = 2)",
-            [namespace, key],
-        )
-        return cursor.fetchone()[0]
-
-
 def _first_resend(kind: str, pk: int) -> bool:
     try:
         return cache.add(RESENT_KEY.format(kind, pk), 1, timeout=STALLED_AFTER.total_seconds())
@@ -259,7 +234,7 @@ def resend_stalled_work(*, now: datetime) -> dict[str, list[int]]:
     """
     from chart.tasks import promote_to_chart
     from explore.models import BatchStatus, LandingBatch
-    from explore.services import LOAD_LOCK_NAMESPACE, queue_load
+    from explore.services import queue_load
     from navigate.tasks import promote_to_navigate
 
     before = now - STALLED_AFTER
@@ -268,7 +243,7 @@ def resend_stalled_work(*, now: datetime) -> dict[str, list[int]]:
         Q(status=BatchStatus.STORED, created_at__lt=before) | Q(status=BatchStatus.LOADING)
     ).order_by("pk")
     for pk, status in batches.values_list("pk", "status"):
-        if status == BatchStatus.LOADING and _locked(LOAD_LOCK_NAMESPACE, pk):
+        if status == BatchStatus.LOADING and advisory_locks.is_held(advisory_locks.LOAD_BATCH, pk):
             continue
         if _first_resend("batch", pk):
             queue_load(pk, via="resent")
@@ -278,7 +253,7 @@ def resend_stalled_work(*, now: datetime) -> dict[str, list[int]]:
         kind__in=[RunKind.PROMOTE_CHART, RunKind.PROMOTE_NAVIGATE],
     ).order_by("pk")
     for run in runs:
-        if run.status == RunStatus.RUNNING and _locked(RUN_LOCK_NAMESPACE, run.pk):
+        if run.status == RunStatus.RUNNING and advisory_locks.is_held(advisory_locks.RUN, run.pk):
             continue
         if not _first_resend("run", run.pk):
             continue
