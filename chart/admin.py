@@ -10,6 +10,7 @@ from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
 from atlas_site.admin_base import AuditedModelAdmin, LargeTableAdmin, LightChangeList, ReadOnlyAdmin
+from atlas_site.admin_filters import IdInputFilter
 from chart.evaluation import to_json
 from chart.models import ChartRecord, PiiFinding, QuarantinedRecord, QuarantineStatus
 from chart.reprocess import (
@@ -26,11 +27,18 @@ from governance.pipeline.models import DatasetField, Run, RunKind
 from governance.quality.models import RuleKind
 
 
+class PromotedByRunFilter(IdInputFilter):
+    # A typed run id (indexed foreign key): the records one promotion wrote.
+    title = "run id"
+    parameter_name = "run"
+    field_name = "run"
+
+
 @admin.register(ChartRecord)
 class ChartRecordAdmin(LargeTableAdmin, ReadOnlyAdmin):
     # `data` keeps restricted values encrypted; this page shows them as stored.
     list_display = ("id", "dataset", "business_key", "is_current", "run", "created_at")
-    list_filter = ("is_current", "dataset")
+    list_filter = ("is_current", "dataset", PromotedByRunFilter)
     list_select_related = ("dataset", "run")
     raw_id_fields = ("dataset", "raw_record", "superseded_by", "run")
     ordering = ("-id",)

@@ -153,3 +153,18 @@ def test_a_viewer_sees_the_record_but_may_not_act(client, viewer, quarantine):
         b"reprocess_selected"
         not in client.get(reverse("admin:chart_quarantinedrecord_changelist")).content
     )
+
+
+@pytest.mark.django_db
+def test_chart_records_filter_by_a_typed_run_id(client, superuser, customers, land):
+    land(customers, [{"id": 1, "email": "a@example.com", "tier": "gold"}])
+    run = promote_to_chart(dataset=customers, triggered_by="test")
+    client.force_login(superuser)
+    url = reverse("admin:chart_chartrecord_changelist")
+
+    listed = client.get(url, {"run": str(run.pk)})
+    assert listed.status_code == 200
+    assert listed.context["cl"].result_count == ChartRecord.objects.filter(run=run).count() == 1
+    assert client.get(url, {"run": str(run.pk + 1000)}).context["cl"].result_count == 0
+    refused = client.get(url, {"run": "abc"}, follow=True)
+    assert "is not an id" in refused.content.decode()
