@@ -60,6 +60,17 @@ def _days(since: date, until: date) -> list[date]:
     return [since + timedelta(days=n) for n in range((until - since).days + 1)]
 
 
+def _daily_chart(since: date, until: date, per_series: dict[str, dict[date, int]]) -> "TimeChart":
+    """A series per name in the given order, a point per day from since to until (0 if none)."""
+    days = _days(since, until)
+    return TimeChart(
+        labels=[d.isoformat() for d in days],
+        series=[
+            Series(name, [counts.get(d, 0) for d in days]) for name, counts in per_series.items()
+        ],
+    )
+
+
 # --- Row estimates ----------------------------------------------------------------------
 
 
@@ -281,13 +292,8 @@ def throughput(*, days: int = TREND_DAYS, today: date | None = None) -> TimeChar
     by_kind: dict[str, dict[date, int]] = defaultdict(dict)
     for row in rows:
         by_kind[row["kind"]][row["day"]] = row["rows"] or 0
-    days_list = _days(since, today)
-    return TimeChart(
-        labels=[d.isoformat() for d in days_list],
-        series=[
-            Series(str(RunKind(kind).label), [by_kind[kind].get(d, 0) for d in days_list])
-            for kind in _COUNTED_KINDS
-        ],
+    return _daily_chart(
+        since, today, {str(RunKind(kind).label): by_kind[kind] for kind in _COUNTED_KINDS}
     )
 
 
@@ -464,14 +470,7 @@ def pii_over_time(*, days: int = COMPLIANCE_DAYS, today: date | None = None) -> 
     by_type: dict[str, dict[date, int]] = defaultdict(dict)
     for row in rows:
         by_type[row["pii_type"]][row["day"]] = row["findings"]
-    days_list = _days(since, today)
-    return TimeChart(
-        labels=[d.isoformat() for d in days_list],
-        series=[
-            Series(pii_type, [counts.get(d, 0) for d in days_list])
-            for pii_type, counts in sorted(by_type.items())
-        ],
-    )
+    return _daily_chart(since, today, dict(sorted(by_type.items())))
 
 
 @dataclass(frozen=True)
@@ -552,14 +551,7 @@ def quarantine_over_time(*, days: int = COMPLIANCE_DAYS, today: date | None = No
     by_dataset: dict[str, dict[date, int]] = defaultdict(dict)
     for row in rows:
         by_dataset[row["slug"]][row["day"]] = row["rows"]
-    days_list = _days(since, today)
-    return TimeChart(
-        labels=[d.isoformat() for d in days_list],
-        series=[
-            Series(slug, [counts.get(d, 0) for d in days_list])
-            for slug, counts in sorted(by_dataset.items())
-        ],
-    )
+    return _daily_chart(since, today, dict(sorted(by_dataset.items())))
 
 
 @dataclass(frozen=True)

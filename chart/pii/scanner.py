@@ -198,7 +198,7 @@ def shipped_patterns() -> PatternSet:
     return compile_patterns(PII_PATTERNS)
 
 
-_SCAN_FIELDS = (
+SCAN_FIELDS = (
     "id",
     "name",
     "pii_type",
@@ -222,7 +222,7 @@ def load_patterns() -> PatternSet:
     """
     from governance.compliance.models import PiiPattern
 
-    rows = list(PiiPattern.objects.filter(enabled=True).order_by("id").values(*_SCAN_FIELDS))
+    rows = list(PiiPattern.objects.filter(enabled=True).order_by("id").values(*SCAN_FIELDS))
     key = tuple(
         tuple(tuple(value) if isinstance(value, list) else value for value in row.values())
         for row in rows

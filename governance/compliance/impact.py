@@ -26,7 +26,7 @@ from typing import Any
 
 from chart.models import ChartRecord, QuarantinedRecord
 from chart.pii.masking import EXCERPT_CONTEXT, masked_excerpt
-from chart.pii.scanner import Match, PatternSet, compile_pattern, scan_value
+from chart.pii.scanner import SCAN_FIELDS, Match, PatternSet, compile_pattern, scan_value
 from explore.models import RawRecord
 from governance.compliance.models import PiiPattern
 from governance.pipeline.models import Dataset, DatasetField
@@ -39,25 +39,14 @@ EXAMPLES_PER_ROW = 4
 # The id the pattern under preview carries in both scans, to tell its findings apart
 # from those of the other patterns (database ids are positive).
 PREVIEWED = -1
-# The columns the scanner reads from a PiiPattern (chart.pii.scanner._SCAN_FIELDS).
-SCAN_FIELDS = (
-    "name",
-    "pii_type",
-    "regex",
-    "validator",
-    "context_words",
-    "confidence",
-    "min_confidence",
-)
 
 SOURCE_CHART = "chart"
 SOURCE_QUARANTINE = "quarantine"
 
 
 def _spec(pattern: PiiPattern, *, pattern_id: int | None) -> dict[str, Any]:
-    spec = {name: getattr(pattern, name) for name in SCAN_FIELDS}
-    spec["id"] = pattern_id
-    return spec
+    # The scanner's own columns; the id is the preview's, not the row's.
+    return {name: pattern_id if name == "id" else getattr(pattern, name) for name in SCAN_FIELDS}
 
 
 def _pattern_sets(
