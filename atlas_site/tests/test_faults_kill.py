@@ -3,9 +3,10 @@
 explore → chart is covered where it lives (chart/tests/test_worker.py: a SIGKILL mid-run
 then Redis' redelivery, and a new request after a killed worker). Here:
 
-- ingestion: the worker is killed while its COPY is under way (progress reported, the
-  transaction not committed); a restarted worker gets the unacknowledged message back
-  from Redis and loads the batch, every line exactly once;
+- ingestion: the worker is killed with its load's rows copied and its transaction not
+  yet committed (atlas_site.testing.load_gate holds it there, so the kill does not race
+  the load); a restarted worker gets the unacknowledged message back from Redis and
+  loads the batch, every line exactly once;
 - chart → navigate: the worker is killed while its transaction holds the first metric's
   new facts and waits for the second metric's lock; the restarted worker's redelivery
   recomputes the same facts, each once.
@@ -24,7 +25,8 @@ from django.core.cache import cache
 from django.core.files.storage import default_storage
 from django.db import connection, transaction
 
-from atlas_site.testing.celery_worker import spawn_worker
+from atlas_site.testing.celery_worker import database_url, spawn_worker
+from atlas_site.testing.load_gate import load_gate
 from chart.models import ChartRecord
 from chart.services import promote_to_chart
 from explore import services as explore_services
@@ -53,7 +55,7 @@ def new_queue(name: str) -> str:
 
 # --- Ingestion ---------------------------------------------------------------------------
 
-LINES = 60_000
+LINES = 6_000
 
 
 def test_sigkill_mid_load_then_redelivery_loads_every_line_once(customers, settings, tmp_path):
@@ -70,29 +72,31 @@ def test_sigkill_mid_load_then_redelivery_loads_every_line_once(customers, setti
     second = None
     try:
         first.wait_ready()
-        with transaction.atomic():
-            batch = explore_services.store_upload(
-                dataset=customers,
-                file=io.BytesIO(content),
-                filename="customers.csv",
-                actor="tests",
-                via="cli",
-            )
-        progress_key = explore_services.PROGRESS_KEY.format(batch.pk)
-        wait_for(
-            lambda: (cache.get(progress_key) or {}).get("rows", 0) >= 1000,
-            60,
-            "the load made no progress",
-            lambda: first.log,
-        )
-        first.kill()
+        with load_gate(database_url(connection.settings_dict["NAME"]), customers.pk) as held:
+            with transaction.atomic():
+                batch = explore_services.store_upload(
+                    dataset=customers,
+                    file=io.BytesIO(content),
+                    filename="customers.csv",
+                    actor="tests",
+                    via="cli",
+                )
+            assert held.hold_before_commit() == batch.pk
+            # Every line went through COPY, in statements of 500 rows, uncommitted.
+            progress = cache.get(explore_services.PROGRESS_KEY.format(batch.pk))
+            assert progress["rows"] == LINES
+            first.kill()
 
-        # Killed mid-COPY: the load's one transaction is gone, nothing of it was kept.
-        batch.refresh_from_db()
-        assert batch.status == BatchStatus.LOADING
-        assert not RawRecord.objects.filter(batch=batch).exists()
-        killed = Run.objects.get(kind=RunKind.INGEST)
-        assert killed.status == RunStatus.RUNNING
+            # Killed before its commit: the load's one transaction keeps nothing.
+            batch.refresh_from_db()
+            assert batch.status == BatchStatus.LOADING
+            assert not RawRecord.objects.filter(batch=batch).exists()
+            killed = Run.objects.get(kind=RunKind.INGEST)
+            assert killed.status == RunStatus.RUNNING
+            # The orphaned backend holds the batch's loader lock until it notices its
+            # client is gone, which it does once it may write its update.
+            held.release()
+            held.wait_loader_gone()
 
         second = spawn_worker(
             queue=queue,

@@ -4,7 +4,10 @@ The suite's shared servers are never stopped: each test runs a private redis-ser
 a private PostgreSQL cluster (atlas_site.testing.services) holding a copy of the test
 database, a real Celery worker against them, and the producers (the same services the
 admin, the API and `manage.py ingest` call) in subprocesses with the same settings.
-/readyz is asked through Django's test client in such a subprocess too.
+/readyz is asked through Django's test client in such a subprocess too. The load "in
+flight" is held with its rows copied and its transaction open by
+atlas_site.testing.load_gate, so the outage never races a load that a fast machine
+finishes in a fraction of a second.
 """
 
 import json
@@ -21,6 +24,7 @@ from django.db import connection
 from django.utils import timezone
 
 from atlas_site.testing.celery_worker import WORKER_SETTINGS, database_url, spawn_worker
+from atlas_site.testing.load_gate import load_gate
 from atlas_site.testing.services import private_postgres, private_redis
 from explore.models import BatchStatus, LandingBatch
 from governance.pipeline.models import Layer, Run, RunKind, RunStatus
@@ -159,22 +163,21 @@ def test_redis_stopped_with_work_queued_and_in_flight_loses_nothing(stack, datas
     stack.sql("UPDATE pipeline.dataset SET auto_promote = false")
     worker = stack.worker(tmp_path, "worker")
     try:
-        # In flight: a load under way; queued: two more behind it (a solo worker).
-        batches = store_files(stack, {"big.csv": 60_000, "one.csv": 300, "two.csv": 400})
-        big = min(batches)
-        wait_for(
-            lambda: batch_statuses(stack)[big] == "loading",
-            60,
-            "no load started",
-            lambda: worker.log,
-        )
-        stack.redis.stop()
+        with load_gate(stack.postgres.url("atlas"), dataset.pk) as gate:
+            # In flight: a load held before its commit; queued: two more behind it (a
+            # solo worker).
+            batches = store_files(stack, {"big.csv": 6_000, "one.csv": 300, "two.csv": 400})
+            big = gate.hold_before_commit()
+            assert big == min(batches)
+            stack.redis.stop()
 
-        # Received while Redis is down: stored, its load not sent; the request still works.
-        batches |= store_files(stack, {"three.csv": 500})
-        down = readyz(stack)
-        assert down["http_status"] == 503
-        assert "broker" in down["failing"] and "database" not in down["failing"]
+            # Received while Redis is down: stored, its load not sent; the request works.
+            batches |= store_files(stack, {"three.csv": 500})
+            down = readyz(stack)
+            assert down["http_status"] == 503
+            assert "broker" in down["failing"] and "database" not in down["failing"]
+            assert batch_statuses(stack)[big] == "loading"
+            gate.release()
 
         # The load in flight commits: the database does not need Redis.
         wait_for(
@@ -220,22 +223,16 @@ def test_redis_stopped_with_work_queued_and_in_flight_loses_nothing(stack, datas
     print(f"\nredis outage: {len(batches)} batches, {rows} rows checked, none lost or doubled")
 
 
-def test_postgres_stopped_with_work_queued_and_in_flight_loses_nothing(stack, tmp_path):
+def test_postgres_stopped_with_work_queued_and_in_flight_loses_nothing(stack, dataset, tmp_path):
     # auto_promote: each load asks for explore → chart → navigate on the same worker.
-    batches = store_files(stack, {"big.csv": 40_000, "one.csv": 300, "two.csv": 400})
-    worker = stack.worker(tmp_path, "worker")  # the loads are queued; it takes them now
+    batches = store_files(stack, {"big.csv": 6_000, "one.csv": 300, "two.csv": 400})
+    worker = None
     try:
-        wait_for(
-            lambda: stack.sql(
-                "SELECT 1 FROM explore.landing_batch WHERE status = 'loading' "
-                "UNION ALL SELECT 1 FROM pipeline.run WHERE status = 'running'"
-            ),
-            60,
-            "no work in flight",
-            lambda: worker.log,
-        )
-        stack.postgres.stop()  # 'fast': sessions cut, their transactions rolled back
-
+        with load_gate(stack.postgres.url("atlas"), dataset.pk) as gate:
+            worker = stack.worker(tmp_path, "worker")  # the loads are queued; it takes them
+            # In flight: a load held with its rows copied and its transaction open.
+            gate.hold_before_commit()
+            stack.postgres.stop()  # 'fast': sessions cut, their transactions rolled back
         down = readyz(stack)
         assert down["http_status"] == 503
         assert "database" in down["failing"] and "broker" not in down["failing"]
@@ -255,7 +252,8 @@ def test_postgres_stopped_with_work_queued_and_in_flight_loses_nothing(stack, tm
         time.sleep(1)
         wait_for(all_done, 60, "the work did not end", lambda: worker.log)
     finally:
-        worker.stop()
+        if worker is not None:
+            worker.stop()
 
     rows = assert_each_line_once(stack, batches)
     # Every raw record is in chart or in quarantine exactly once.
