@@ -110,7 +110,13 @@ def land(db):
                     parse_error="" if parsed else "Expecting value: line 1 column 1 (char 0)",
                 )
             )
-        return RawRecord.objects.bulk_create(records)
+        records = RawRecord.objects.bulk_create(records)
+        # As a load leaves it: the batch's raw id range (explore.selectors.raw_records_of).
+        LandingBatch.objects.filter(pk=batch.pk).update(
+            first_raw_id=min((record.pk for record in records), default=None),
+            last_raw_id=max((record.pk for record in records), default=None),
+        )
+        return records
 
     return _land
 

@@ -4,6 +4,7 @@ from atlas_site.admin_base import LargeTableAdmin, ReadOnlyAdmin
 from atlas_site.admin_filters import DateRangeFilter, IdInputFilter
 from explore.admin_ingest import LandingBatchAdminMixin
 from explore.models import LandingBatch, RawRecord
+from explore.selectors import raw_records_of
 
 # --- Filters -----------------------------------------------------------------------------
 
@@ -19,13 +20,16 @@ class BatchFilter(IdInputFilter):
             return queryset
         if wanted < 0:
             return queryset.none()
-        batch = LandingBatch.objects.filter(pk=wanted).only("received_at").first()
+        batch = (
+            LandingBatch.objects.filter(pk=wanted)
+            .only("received_at", "first_raw_id", "last_raw_id")
+            .first()
+        )
         if batch is None:
             messages.error(request, f"There is no landing batch {wanted}.")
             return queryset.none()
-        # Every raw record of a batch carries the batch's received_at: filtering on it
-        # too reads one month's partition instead of probing every one.
-        return queryset.filter(batch_id=wanted, received_at=batch.received_at)
+        # One month's partition, along the primary key over the batch's id range.
+        return raw_records_of(batch, queryset)
 
 
 # --- Admins ------------------------------------------------------------------------------
@@ -62,15 +66,15 @@ class RawRecordAdmin(LargeTableAdmin, ReadOnlyAdmin):
 
     list_display = ("id", "received_at", "dataset", "batch", "line_number", "parse_error")
     # A received_at range reads only the months in it (partition pruning); a batch only
-    # its own month; a dataset walks the (dataset, id) index newest first.
+    # its own month's primary key over the batch's id range; a dataset walks the
+    # (dataset, id) index newest first.
     list_filter = (("received_at", DateRangeFilter), "dataset", BatchFilter)
     list_select_related = ("dataset", "batch")
     raw_id_fields = ("batch", "dataset")
     ordering = ("-id",)
 
     def get_ordering(self, request):
-        # One batch is read in line order along its (batch, line, received_at) index:
-        # "newest id first" would sort all of a large batch's rows for each page.
+        # One batch reads in line order, which is id order within a batch.
         if request.GET.get(BatchFilter.parameter_name, "").strip().isdigit():
-            return ("batch_id", "line_number", "received_at")
+            return ("id",)
         return super().get_ordering(request)

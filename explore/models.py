@@ -54,6 +54,12 @@ class LandingBatch(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     loaded_at = models.DateTimeField(null=True, blank=True)
+    # Every raw record of the batch has first_raw_id <= id <= last_raw_id (other batches'
+    # rows loaded at the same time may fall in between). Written in the load's own
+    # transaction, so a batch without them has no rows; reads of one batch walk this
+    # range of raw_record's primary key instead of an index of their own.
+    first_raw_id = models.BigIntegerField(null=True, blank=True, editable=False)
+    last_raw_id = models.BigIntegerField(null=True, blank=True, editable=False)
 
     class Meta:
         db_table = qualified(EXPLORE, "landing_batch")
@@ -79,7 +85,7 @@ class RawRecord(models.Model):
     # No database constraint and no index of their own: PostgreSQL checks a foreign key
     # row by row, which halved the COPY rate (bench/ingest.py). The only writer, the
     # loader, takes both ids from the batch row it holds claimed; deletes are refused by
-    # Django (PROTECT); lookups use the composite indexes below.
+    # Django (PROTECT); lookups use the (dataset, id) index and batch id ranges.
     batch = models.ForeignKey(
         LandingBatch,
         on_delete=models.PROTECT,
@@ -102,12 +108,12 @@ class RawRecord(models.Model):
 
     class Meta:
         db_table = qualified(EXPLORE, "raw_record")
-        ordering = ["batch", "line_number"]
-        constraints = [
-            models.UniqueConstraint(
-                fields=["batch", "line_number", "received_at"], name="raw_record_batch_line"
-            ),
-        ]
+        # A batch's lines are copied in order, so id order is line order within one.
+        ordering = ["id"]
+        # Two indexes only, each one a load maintains row by row: the primary key and
+        # (dataset, id) for promotions. A batch's rows are found through the primary key
+        # (LandingBatch.first_raw_id); each line lands once because a load is one
+        # transaction under its batch's lock (explore.services.load_batch).
         indexes = [
             models.Index(fields=["dataset", "id"], name="raw_record_dataset_id_idx"),
         ]

@@ -5,7 +5,7 @@ from typing import Any
 from django.core.cache import cache
 from django.db.models import QuerySet
 
-from explore.models import BatchStatus, LandingBatch
+from explore.models import BatchStatus, LandingBatch, RawRecord
 from governance.pipeline.models import ApiToken, Dataset, Run, RunKind
 
 INGEST_PERMISSION = "pipeline.change_dataset"
@@ -108,12 +108,27 @@ def recent_batches(*, dataset: Dataset, limit: int = 10) -> QuerySet[LandingBatc
     return LandingBatch.objects.filter(dataset=dataset).order_by("-created_at", "-pk")[:limit]
 
 
+def raw_records_of(
+    batch: LandingBatch, records: QuerySet[RawRecord] | None = None
+) -> QuerySet[RawRecord]:
+    """A batch's raw records (among `records`), read through raw_record's primary key.
+
+    Every row of a batch carries its received_at (one monthly partition) and an id in
+    the batch's range. A batch without a range has no rows, except those written
+    without the loader (test fixtures): for those the partition is scanned.
+    """
+    records = RawRecord.objects.all() if records is None else records
+    records = records.filter(batch_id=batch.pk, received_at=batch.received_at)
+    if batch.first_raw_id is not None and batch.last_raw_id is not None:
+        records = records.filter(id__gte=batch.first_raw_id, id__lte=batch.last_raw_id)
+    return records
+
+
 def failed_lines(*, batch: LandingBatch, limit: int = 20):
     """The first lines of a batch that could not be read, with their errors."""
-    from explore.models import RawRecord
-
     return (
-        RawRecord.objects.filter(batch=batch, received_at=batch.received_at, payload__isnull=True)
-        .order_by("line_number")
+        raw_records_of(batch)
+        .filter(payload__isnull=True)
+        .order_by("id")  # line order: a batch's lines are copied in order
         .values("line_number", "raw_text", "parse_error")[:limit]
     )

@@ -13,9 +13,9 @@ The path of a file:
 A load is idempotent and crash-safe. A session advisory lock makes one loader per
 batch (a killed worker's connection closes and frees it); a conditional UPDATE
 claims the batch (stored or interrupted -> loading) and must change exactly one
-row; all raw records, the counts and the 'loaded' status commit in one
-transaction. A task delivered twice, or again after its worker died mid-load,
-ends with each line exactly once.
+row; all raw records, the counts, the batch's raw id range and the 'loaded' status
+commit in one transaction. A task delivered twice, or again after its worker died
+mid-load, ends with each line exactly once.
 """
 
 import gzip
@@ -424,6 +424,13 @@ def _fail_interrupted_loads(batch: LandingBatch) -> None:
     )
 
 
+def _next_raw_id(cursor) -> int:
+    cursor.execute(
+        "SELECT nextval(pg_get_serial_sequence(%s, 'id'))", [sql_name(RawRecord._meta.db_table)]
+    )
+    return cursor.fetchone()[0]
+
+
 def _copy_batch(batch: LandingBatch, run: Run) -> dict:
     """Stream the stored file into raw records, all in one transaction."""
     started = time.monotonic()
@@ -447,15 +454,20 @@ def _copy_batch(batch: LandingBatch, run: Run) -> dict:
                 "SELECT pg_advisory_xact_lock(%s, %s)",
                 [advisory_locks.LOAD_DATASET, batch.dataset_id],
             )
-            # One transaction holds every row, so a crash keeps none. Rows can only
-            # be here if they committed with 'loaded'; the delete makes "exactly
-            # once" not depend on that.
-            cursor.execute(
-                f"DELETE FROM {sql_name(RawRecord._meta.db_table)} "
-                "WHERE batch_id = %s AND received_at = %s",
-                [batch.pk, batch.received_at],
-            )
+            # One transaction holds every row, so a crash keeps none: rows commit only
+            # with the batch's range and its 'loaded' status, and a batch is claimed
+            # only before that. Should rows of a claimed batch exist all the same, they
+            # go, so that "exactly once" does not rest on that alone.
+            if batch.first_raw_id is not None:
+                cursor.execute(
+                    f"DELETE FROM {sql_name(RawRecord._meta.db_table)} WHERE batch_id = %s "
+                    "AND received_at = %s AND id BETWEEN %s AND %s",
+                    [batch.pk, batch.received_at, batch.first_raw_id, batch.last_raw_id],
+                )
             step = RunStep.objects.create(run=run, name="copy into explore.raw_record")
+            # Ids come from one sequence: every row this load copies gets one between
+            # the two values taken around the COPY.
+            first_raw_id = _next_raw_id(cursor) + 1
             result = copy_records(
                 cursor,
                 reader,
@@ -465,10 +477,13 @@ def _copy_batch(batch: LandingBatch, run: Run) -> dict:
                 statement_rows=getattr(settings, "ATLAS_INGEST_STATEMENT_ROWS", 100_000),
                 on_progress=progress,
             )
+            last_raw_id = _next_raw_id(cursor) - 1
             seconds = time.monotonic() - started
             now = timezone.now()
             loaded = LandingBatch.objects.filter(pk=batch.pk, status=BatchStatus.LOADING).update(
                 status=BatchStatus.LOADED,
+                first_raw_id=first_raw_id,
+                last_raw_id=last_raw_id,
                 rows_total=result.rows_total,
                 rows_parsed=result.rows_parsed,
                 rows_failed=result.rows_failed,

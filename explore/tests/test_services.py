@@ -1,6 +1,7 @@
 """Storing and loading batches: what lands, what is refused, and loads that are run twice."""
 
 import hashlib
+import importlib
 import io
 import json
 
@@ -10,7 +11,7 @@ from django.core.files.storage import default_storage
 from django.db import connection
 
 from atlas_site import advisory_locks
-from explore import copy_writer, services
+from explore import copy_writer, selectors, services
 from explore.models import BatchStatus, LandingBatch, RawRecord
 from explore.tests.conftest import gz, raw_rows, store
 from governance.compliance.models import AuditLog
@@ -156,6 +157,36 @@ def test_a_redelivered_task_loads_nothing_twice(customers):
     assert RawRecord.objects.filter(batch=batch).count() == 4
     assert Run.objects.filter(kind=RunKind.INGEST).count() == 1
     assert first.status == RunStatus.SUCCEEDED
+
+
+def test_a_load_records_its_raw_id_range_and_a_batch_reads_only_its_own_rows(customers):
+    first = store(customers, CSV, "first.csv")
+    load(first)
+    ids = sorted(RawRecord.objects.filter(batch=first).values_list("id", flat=True))
+    assert (first.first_raw_id, first.last_raw_id) == (ids[0], ids[-1])
+
+    # Loads of other datasets running at the same time take ids inside a batch's range:
+    # here a second batch's rows sit inside the first's (widened) range.
+    second = store(customers, CSV.replace(b"Ann", b"Ana"), "second.csv")
+    load(second)
+    assert second.first_raw_id > first.last_raw_id
+    LandingBatch.objects.filter(pk=first.pk).update(last_raw_id=second.last_raw_id)
+    first.refresh_from_db()
+
+    assert sorted(selectors.raw_records_of(first).values_list("id", flat=True)) == ids
+    assert [line["line_number"] for line in selectors.failed_lines(batch=first)] == [3, 4]
+    assert selectors.raw_records_of(second).count() == 4
+
+
+def test_the_migration_gives_batches_loaded_before_it_their_range(customers, land):
+    fill_ranges = importlib.import_module("explore.migrations.0003_batch_raw_id_range").FILL_RANGES
+    records = land(customers, [{"id": 1}, {"id": 2}, "broken"])
+    batch = records[0].batch
+    LandingBatch.objects.filter(pk=batch.pk).update(first_raw_id=None, last_raw_id=None)
+    with connection.cursor() as cursor:
+        cursor.execute(fill_ranges)
+    batch.refresh_from_db()
+    assert (batch.first_raw_id, batch.last_raw_id) == (records[0].pk, records[-1].pk)
 
 
 class WorkerKilled(BaseException):
