@@ -102,6 +102,11 @@ def seed_records(rows: int) -> tuple[Dataset, LandingBatch]:
             """,
             [now, batch.pk, dataset.pk, rows],
         )
+        cursor.execute(  # the batch's raw id range, as a load records it
+            "UPDATE explore.landing_batch SET (first_raw_id, last_raw_id) = "
+            "(SELECT min(id), max(id) FROM explore.raw_record WHERE batch_id = %s) WHERE id = %s",
+            [batch.pk, batch.pk],
+        )
         cursor.execute(
             """
             INSERT INTO chart.chart_record
