@@ -5,13 +5,15 @@ service the API and admin use (store_upload), then times the load the Celery tas
 runs (services.load_batch), in this process, from the stored file to the commit.
 The same rows, exactly as the load wrote them, are then COPYed without any parsing
 into a bare table (the limit), into a table with raw_record's indexes and into
-raw_record itself, to show where the time goes.
+raw_record itself, to show where the time goes. The load and the bare COPY run in
+rounds, side by side (--rounds, 3 by default), and their medians are compared: the
+speed of a shared machine's CPU drifts from one minute to the next.
 
 It runs against a database of its own (DATABASE_URL, default atlas_bench), created if
 missing and migrated first:
 
     .venv/bin/python bench/ingest.py                  # 1,000,000 rows
-    .venv/bin/python bench/ingest.py --rows 200000 --quick
+    .venv/bin/python bench/ingest.py --rows 200000 --rounds 1 --quick
 
 Peak memory is the process's peak resident set (ru_maxrss), taken right after the
 load; the CSV is written and read as a stream, so it is the load's peak.
@@ -23,6 +25,7 @@ import csv
 import os
 import random
 import resource
+import statistics
 import sys
 import tempfile
 import time
@@ -114,6 +117,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--rounds", type=int, default=3, help="Rounds of load and bare COPY.")
     parser.add_argument("--quick", action="store_true", help="Skip the index breakdown.")
     parser.add_argument("--keep", action="store_true", help="Keep the loaded rows afterwards.")
     options = parser.parse_args()
@@ -147,44 +151,115 @@ def main() -> None:
         ("generate the CSV (not part of ingestion)", time.perf_counter() - started, None)
     )
 
-    dataset = Dataset.objects.create(
-        slug=f"bench-{datetime.now():%Y%m%d%H%M%S}", name="Benchmark", auto_promote=False
-    )
-    started = time.perf_counter()
-    with csv_path.open("rb") as handle:
-        batch = services.store_upload(  # not queued: the load runs here, not on a worker
-            dataset=dataset, file=handle, filename=csv_path.name, actor="bench", queue=False
-        )
-    results.append(
-        ("store_upload: checks, sha256, copy to storage", time.perf_counter() - started, None)
-    )
+    def checkpoint() -> None:
+        # Every timed step starts from the same state: no dirty pages or WAL from the
+        # steps before it, so that none pays for another's checkpoint.
+        with connection.cursor() as cursor:
+            cursor.execute("CHECKPOINT")
 
-    rss_before = rss_mb()
-    started = time.perf_counter()
-    run = services.load_batch(batch_id=batch.pk, triggered_by="bench")
-    load_seconds = time.perf_counter() - started
-    peak = peak_rss_mb()
-    batch.refresh_from_db()
-    assert run is not None and batch.status == "loaded", batch.error
-    assert batch.rows_total == options.rows, batch.rows_total
-    results.append(("load_batch: stored file -> committed raw records", load_seconds, options.rows))
-    print(f"loaded in {load_seconds:.1f} s; peak RSS {peak:.0f} MB", flush=True)
+    def forget(dataset: Dataset, batch_ids: list[int]) -> None:
+        """Delete a round's rows, batches and dataset."""
+        with connection.cursor() as cursor:
+            cursor.execute("DELETE FROM explore.raw_record WHERE batch_id = ANY(%s)", [batch_ids])
+            # Autovacuum may be off (it is on this machine): without this, every run's
+            # dead rows stay, and the next runs load into ever larger files and indexes.
+            cursor.execute("VACUUM explore.raw_record")
+        Run.objects.filter(dataset=dataset).delete()
+        LandingBatch.objects.filter(pk__in=batch_ids).delete()
+        dataset.delete()
 
-    def export_rows(batch_id: int) -> Path:
-        """The rows exactly as the load wrote them (with this batch id), in COPY format."""
-        path = workdir / f"rows-{batch_id}.copy"
-        columns = COLUMNS.replace("batch_id", f"{batch_id} AS batch_id")
+    def export_rows(source_batch_id: int, as_batch_id: int) -> Path:
+        """A batch's rows exactly as the load wrote them, under another batch id, as COPY text."""
+        path = workdir / f"rows-{as_batch_id}.copy"
+        columns = COLUMNS.replace("batch_id", f"{as_batch_id} AS batch_id")
         with connection.cursor() as cursor, path.open("wb") as out:
             query = (
                 f"COPY (SELECT {columns} FROM explore.raw_record "
-                f"WHERE batch_id = {batch.pk} ORDER BY line_number) TO STDOUT"
+                f"WHERE batch_id = {source_batch_id} ORDER BY id) TO STDOUT"
             )
             with cursor.copy(query) as copy:
                 for block in copy:
                     out.write(block)
         return path
 
-    copy_file = export_rows(batch.pk)
+    def plain_copy(table: str, ddl: str | None, rows_file: Path) -> float:
+        if ddl:
+            with connection.cursor() as cursor:
+                cursor.execute(f"DROP TABLE IF EXISTS {table}")
+                cursor.execute(ddl)
+        checkpoint()
+        begun = time.perf_counter()
+        with (
+            transaction.atomic(),
+            connection.cursor() as cursor,
+            rows_file.open("rb") as data,
+            cursor.copy(f"COPY {table} ({COLUMNS}) FROM STDIN") as copy,
+        ):
+            while block := data.read(1 << 20):
+                copy.write(block)
+        seconds = time.perf_counter() - begun
+        if ddl:
+            with connection.cursor() as cursor:
+                cursor.execute(f"DROP TABLE {table}")
+        return seconds
+
+    # Rounds of (load, bare COPY) one after the other: on a shared machine the CPU's
+    # speed drifts from minute to minute, and the medians of pairs taken side by side
+    # compare like with like.
+    loads: list[float] = []
+    bares: list[float] = []
+    copy_file = None
+    for round_number in range(1, options.rounds + 1):
+        dataset = Dataset.objects.create(
+            slug=f"bench-{datetime.now():%Y%m%d%H%M%S}-{round_number}",
+            name="Benchmark",
+            auto_promote=False,
+        )
+        started = time.perf_counter()
+        with csv_path.open("rb") as handle:
+            batch = services.store_upload(  # not queued: the load runs here, not on a worker
+                dataset=dataset, file=handle, filename=csv_path.name, actor="bench", queue=False
+            )
+        if round_number == 1:
+            results.append(
+                (
+                    "store_upload: checks, sha256, copy to storage",
+                    time.perf_counter() - started,
+                    None,
+                )
+            )
+        checkpoint()
+        rss_before = rss_mb()
+        started = time.perf_counter()
+        run = services.load_batch(batch_id=batch.pk, triggered_by="bench")
+        loads.append(time.perf_counter() - started)
+        peak = peak_rss_mb()
+        batch.refresh_from_db()
+        assert run is not None and batch.status == "loaded", batch.error
+        assert batch.rows_total == options.rows, batch.rows_total
+        if copy_file is None:
+            copy_file = export_rows(batch.pk, batch.pk)
+        bares.append(
+            plain_copy(
+                "public.bench_bare", f"CREATE TABLE public.bench_bare {TABLE_COLUMNS}", copy_file
+            )
+        )
+        print(
+            f"round {round_number}: load {loads[-1]:.1f} s, bare COPY {bares[-1]:.1f} s "
+            f"({bares[-1] / loads[-1]:.0%}); peak RSS {peak:.0f} MB",
+            flush=True,
+        )
+        if round_number < options.rounds:
+            forget(dataset, [batch.pk])
+
+    rounds = f"median of {options.rounds}" if options.rounds > 1 else "1 round"
+    results.append(
+        (
+            f"load_batch: stored file -> committed raw records ({rounds})",
+            statistics.median(loads),
+            options.rows,
+        )
+    )
 
     # Python's share alone: read, parse and format every row, sent nowhere.
     class Sink:
@@ -210,80 +285,51 @@ def main() -> None:
             options.rows,
         )
     )
-
-    def plain_copy(label: str, table: str, ddl: str | None, rows_file: Path = copy_file) -> None:
-        with connection.cursor() as cursor:
-            if ddl:
-                cursor.execute(f"DROP TABLE IF EXISTS {table}")
-                cursor.execute(ddl)
-            cursor.execute("CHECKPOINT")  # start each COPY with no dirty WAL pending
-        begun = time.perf_counter()
-        with transaction.atomic(), connection.cursor() as cursor, rows_file.open("rb") as data:
-            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-            with cursor.copy(f"COPY {table} ({COLUMNS}) FROM STDIN") as copy:
-                while block := data.read(1 << 20):
-                    copy.write(block)
-        results.append((label, time.perf_counter() - begun, options.rows))
-        print(f"{label}: {time.perf_counter() - begun:.1f} s", flush=True)
-        if ddl:
-            with connection.cursor() as cursor:
-                cursor.execute(f"DROP TABLE {table}")
-
-    like = "(LIKE explore.raw_record INCLUDING DEFAULTS INCLUDING IDENTITY INCLUDING INDEXES"
-    plain_copy(
-        "plain COPY: bare table, same columns, no index",
-        "public.bench_bare",
-        f"CREATE TABLE public.bench_bare {TABLE_COLUMNS}",
+    bare = statistics.median(bares)
+    results.append(
+        (f"plain COPY: bare table, same columns, no index ({rounds})", bare, options.rows)
     )
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_indexes "
+            "WHERE schemaname = 'explore' AND tablename = 'raw_record'"
+        )
+        indexes = f"{cursor.fetchone()[0]} indexes"
+    like = "(LIKE explore.raw_record INCLUDING DEFAULTS INCLUDING IDENTITY INCLUDING INDEXES"
     if not options.quick:
-        plain_copy(
-            "plain COPY: bare UNLOGGED table",
-            "public.bench_unlogged",
-            f"CREATE UNLOGGED TABLE public.bench_unlogged {TABLE_COLUMNS}",
-        )
-        plain_copy(
-            "plain COPY: a table with raw_record's 3 indexes",
-            "public.bench_indexes",
-            f"CREATE TABLE public.bench_indexes {like})",
-        )
+        unlogged = f"CREATE UNLOGGED TABLE public.bench_unlogged {TABLE_COLUMNS}"
+        seconds = plain_copy("public.bench_unlogged", unlogged, copy_file)
+        results.append(("plain COPY: bare UNLOGGED table", seconds, options.rows))
+        indexed = f"CREATE TABLE public.bench_indexes {like})"
+        seconds = plain_copy("public.bench_indexes", indexed, copy_file)
+        results.append((f"plain COPY: a table with raw_record's {indexes}", seconds, options.rows))
     # The real table, as the load meets it: a second batch row so that line numbers are new.
     twin = LandingBatch.objects.get(pk=batch.pk)
     twin.pk, twin.key, twin.sha256 = None, uuid.uuid4(), "0" * 64
     twin.save()
-    plain_copy(
-        "plain COPY into explore.raw_record (3 indexes)",
-        "explore.raw_record",
-        None,
-        export_rows(twin.pk),
-    )
+    seconds = plain_copy("explore.raw_record", None, export_rows(batch.pk, twin.pk))
+    results.append((f"plain COPY into explore.raw_record ({indexes})", seconds, options.rows))
 
-    bare = next(
-        seconds for label, seconds, _ in results if label.startswith("plain COPY: bare table")
-    )
     print()
     print(
         f"Ingestion benchmark: {options.rows:,} CSV rows, {size / 1e6:.1f} MB; "
         f"{os.cpu_count()} CPUs; PostgreSQL {connection.pg_version // 10000}"
     )
-    print(f"{'step':<58}{'seconds':>9}{'rows/s':>11}{'vs bare COPY':>14}")
+    print(f"{'step':<66}{'seconds':>9}{'rows/s':>11}{'vs bare COPY':>14}")
     for label, seconds, rows in results:
         rate = f"{rows / seconds:>11,.0f}" if rows else f"{'':>11}"
         ratio = f"{bare / seconds:>13.0%}" if rows else ""
-        print(f"{label:<58}{seconds:>9.1f}{rate} {ratio}")
+        print(f"{label:<66}{seconds:>9.1f}{rate} {ratio}")
+    pairs = ", ".join(f"{b / load:.0%}" for load, b in zip(loads, bares, strict=True))
+    print(f"load vs bare COPY, round by round: {pairs}; goal: >= 60%")
     print(
         f"peak RSS (ru_maxrss) after the load: {peak:.0f} MB "
         f"(RSS before it: {rss_before:.0f} MB); goal: < 300 MB"
     )
-    print(f"load rows/s from the run's own timing: {run.detail['rows_per_second']:,}")
 
     if not options.keep:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "DELETE FROM explore.raw_record WHERE batch_id IN (%s, %s)", [batch.pk, twin.pk]
-            )
-        Run.objects.filter(dataset=dataset).delete()
-        LandingBatch.objects.filter(pk__in=[batch.pk, twin.pk]).delete()
-        dataset.delete()
+        forget(dataset, [batch.pk, twin.pk])
     for path in sorted(workdir.rglob("*"), reverse=True):
         path.unlink() if path.is_file() else path.rmdir()
     workdir.rmdir()
