@@ -41,6 +41,16 @@ def _bars(chart_id: str, title: str, labels: list, series: dict, **options) -> C
     return Chart(chart_id, spec)
 
 
+def _doughnut(chart_id: str, title: str, labels: list, label: str, data: list) -> Chart:
+    spec = {
+        "type": "doughnut",
+        "title": title,
+        "labels": labels,
+        "datasets": [{"label": label, "data": data}],
+    }
+    return Chart(chart_id, spec)
+
+
 def _page(request, template: str, active: str, context: dict):
     context = {"active": active, "generated_at": timezone.now(), **context}
     return render(request, f"dashboards/{template}", context)
@@ -98,14 +108,12 @@ def quality(request):
     trends = selectors.score_trends()
     worst = selectors.worst_rules()
     charts = [
-        Chart(
+        _doughnut(
             "weights",
-            {
-                "type": "doughnut",
-                "title": "Dimension weights in force",
-                "labels": [w.code for w in weights],
-                "datasets": [{"label": "weight", "data": [float(w.weight) for w in weights]}],
-            },
+            "Dimension weights in force",
+            [w.code for w in weights],
+            "weight",
+            [float(w.weight) for w in weights],
         ),
         _bars(
             "worst",
@@ -147,14 +155,12 @@ def compliance(request):
             ),
         ),
         Chart("pii-dataset", selectors.pii_by_type_chart(by_field)),
-        Chart(
+        _doughnut(
             "levels",
-            {
-                "type": "doughnut",
-                "title": "Classified fields by level",
-                "labels": [level.level for level in levels],
-                "datasets": [{"label": "fields", "data": [len(level.fields) for level in levels]}],
-            },
+            "Classified fields by level",
+            [level.level for level in levels],
+            "fields",
+            [len(level.fields) for level in levels],
         ),
         Chart(
             "quarantine-time",

@@ -455,15 +455,8 @@ def _copy_batch(batch: LandingBatch, run: Run) -> dict:
                 [advisory_locks.LOAD_DATASET, batch.dataset_id],
             )
             # One transaction holds every row, so a crash keeps none: rows commit only
-            # with the batch's range and its 'loaded' status, and a batch is claimed
-            # only before that. Should rows of a claimed batch exist all the same, they
-            # go, so that "exactly once" does not rest on that alone.
-            if batch.first_raw_id is not None:
-                cursor.execute(
-                    f"DELETE FROM {sql_name(RawRecord._meta.db_table)} WHERE batch_id = %s "
-                    "AND received_at = %s AND id BETWEEN %s AND %s",
-                    [batch.pk, batch.received_at, batch.first_raw_id, batch.last_raw_id],
-                )
+            # with the batch's range and its 'loaded' status, nothing turns a loaded
+            # batch back, and only a stored or loading one is claimed: it has no rows.
             step = RunStep.objects.create(run=run, name="copy into explore.raw_record")
             # Ids come from one sequence: every row this load copies gets one between
             # the two values taken around the COPY.
