@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from chart.pii.labelled import (
+from governance.compliance.pii.labelled import (
     DEFAULT_SEED,
     DEFAULT_SIZE,
     PII_TYPES,
@@ -28,7 +28,7 @@ from chart.pii.labelled import (
     labelled_values,
     realistic_records,
 )
-from chart.pii.scanner import PatternSet, compile_patterns, scan_record, scan_value
+from governance.compliance.pii.scanner import PatternSet, compile_patterns, scan_record, scan_value
 
 GOAL = 0.99
 GOAL_TYPES = {"email", "payment_card", "iban", "us_ssn", "ipv4", "ipv6"}

@@ -40,8 +40,8 @@ django.setup()
 from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 
-from chart.pii import labelled  # noqa: E402
-from chart.pii.scanner import load_patterns, scan_value  # noqa: E402
+from governance.compliance.pii import labelled  # noqa: E402
+from governance.compliance.pii.scanner import load_patterns, scan_value  # noqa: E402
 
 SEED = 20261126
 COUNTRIES = ["DE", "FR", "GB", "NL", "US", "ES", "IT", "PL"]

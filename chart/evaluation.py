@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from chart.contract import CheckedRecord, CompiledContract
-from chart.encryption import Keyring, field_context
-from chart.pii.masking import mask, mask_pii, masked_excerpt
-from chart.pii.scanner import Match, PatternSet, scan_value
+from governance.compliance.keys import Keyring, field_context
 from governance.compliance.models import MaskingRule
+from governance.compliance.pii.masking import mask, mask_pii, masked_excerpt
+from governance.compliance.pii.scanner import Match, PatternSet, scan_value
 from governance.pipeline.models import Transform
 from governance.quality.models import DimensionCode
 from governance.quality.rules import DIMENSION_OF_KIND, KIND_OF_CONTRACT_REASON, RecordRuleCheck

@@ -23,7 +23,6 @@ from django.db.models.functions import Cast
 from django.utils import timezone
 
 from chart.contract import CompiledContract
-from chart.encryption import ENCRYPTED_PREFIX, Keyring, field_context, is_encrypted
 from chart.evaluation import (
     Failure,
     FieldProtection,
@@ -35,8 +34,8 @@ from chart.evaluation import (
 )
 from chart.evaluation_pool import PendingChunk, evaluation_pool
 from chart.models import ChartRecord, PiiFinding, QuarantinedRecord
-from chart.pii.scanner import load_patterns
 from explore.models import RawRecord
+from governance.compliance.keys import ENCRYPTED_PREFIX, Keyring, field_context, is_encrypted
 from governance.compliance.models import (
     AuditAction,
     ClassificationLevel,
@@ -44,6 +43,7 @@ from governance.compliance.models import (
     PiiPattern,
     SuggestionStatus,
 )
+from governance.compliance.pii.scanner import load_patterns
 from governance.compliance.services import record_audit
 from governance.pipeline.models import (
     Dataset,

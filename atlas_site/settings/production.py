@@ -41,7 +41,7 @@ if SECRET_KEY.startswith("django-insecure-"):
 
 def _check_encryption_keys(value: str) -> None:
     """Comma-separated "key_id:base64-32-byte-key" entries (see settings/base.py)."""
-    # chart.encryption.Keyring parses them at use; this refuses a bad value at start.
+    # governance.compliance.keys.Keyring parses them at use; this refuses a bad value at start.
     entries = [part.strip() for part in value.split(",") if part.strip()]
     seen = set()
     for entry in entries or [""]:

@@ -9,8 +9,8 @@ from django.core.validators import validate_email
 from chart.contract import CoercionError, CompiledContract, FieldRule, to_email
 from chart.evaluation import Failure, FieldProtection, RecordEvaluator, Verdict, to_json
 from chart.models import ChartRecord, QuarantinedRecord
-from chart.pii.scanner import shipped_patterns
 from chart.services import RuleBook, promote_to_chart
+from governance.compliance.pii.scanner import shipped_patterns
 from governance.pipeline.models import FieldType
 from governance.quality.models import QualityRule, RuleKind
 

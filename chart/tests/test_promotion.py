@@ -4,9 +4,9 @@ from decimal import Decimal
 
 import pytest
 
-from chart.encryption import Keyring, field_context
 from chart.models import ChartRecord, PiiFinding, QuarantinedRecord
 from chart.services import promote_to_chart
+from governance.compliance.keys import Keyring, field_context
 from governance.compliance.models import ClassificationSuggestion
 from governance.pipeline.models import GateAction, Layer, LineageEdge, RunStatus, Watermark
 from governance.quality.models import CheckResult, QualityRule, QualityScore

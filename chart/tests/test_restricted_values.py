@@ -6,9 +6,9 @@ from django.contrib.auth.models import Permission
 from django.core.management import call_command
 from django.test import override_settings
 
-from chart.encryption import Keyring
 from chart.models import ChartRecord
 from chart.services import RevealRefusedError, promote_to_chart, reveal_value
+from governance.compliance.keys import Keyring
 from governance.compliance.models import AuditAction, AuditLog
 
 GOOD = {"id": "1", "ssn": "123-45-6789", "email": "ada@example.com"}

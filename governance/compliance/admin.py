@@ -22,7 +22,6 @@ from atlas_site.admin_base import (
     ReadOnlyAdmin,
 )
 from atlas_site.admin_filters import DateRangeFilter
-from chart.pii.scanner import InvalidPatternError
 from governance.compliance.impact import preview_pattern_impact
 from governance.compliance.models import (
     AuditLog,
@@ -31,6 +30,8 @@ from governance.compliance.models import (
     PiiPattern,
     PiiValidator,
 )
+from governance.compliance.pii.scanner import InvalidPatternError
+from governance.compliance.pii.validators import get_validator
 from governance.compliance.services import (
     PiiValidatorFunction,
     accept_suggestion,
@@ -86,10 +87,6 @@ class ClassificationLevelAdmin(AuditedModelAdmin):
 def pii_validator(name: str) -> PiiValidatorFunction | None:
     """The validator function for a PiiPattern.validator value; None for "none"."""
     if name == PiiValidator.NONE:
-        return None
-    try:
-        from chart.pii.validators import get_validator
-    except ImportError:  # validators ship with the PII scanner (chart/pii)
         return None
     try:
         return get_validator(name)

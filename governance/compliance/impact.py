@@ -13,7 +13,7 @@ token, so scanning chart's copy could never show what a pattern stops matching. 
 raw values are what the promotion scans; nothing read here leaves this module except
 counts and masked excerpts.
 
-How a value is judged: with the scanner the promotion uses (chart.pii.scanner), over
+How a value is judged: with the scanner the promotion uses (governance.compliance.pii.scanner), over
 every enabled pattern, once with the saved version of this pattern and once with the
 edited one, so overlaps with other patterns resolve as they will in a run. A value
 counts for this pattern when the scan attributes at least one finding to it.
@@ -25,10 +25,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chart.models import ChartRecord, QuarantinedRecord
-from chart.pii.masking import EXCERPT_CONTEXT, masked_excerpt
-from chart.pii.scanner import SCAN_FIELDS, Match, PatternSet, compile_pattern, scan_value
 from explore.models import RawRecord
 from governance.compliance.models import PiiPattern
+from governance.compliance.pii.masking import EXCERPT_CONTEXT, masked_excerpt
+from governance.compliance.pii.scanner import (
+    SCAN_FIELDS,
+    Match,
+    PatternSet,
+    compile_pattern,
+    scan_value,
+)
 from governance.pipeline.models import Dataset, DatasetField
 
 # The sample: the newest records of each kind. Both are read by primary key, so the
@@ -55,7 +61,7 @@ def _pattern_sets(
     """The enabled patterns with the saved version, with the edited one, and both alone.
 
     A disabled version takes part in no scan: that is what saving it would do.
-    Raises chart.pii.InvalidPatternError when the edited pattern cannot be compiled.
+    Raises governance.compliance.pii.InvalidPatternError when the edited pattern cannot be compiled.
     """
     others = PiiPattern.objects.filter(enabled=True).order_by("id")
     if saved is not None:
@@ -72,7 +78,7 @@ def _pattern_sets(
 
 
 def _texts(payload: Any) -> Iterator[tuple[str, str]]:
-    """(field name, text) of a payload, named and walked as chart.pii.scan_record does."""
+    """(field name, text) of a payload, named and walked as the PII scanner's scan_record does."""
     if not isinstance(payload, Mapping):
         return
     for key, value in payload.items():

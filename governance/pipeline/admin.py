@@ -289,7 +289,7 @@ def with_masked_examples(checks: list) -> list[dict]:
     field may still hold PII, so the page scans and masks what it shows.
     """
     from chart.evaluation import mask_matches
-    from chart.pii.scanner import load_patterns, scan_value
+    from governance.compliance.pii.scanner import load_patterns, scan_value
 
     patterns = load_patterns()
 

@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from chart.encryption import Keyring
 from chart.services import reencrypt_values
+from governance.compliance.keys import Keyring
 
 
 class Command(BaseCommand):

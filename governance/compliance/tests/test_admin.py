@@ -191,7 +191,7 @@ def test_the_try_endpoint_returns_matches(client, officer):
 
 @pytest.mark.django_db
 def test_the_try_endpoint_applies_the_patterns_validator(client, officer):
-    pytest.importorskip("chart.pii.validators")
+    pytest.importorskip("governance.compliance.pii.validators")
     client.force_login(officer)
     response = client.post(
         reverse(TRY_URL),

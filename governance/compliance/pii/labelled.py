@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from chart.pii.validators import IBAN_LENGTHS, iban_check_value, luhn_checksum_ok
+from governance.compliance.pii.validators import IBAN_LENGTHS, iban_check_value, luhn_checksum_ok
 
 DEFAULT_SEED = 13616
 DEFAULT_SIZE = 12_000

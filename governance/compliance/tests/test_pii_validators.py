@@ -2,8 +2,9 @@ from datetime import date
 
 import pytest
 
-from chart.pii import validators
-from chart.pii.validators import (
+from governance.compliance.models import PiiValidator
+from governance.compliance.pii import validators
+from governance.compliance.pii.validators import (
     IBAN_LENGTHS,
     VALIDATORS,
     calendar_date,
@@ -17,7 +18,6 @@ from chart.pii.validators import (
     phone,
     us_ssn,
 )
-from governance.compliance.models import PiiValidator
 
 
 def test_there_is_a_validator_for_every_choice_stewards_can_pick():

@@ -1,8 +1,9 @@
 import pytest
 import re2
 
-from chart.pii.labelled import PII_TYPES, labelled_values
-from chart.pii.scanner import (
+from governance.compliance.models import PiiPattern
+from governance.compliance.pii.labelled import PII_TYPES, labelled_values
+from governance.compliance.pii.scanner import (
     CONTEXT_BOOST,
     InvalidPatternError,
     compile_patterns,
@@ -12,7 +13,6 @@ from chart.pii.scanner import (
     scan_values,
     shipped_patterns,
 )
-from governance.compliance.models import PiiPattern
 from governance.compliance.reference_data import PII_PATTERNS
 from governance.compliance.regex_safety import check_pattern
 

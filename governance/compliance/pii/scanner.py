@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 
 import re2
 
-from chart.pii.validators import Validator, get_validator
+from governance.compliance.pii.validators import Validator, get_validator
 from governance.compliance.regex_safety import check_pattern
 
 # How far before a match context words are looked for.

@@ -3,7 +3,7 @@ import base64
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from chart.encryption import DecryptionError, Keyring, is_encrypted
+from governance.compliance.keys import DecryptionError, Keyring, is_encrypted
 
 KEY_A = base64.b64encode(b"A" * 32).decode()
 KEY_B = base64.b64encode(b"B" * 32).decode()

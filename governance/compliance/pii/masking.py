@@ -13,7 +13,7 @@ REDACTED = "[REDACTED]"
 MASK_CHAR = "*"
 PARTIAL_KEEP = 4
 # The salt that turns SECRET_KEY into the hashing key when no key is given.
-HASH_KEY_SALT = "atlas.chart.pii.masking.hash"
+HASH_KEY_SALT = "atlas.governance.compliance.pii.masking.hash"
 
 EXCERPT_CONTEXT = 16
 EXCERPT_MAX_LENGTH = 200  # chart.PiiFinding.masked_excerpt

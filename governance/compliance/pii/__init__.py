@@ -6,8 +6,8 @@ for match in scan_value(text, patterns, field_name="email"):
 protected = mask(value, level.masking)  # a classification level's masking rule
 """
 
-from chart.pii.masking import mask, masked_excerpt
-from chart.pii.scanner import (
+from governance.compliance.pii.masking import mask, masked_excerpt
+from governance.compliance.pii.scanner import (
     CompiledPattern,
     InvalidPatternError,
     Match,

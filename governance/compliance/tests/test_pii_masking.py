@@ -4,8 +4,9 @@ import re
 
 import pytest
 
-from chart.pii.labelled import labelled_values
-from chart.pii.masking import (
+from governance.compliance.models import MaskingRule
+from governance.compliance.pii.labelled import labelled_values
+from governance.compliance.pii.masking import (
     EXCERPT_MAX_LENGTH,
     REDACTED,
     keyed_hash,
@@ -13,8 +14,7 @@ from chart.pii.masking import (
     mask_pii,
     masked_excerpt,
 )
-from chart.pii.scanner import scan_value, shipped_patterns
-from governance.compliance.models import MaskingRule
+from governance.compliance.pii.scanner import scan_value, shipped_patterns
 
 CARD = "4111 1111 1111 1111"
 
