@@ -166,6 +166,10 @@ STORAGES = {
 # ATLAS_ENCRYPTION_KEYS: comma-separated "key_id:base64-32-byte-key" entries; the first
 # encrypts, all of them decrypt, so keys can rotate.
 ATLAS_ENCRYPTION_KEYS = env("ATLAS_ENCRYPTION_KEYS")
+# ATLAS_HASH_KEY: the same form, for the keyed tokens (HMAC-SHA256) that let equal
+# encrypted values be compared, and the audit log's fingerprints. A secret of its own,
+# never derived from SECRET_KEY; rotate by putting a new key first, then `manage.py retoken`.
+ATLAS_HASH_KEY = env("ATLAS_HASH_KEY")
 
 # --- Celery ---------------------------------------------------------------------------
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", REDIS_URL)

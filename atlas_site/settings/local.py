@@ -11,6 +11,7 @@ SECRET_KEY = env("SECRET_KEY", "atlas-local-development-key-not-for-production-u
 ATLAS_ENCRYPTION_KEYS = env(
     "ATLAS_ENCRYPTION_KEYS", "local:ZGV2LW9ubHktMzItYnl0ZS1rZXktZm9yLWF0bGFzISE="
 )
+ATLAS_HASH_KEY = env("ATLAS_HASH_KEY", "local:ZGV2LW9ubHktaG1hYy1rZXktZm9yLWF0bGFzLXRva3M=")
 
 # --- No Redis on this machine ------------------------------------------------------------
 # bin/run sets ATLAS_BROKER=filesystem when no Redis answers: Celery then passes messages

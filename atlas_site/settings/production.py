@@ -19,6 +19,7 @@ REQUIRED_SECRETS = (
     "REDIS_URL",
     "ALLOWED_HOSTS",
     "ATLAS_ENCRYPTION_KEYS",
+    "ATLAS_HASH_KEY",
 )
 _missing = [name for name in REQUIRED_SECRETS if not env(name)]
 if _missing:
@@ -39,9 +40,9 @@ if SECRET_KEY.startswith("django-insecure-"):
     raise ImproperlyConfigured("SECRET_KEY is a 'django-insecure-' development key.")
 
 
-def _check_encryption_keys(value: str) -> None:
+def _check_keys(setting: str, value: str) -> None:
     """Comma-separated "key_id:base64-32-byte-key" entries (see settings/base.py)."""
-    # governance.compliance.keys.Keyring parses them at use; this refuses a bad value at start.
+    # governance.compliance.keys parses them at use; this refuses a bad value at start.
     entries = [part.strip() for part in value.split(",") if part.strip()]
     seen = set()
     for entry in entries or [""]:
@@ -52,14 +53,18 @@ def _check_encryption_keys(value: str) -> None:
             raw = b""
         if not key_id or len(raw) != 32 or key_id in seen:
             raise ImproperlyConfigured(
-                "ATLAS_ENCRYPTION_KEYS must be comma-separated 'key_id:base64-of-32-bytes' "
+                f"{setting} must be comma-separated 'key_id:base64-of-32-bytes' "
                 "entries with distinct ids; generate a key with: python -c 'import base64, os; "
                 'print("k1:" + base64.b64encode(os.urandom(32)).decode())\''
             )
         seen.add(key_id)
 
 
-_check_encryption_keys(env("ATLAS_ENCRYPTION_KEYS"))
+_check_keys("ATLAS_ENCRYPTION_KEYS", env("ATLAS_ENCRYPTION_KEYS"))
+_check_keys("ATLAS_HASH_KEY", env("ATLAS_HASH_KEY"))
+_encryption_keys = {e.partition(":")[2].strip() for e in env("ATLAS_ENCRYPTION_KEYS").split(",")}
+if {e.partition(":")[2].strip() for e in env("ATLAS_HASH_KEY").split(",")} & _encryption_keys:
+    raise ImproperlyConfigured("ATLAS_HASH_KEY must be a key of its own, not an encryption key.")
 
 DEBUG = False
 

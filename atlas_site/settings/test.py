@@ -5,6 +5,7 @@ from atlas_site.settings.base import BASE_DIR, REDIS_URL
 
 SECRET_KEY = "atlas-test-key-0123456789-abcdefghijklmnopqrstuvwxyz-ABCDEFGHIJ"  # noqa: S105
 ATLAS_ENCRYPTION_KEYS = "test:dGVzdC1vbmx5LTMyLWJ5dGUta2V5LWZvci1hdGxhcyE="
+ATLAS_HASH_KEY = "test:dGVzdC1vbmx5LWhtYWMta2V5LWZvci1hdGxhcy10b2s="
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 MEDIA_ROOT = BASE_DIR / "var" / "test-media"
 CACHES = {

@@ -25,6 +25,7 @@ PRODUCTION_ENV = {
     "REDIS_URL": "redis://redis.internal:6379/0",
     "ALLOWED_HOSTS": "atlas.example.com",
     "ATLAS_ENCRYPTION_KEYS": "k1:" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode(),
+    "ATLAS_HASH_KEY": "h1:" + base64.b64encode(b"fedcba9876543210fedcba9876543210").decode(),
 }
 
 
@@ -104,6 +105,24 @@ def test_production_refuses_malformed_encryption_keys(keys):
     )
     assert result.returncode != 0
     assert "ATLAS_ENCRYPTION_KEYS" in result.stderr.splitlines()[-1]
+
+
+def test_production_refuses_a_hash_key_that_is_an_encryption_key():
+    result = run_python(
+        SETUP,
+        env={
+            **PRODUCTION_ENV,
+            "ATLAS_HASH_KEY": "h1:" + PRODUCTION_ENV["ATLAS_ENCRYPTION_KEYS"].partition(":")[2],
+        },
+    )
+    assert result.returncode != 0
+    assert "ATLAS_HASH_KEY must be a key of its own" in result.stderr.splitlines()[-1]
+
+
+def test_production_refuses_a_malformed_hash_key():
+    result = run_python(SETUP, env={**PRODUCTION_ENV, "ATLAS_HASH_KEY": "h1:c2hvcnQ="})
+    assert result.returncode != 0
+    assert "ATLAS_HASH_KEY" in result.stderr.splitlines()[-1]
 
 
 def test_production_accepts_several_encryption_keys_for_rotation():

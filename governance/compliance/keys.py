@@ -27,6 +27,33 @@ class DecryptionError(ValueError):
     pass
 
 
+def parse_key_spec(spec: str | None, *, setting: str, exact_length: int) -> dict[str, bytes]:
+    """Key id -> key from "key_id:base64-key" entries, comma separated, the first current."""
+    if not spec:
+        raise ImproperlyConfigured(f"{setting} is not set.")
+    keys: dict[str, bytes] = {}
+    for position, entry in enumerate(part.strip() for part in spec.split(",") if part.strip()):
+        key_id, separator, encoded = entry.partition(":")
+        if not separator or not key_id:
+            raise ImproperlyConfigured(
+                f"{setting} entry {position + 1} must be 'key_id:base64key'."
+            )
+        try:
+            key = base64.b64decode(encoded, validate=True)
+        except binascii.Error as error:
+            raise ImproperlyConfigured(f"{setting} key {key_id!r} is not valid base64.") from error
+        if len(key) != exact_length:
+            raise ImproperlyConfigured(
+                f"{setting} key {key_id!r} must be {exact_length} bytes, it is {len(key)}."
+            )
+        if key_id in keys:
+            raise ImproperlyConfigured(f"{setting} names {key_id!r} twice.")
+        keys[key_id] = key
+    if not keys:
+        raise ImproperlyConfigured(f"{setting} holds no key.")
+    return keys
+
+
 @dataclass(frozen=True)
 class Keyring:
     keys: dict[str, bytes]
@@ -34,32 +61,7 @@ class Keyring:
 
     @classmethod
     def parse(cls, spec: str | None) -> "Keyring":
-        if not spec:
-            raise ImproperlyConfigured(
-                "ATLAS_ENCRYPTION_KEYS is not set: restricted values cannot be encrypted."
-            )
-        keys: dict[str, bytes] = {}
-        for position, entry in enumerate(part.strip() for part in spec.split(",") if part.strip()):
-            key_id, separator, encoded = entry.partition(":")
-            if not separator or not key_id:
-                raise ImproperlyConfigured(
-                    f"ATLAS_ENCRYPTION_KEYS entry {position + 1} must be 'key_id:base64key'."
-                )
-            try:
-                key = base64.b64decode(encoded, validate=True)
-            except binascii.Error as error:
-                raise ImproperlyConfigured(
-                    f"ATLAS_ENCRYPTION_KEYS key {key_id!r} is not valid base64."
-                ) from error
-            if len(key) != 32:
-                raise ImproperlyConfigured(
-                    f"ATLAS_ENCRYPTION_KEYS key {key_id!r} must be 32 bytes, it is {len(key)}."
-                )
-            if key_id in keys:
-                raise ImproperlyConfigured(f"ATLAS_ENCRYPTION_KEYS names {key_id!r} twice.")
-            keys[key_id] = key
-        if not keys:
-            raise ImproperlyConfigured("ATLAS_ENCRYPTION_KEYS holds no key.")
+        keys = parse_key_spec(spec, setting="ATLAS_ENCRYPTION_KEYS", exact_length=32)
         return cls(keys=keys, current_id=next(iter(keys)))
 
     @classmethod
