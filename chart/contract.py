@@ -1,7 +1,9 @@
 """A dataset's contract, compiled once per run and applied to each raw payload.
 
 `CompiledContract.check(payload)` returns the typed values, the fields kept aside
-(not in the contract) and every reason the record fails. Typed values are JSON-ready:
+(not in the contract) and every reason the record fails. A reason's message says what
+was expected, never what was received: the value goes in its excerpt only, which the
+promotion protects at the field's level before storing it. Typed values are JSON-ready:
 integers and booleans as such, decimals as strings (no float rounding), dates and
 datetimes as ISO 8601 (datetimes in UTC).
 """
@@ -90,12 +92,12 @@ def to_integer(value: Any) -> int:
     if isinstance(value, float):
         if math.isfinite(value) and value.is_integer():
             return int(value)
-        raise CoercionError(f"expected an integer, got {value!r}")
+        raise CoercionError("expected an integer, got a number that is not whole")
     text = to_string(value).strip().replace("_", "")
     try:
         return int(text)
     except ValueError:
-        raise CoercionError(f"expected an integer, got {_excerpt(value)!r}") from None
+        raise CoercionError("expected an integer") from None
 
 
 def to_decimal(value: Any) -> str:
@@ -104,9 +106,9 @@ def to_decimal(value: Any) -> str:
     try:
         number = Decimal(str(value).strip())
     except InvalidOperation:
-        raise CoercionError(f"expected a decimal number, got {_excerpt(value)!r}") from None
+        raise CoercionError("expected a decimal number") from None
     if not number.is_finite():
-        raise CoercionError(f"expected a finite decimal number, got {_excerpt(value)!r}")
+        raise CoercionError("expected a finite decimal number")
     return str(number)
 
 
@@ -118,7 +120,7 @@ def to_boolean(value: Any) -> bool:
         return True
     if text in _FALSE:
         return False
-    raise CoercionError(f"expected true/false, yes/no or 1/0, got {_excerpt(value)!r}")
+    raise CoercionError("expected true/false, yes/no or 1/0")
 
 
 def to_date(value: Any) -> str:
@@ -126,7 +128,7 @@ def to_date(value: Any) -> str:
     try:
         return date.fromisoformat(text).isoformat()
     except ValueError:
-        raise CoercionError(f"expected a date as YYYY-MM-DD, got {_excerpt(value)!r}") from None
+        raise CoercionError("expected a date as YYYY-MM-DD") from None
 
 
 def to_datetime(value: Any) -> str:
@@ -134,9 +136,7 @@ def to_datetime(value: Any) -> str:
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
-        raise CoercionError(
-            f"expected an ISO 8601 date and time, got {_excerpt(value)!r}"
-        ) from None
+        raise CoercionError("expected an ISO 8601 date and time") from None
     # A time without a zone is taken as UTC, the zone Atlas stores in.
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
@@ -149,7 +149,7 @@ def to_email(value: Any) -> str:
         try:
             validate_email(text)
         except ValidationError:
-            raise CoercionError(f"expected an email address, got {_excerpt(value)!r}") from None
+            raise CoercionError("expected an email address") from None
     local, _, domain = text.rpartition("@")
     return f"{local}@{domain.lower()}"
 
@@ -183,12 +183,9 @@ class FieldRule:
     pattern: Any = None  # a compiled RE2 pattern, matched against the whole value
     minimum: Decimal | None = None
     maximum: Decimal | None = None
-    mask_excerpt: Callable[[str], str] = _excerpt
 
     @classmethod
-    def from_field(
-        cls, dataset_field: DatasetField, mask_excerpt: Callable[[str], str] | None = None
-    ) -> "FieldRule":
+    def from_field(cls, dataset_field: DatasetField) -> "FieldRule":
         return cls(
             name=dataset_field.name,
             data_type=dataset_field.data_type,
@@ -198,7 +195,6 @@ class FieldRule:
             pattern=re2.compile(dataset_field.pattern) if dataset_field.pattern else None,
             minimum=dataset_field.minimum,
             maximum=dataset_field.maximum,
-            mask_excerpt=mask_excerpt or _excerpt,
         )
 
     @cached_property
@@ -217,7 +213,7 @@ class FieldRule:
         )
 
     def _reason(self, rule: str, message: str, value: Any) -> Reason:
-        return Reason(self.name, rule, message, self.mask_excerpt(_excerpt(to_excerpt(value))))
+        return Reason(self.name, rule, message, _excerpt(to_excerpt(value)))
 
     def check(self, value: Any) -> tuple[Any, list[Reason]]:
         """The typed value (None when absent or invalid) and the reasons it fails."""
@@ -275,12 +271,9 @@ class CompiledContract:
         self._checks = [(rule.name, rule.check) for rule in self.rules]
 
     @classmethod
-    def for_dataset(cls, dataset, mask_excerpt_for=None) -> "CompiledContract":
-        fields = DatasetField.objects.filter(dataset=dataset).select_related("classification")
-        return cls(
-            FieldRule.from_field(f, mask_excerpt_for(f) if mask_excerpt_for else None)
-            for f in fields.order_by("position", "name")
-        )
+    def for_dataset(cls, dataset) -> "CompiledContract":
+        fields = DatasetField.objects.filter(dataset=dataset)
+        return cls(FieldRule.from_field(f) for f in fields.order_by("position", "name"))
 
     def check(self, payload: Any) -> CheckedRecord:
         if not isinstance(payload, dict):

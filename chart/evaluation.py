@@ -2,25 +2,44 @@
 
 A `RecordEvaluator` is built once per run from the contract, the record rules, the
 PII patterns and the classification of each field; `evaluate()` turns one raw
-record into an `Outcome`: typed and protected values, every failed rule, the PII
-found (as masked excerpts only). `judge()` does the same for a chunk of raw rows and
-hands back what the promotion writes, values already JSON text (`Verdict`), so that
-the process writing the chunk has almost nothing left to do per record. Keeping this
-free of database access lets a run spread the work over processes, and makes every
-rule testable on its own.
+record into an `Outcome`: the values chart stores, every failed rule, the PII found
+(as masked excerpts and positions only). `judge()` does the same for a chunk of raw
+rows and hands back what the promotion writes, values already JSON text (`Verdict`),
+so that the process writing the chunk has almost nothing left to do per record.
+Keeping this free of database access lets a run spread the work over processes, and
+makes every rule testable on its own.
+
+What chart stores of a value (DESIGN.md, Sensitive values):
+- the typed value, when its field's level does not require encryption: masking is
+  what a reader without clearance *sees*, applied where a value leaves the database;
+- the AES-GCM ciphertext when it does, with a keyed token of the typed value in
+  `tokens` for equality (uniqueness, business keys, counting distinct);
+- in a free-text field, PII its level does not expect (a card number in an internal
+  note) replaced by its type (`<payment_card>`), the original kept encrypted in
+  `sealed` and a token of it in `tokens`; fields outside the contract likewise.
+Every unique field has a token too: uniqueness compares tokens, whatever the level.
+Messages never carry values; a failing value's excerpt is protected at its field's
+level (the higher of both fields' for a cross-field rule) before it is stored.
 """
 
 import json
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from chart.contract import CheckedRecord, CompiledContract
 from governance.compliance.keys import Keyring, field_context
 from governance.compliance.models import MaskingRule
-from governance.compliance.pii.masking import mask, mask_pii, masked_excerpt
+from governance.compliance.pii.masking import (
+    REDACTED,
+    mask,
+    mask_matches,
+    masked_excerpt,
+    tag_matches,
+)
 from governance.compliance.pii.scanner import Match, PatternSet, scan_value
+from governance.compliance.tokens import TokenKeyring
 from governance.pipeline.models import Transform
 from governance.quality.models import DimensionCode
 from governance.quality.rules import DIMENSION_OF_KIND, KIND_OF_CONTRACT_REASON, RecordRuleCheck
@@ -40,14 +59,13 @@ class FieldProtection:
     rank: int | None = None
     requires_encryption: bool = False
     masking: str = MaskingRule.NONE
+    # A string field: PII its level does not expect is tagged in it. Typed fields
+    # (numbers, dates, emails, enumerations) keep the value their type gives.
+    free_text: bool = True
 
     @property
     def transform(self) -> str:
-        if self.requires_encryption:
-            return Transform.ENCRYPTED
-        if self.masking != MaskingRule.NONE:
-            return Transform.MASKED
-        return Transform.TYPED
+        return Transform.ENCRYPTED if self.requires_encryption else Transform.TYPED
 
 
 @dataclass(slots=True)
@@ -74,6 +92,8 @@ class Finding:
     pattern_id: int | None
     confidence: float
     masked_excerpt: str
+    start: int = 0  # where the PII is in the value as received
+    end: int = 0
 
 
 @dataclass(slots=True)
@@ -81,10 +101,12 @@ class Outcome:
     raw_id: int
     data: dict[str, Any] = field(default_factory=dict)
     extras: dict[str, Any] = field(default_factory=dict)
+    tokens: dict[str, str] = field(default_factory=dict)
+    # Originals of tagged values, encrypted: {"data": {name: …}, "extras": {name: …}}.
+    sealed: dict[str, dict[str, str]] = field(default_factory=dict)
     failures: list[Failure] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
     business_key: str = ""
-    masked_unclassified: set[str] = field(default_factory=set)
     # PII a field's classification already expects, one (field, PII type) pair per
     # value: counted per run, not stored per record.
     expected_pii: list[tuple[str, str]] = field(default_factory=list)
@@ -106,11 +128,13 @@ class Verdict(NamedTuple):
 
     raw_id: int
     business_key: str
-    data: str  # JSON text of the typed, protected values
+    data: str  # JSON text of the stored values
     extras: str  # JSON text of the fields kept aside
+    tokens: str  # JSON text of the keyed tokens
+    sealed: str  # JSON text of the encrypted originals of tagged values
     failures: list[Failure]
     findings: list[Finding]
-    # The values of the dataset's unique fields, as the uniqueness check compares them.
+    # The tokens of the dataset's unique fields, as the uniqueness check compares them.
     unique_values: dict[str, str]
 
     @property
@@ -124,17 +148,16 @@ class JudgedChunk:
     verdicts: list[Verdict]
     # (field, PII type) -> values where the field's classification expects that PII.
     expected_pii: Counter
-    masked_unclassified: set[str]
 
     def __reduce__(self):
         # Sent from a worker as plain tuples: pickling named tuples runs Python code for
         # each one, which doubled the cost of handing a chunk back.
         verdicts = [tuple(verdict) for verdict in self.verdicts]
-        return _judged_chunk, (verdicts, self.expected_pii, self.masked_unclassified)
+        return _judged_chunk, (verdicts, self.expected_pii)
 
 
-def _judged_chunk(verdicts: list[tuple], expected_pii: Counter, masked: set[str]) -> JudgedChunk:
-    return JudgedChunk(list(map(Verdict._make, verdicts)), expected_pii, masked)
+def _judged_chunk(verdicts: list[tuple], expected_pii: Counter) -> JudgedChunk:
+    return JudgedChunk(list(map(Verdict._make, verdicts)), expected_pii)
 
 
 # One encoder for every value: json.dumps with options builds a new one per call.
@@ -144,6 +167,20 @@ _JSON_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 def to_json(value: Any) -> str:
     """The JSON text stored in chart: compact, non-ASCII kept as is."""
     return _JSON_ENCODER.encode(value)
+
+
+def sealed_context(dataset_id: int, field_name: str, *, extra: bool = False) -> str:
+    """What an original kept in `sealed` is bound to: its dataset, field, and place."""
+    return field_context(dataset_id, f"extras:{field_name}" if extra else f"{field_name}:original")
+
+
+def excerpt_at_level(excerpt: str, *, masking: str, requires_encryption: bool) -> str:
+    """An excerpt as readable as a level lets everyone read it: masked by its rule."""
+    if not excerpt:
+        return ""
+    if masking == MaskingRule.NONE:
+        return REDACTED if requires_encryption else excerpt
+    return mask(excerpt, masking)
 
 
 class RecordEvaluator:
@@ -156,8 +193,8 @@ class RecordEvaluator:
         patterns: PatternSet,
         protections: dict[str, FieldProtection],
         business_key: list[str],
-        keyring: Keyring | None,
-        hash_key: bytes,
+        keyring: Keyring,
+        tokens: TokenKeyring,
         expected_rank: dict[int | None, int] | None = None,
         unique_fields: Iterable[str] = (),
     ):
@@ -168,34 +205,25 @@ class RecordEvaluator:
         self.protections = protections
         self.business_key = business_key
         self.keyring = keyring
-        self.hash_key = hash_key
+        self.token_keyring = tokens
         # Pattern id -> rank of the level its PII calls for (0: any classification will do).
         self.expected_rank = expected_rank or {}
         self.unique_fields = tuple(unique_fields)
-        self._excerpt_masks: dict[str, Callable[[str], str]] = {}
-        # Decided once per run rather than once per value: how each field's values are
-        # protected (no entry: shown as they are), the rank of its level, and which
-        # fields someone classified.
-        self._protectors = {
-            name: protector
+        # Decided once per run rather than once per value.
+        self._encrypted = {
+            name: field_context(dataset_id, name)
             for name, protection in protections.items()
-            if (protector := self._protector(protection)) is not None
+            if protection.requires_encryption
         }
         self._ranks = {name: protection.rank for name, protection in protections.items()}
-        self._classified = frozenset(
-            name for name, protection in protections.items() if protection.level_name is not None
+        self._free_text = frozenset(
+            name for name, protection in protections.items() if protection.free_text
         )
-
-    def _protector(self, protection: FieldProtection) -> Callable[[Any], str] | None:
-        """The function turning a field's values into what chart holds; None: kept as is."""
-        if protection.requires_encryption and self.keyring is not None:
-            encrypt = self.keyring.encrypt
-            context = field_context(self.dataset_id, protection.name)
-            return lambda value: encrypt(str(value), context=context)
-        if protection.masking != MaskingRule.NONE:
-            rule, key = protection.masking, self.hash_key
-            return lambda value: mask(str(value), rule, key=key)
-        return None
+        self._tokenised = frozenset(self._encrypted) | frozenset(self.unique_fields)
+        classified = [p for p in protections.values() if p.level_name is not None]
+        # A record-level excerpt (a payload that is not an object) is as secret as the
+        # most sensitive field of the dataset.
+        self._highest = max(classified, key=lambda p: p.rank or 0) if classified else None
 
     def judge(self, rows: Iterable[RawRow]) -> JudgedChunk:
         """Evaluate raw rows (payloads as JSON text) into verdicts ready to store."""
@@ -205,26 +233,24 @@ class RecordEvaluator:
         )
         verdicts = []
         expected_pii: list[tuple[str, str]] = []
-        masked_unclassified: set[str] = set()
+        unique_fields = self.unique_fields
         for outcome in outcomes:
             expected_pii.extend(outcome.expected_pii)
-            masked_unclassified.update(outcome.masked_unclassified)
+            tokens = outcome.tokens
             verdicts.append(
                 Verdict(
                     raw_id=outcome.raw_id,
                     business_key=outcome.business_key,
                     data=to_json(outcome.data),
                     extras=to_json(outcome.extras) if outcome.extras else "{}",
+                    tokens=to_json(tokens) if tokens else "{}",
+                    sealed=to_json(outcome.sealed) if outcome.sealed else "{}",
                     failures=outcome.failures,
                     findings=outcome.findings,
-                    unique_values={
-                        name: str(outcome.data[name])
-                        for name in self.unique_fields
-                        if outcome.data.get(name) is not None
-                    },
+                    unique_values={name: tokens[name] for name in unique_fields if name in tokens},
                 )
             )
-        return JudgedChunk(verdicts, Counter(expected_pii), masked_unclassified)
+        return JudgedChunk(verdicts, Counter(expected_pii))
 
     def evaluate(self, raw_id: int, payload: Any, parse_error: str) -> Outcome:
         return self.evaluate_all([(raw_id, payload, parse_error)])[0]
@@ -261,7 +287,7 @@ class RecordEvaluator:
                     reason.field,
                     kind,
                     reason.message,
-                    self._protect_excerpt(reason.field, reason.value_excerpt),
+                    self.protect_excerpt((reason.field,), reason.value_excerpt),
                 )
             )
         for check in self.record_rules:
@@ -273,21 +299,11 @@ class RecordEvaluator:
                         failure.field,
                         failure.rule,
                         failure.message,
-                        self._protect_excerpt(failure.field, failure.value_excerpt),
+                        self.protect_excerpt(failure.excerpt_fields, failure.value_excerpt),
                         quarantines=dimension not in MEASURED_ONLY,
                     )
                 )
-        outcome.business_key = self._business_key(checked.data)
         return outcome, checked
-
-    def _business_key(self, data: dict[str, Any]) -> str:
-        parts = []
-        for name in self.business_key:
-            value = data.get(name)
-            if value is None:
-                return ""  # a record without its whole key supersedes nothing
-            parts.append(str(value))
-        return "|".join(parts)
 
     def _find_pii(
         self, record: CheckedRecord | None
@@ -314,41 +330,74 @@ class RecordEvaluator:
         in_data: dict[str, list[Match]],
         in_extras: dict[str, list[Match]],
     ) -> None:
-        """The values chart holds: protected as their level says, PII noted and masked."""
-        protected = {}
-        protectors, classified = self._protectors, self._classified
+        """The values chart holds, their tokens, and the PII noted (see the module doc)."""
+        stored: dict[str, Any] = {}
+        tokens: dict[str, str] = {}
+        sealed: dict[str, str] = {}
+        encrypted, tokenised = self._encrypted, self._tokenised
+        token = self.token_keyring.token
         for name, value in record.data.items():
             matches = in_data.get(name)
-            if matches:
-                self._note_pii(name, value, matches, outcome)
-            protector = protectors.get(name)
+            unexpected = self._note_pii(name, value, matches, outcome) if matches else ()
             if value is None:
-                protected[name] = None
-            elif protector is not None:
-                protected[name] = protector(value)
-            elif matches and name not in classified:
-                # PII in a field nobody classified: masked by default, and suggested.
-                protected[name] = mask_matches(value, matches)
-                outcome.masked_unclassified.add(name)
+                stored[name] = None
+                continue
+            if name in encrypted:
+                stored[name] = self.keyring.encrypt(str(value), context=encrypted[name])
+                tokens[name] = token(value)
+            elif unexpected and name in self._free_text:
+                stored[name] = tag_matches(value, unexpected)
+                sealed[name] = self.keyring.encrypt(
+                    value, context=sealed_context(self.dataset_id, name)
+                )
+                tokens[name] = token(value)
             else:
-                protected[name] = value
-        outcome.data = protected
-        kept = {}
+                stored[name] = value
+                if name in tokenised:
+                    tokens[name] = token(value)
+        outcome.data = stored
+        outcome.tokens = tokens
+        if sealed:
+            outcome.sealed["data"] = sealed
+        outcome.business_key = self._business_key(record.data, tokens, encrypted, sealed)
+
+        kept, sealed_extras = {}, {}
         for name, value in record.extras.items():
             matches = in_extras.get(name)
             if matches:
-                self._note_pii(name, value, matches, outcome)
-                value = mask_matches(value, matches)
+                self._note_pii(name, value, matches, outcome, expected=False)
+                sealed_extras[name] = self.keyring.encrypt(
+                    value, context=sealed_context(self.dataset_id, name, extra=True)
+                )
+                value = tag_matches(value, matches)
             kept[name] = value
         outcome.extras = kept
+        if sealed_extras:
+            outcome.sealed["extras"] = sealed_extras
 
-    def _note_pii(self, name: str, value: str, matches: list[Match], outcome: Outcome) -> None:
-        """Record a finding for each match, unless the field's level expects that PII."""
-        rank = self._ranks.get(name)
+    def _business_key(
+        self, typed: dict[str, Any], tokens: dict[str, str], encrypted, sealed
+    ) -> str:
+        parts = []
+        for name in self.business_key:
+            value = typed.get(name)
+            if value is None:
+                return ""  # a record without its whole key supersedes nothing
+            # A key part chart holds only encrypted or tagged is compared by its token.
+            parts.append(tokens[name] if name in encrypted or name in sealed else str(value))
+        return "|".join(parts)
+
+    def _note_pii(
+        self, name: str, value: str, matches: list[Match], outcome: Outcome, *, expected=True
+    ) -> list[Match]:
+        """A finding for each match the field's level does not expect; those matches."""
+        rank = self._ranks.get(name) if expected else None
+        unexpected = []
         for match in matches:
             if rank is not None and rank >= self.expected_rank.get(match.pattern_id, 0):
                 outcome.expected_pii.append((name, match.pii_type))
                 continue
+            unexpected.append(match)
             outcome.findings.append(
                 Finding(
                     field=name,
@@ -362,27 +411,28 @@ class RecordEvaluator:
                         pii_type=match.pii_type,
                         other_spans=[(o.start, o.end) for o in matches if o is not match],
                     ),
+                    start=match.start,
+                    end=match.end,
                 )
             )
+        return unexpected
 
-    def _protect_excerpt(self, field_name: str, excerpt: str) -> str:
-        """An excerpt of a failing value, never more readable than the field allows."""
-        protection = self.protections.get(field_name)
-        if not excerpt or protection is None or protection.level_name is None:
-            return excerpt
-        if protection.requires_encryption:
-            return "[restricted]"
-        if protection.masking != MaskingRule.NONE:
-            return mask(excerpt, protection.masking, key=self.hash_key)
-        return excerpt
+    def protect_excerpt(self, field_names: Iterable[str], excerpt: str) -> str:
+        """An excerpt of a failing value as readable as its fields let everyone read it.
 
-
-def mask_matches(text: str, matches: list[Match]) -> str:
-    """The text with each PII match masked in place; the words around it kept."""
-    masked, position = [], 0
-    for match in sorted(matches, key=lambda m: m.start):
-        masked.append(text[position : match.start])
-        masked.append(mask_pii(text[match.start : match.end], match.pii_type))
-        position = match.end
-    masked.append(text[position:])
-    return "".join(masked)
+        Classified: masked by the most sensitive of the fields' levels. Unclassified: the
+        PII in it masked. The record itself (no field): at the dataset's highest level.
+        """
+        if not excerpt:
+            return ""
+        protections = [self.protections.get(name) for name in field_names if name]
+        levels = [p for p in protections if p is not None and p.level_name is not None]
+        if not any(field_names) and self._highest is not None:
+            levels.append(self._highest)
+        if levels:
+            top = max(levels, key=lambda p: p.rank or 0)
+            return excerpt_at_level(
+                excerpt, masking=top.masking, requires_encryption=top.requires_encryption
+            )
+        matches = scan_value(excerpt, self.patterns)
+        return mask_matches(excerpt, matches) if matches else excerpt

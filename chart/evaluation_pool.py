@@ -100,7 +100,6 @@ class PendingChunk:
         return JudgedChunk(
             verdicts=[verdict for part in parts for verdict in part.verdicts],
             expected_pii=sum((part.expected_pii for part in parts), Counter()),
-            masked_unclassified=set().union(*(part.masked_unclassified for part in parts)),
         )
 
 

@@ -4,9 +4,21 @@ from django.db import models
 
 from atlas_site.schemas import CHART, qualified
 
+# How a chart record's values were stored: 1 masked at promotion (before Atlas protected
+# values where they leave the database), 2 typed, encrypted ones with tokens.
+# `manage.py rebuild_chart_values` turns 1 into 2 from explore.
+LEGACY_MASKED = 1
+TYPED_VALUES = 2
+
 
 class ChartRecord(models.Model):
-    """A raw record that passed its contract: typed, with sensitive values protected."""
+    """A raw record that passed its contract: typed, restricted values encrypted.
+
+    Values are kept as their type gives them, so uniqueness, business keys and metrics
+    work on real values; a reader without clearance for a field's level sees it masked
+    (governance.compliance.protection). A field whose level requires encryption holds
+    the ciphertext, and `tokens` a keyed token of its typed value for equality.
+    """
 
     dataset = models.ForeignKey("pipeline.Dataset", on_delete=models.PROTECT, related_name="+")
     # explore.raw_record is partitioned: a real foreign key would need its partition key.
@@ -17,9 +29,30 @@ class ChartRecord(models.Model):
         related_name="+",
     )
     business_key = models.CharField(max_length=500, blank=True)
-    data = models.JSONField(help_text="Typed, protected values of the contract's fields.")
+    data = models.JSONField(
+        help_text="Typed values of the contract's fields; ciphertext where the level requires "
+        "encryption; PII the level does not expect replaced by its type (<payment_card>)."
+    )
     extras = models.JSONField(
-        default=dict, blank=True, help_text="Fields not in the contract, kept aside as received."
+        default=dict,
+        blank=True,
+        help_text="Fields not in the contract, kept aside as received (PII replaced by its type).",
+    )
+    tokens = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Keyed tokens (ATLAS_HASH_KEY) of encrypted, tagged and unique fields' values: "
+        "equality without the values.",
+    )
+    sealed = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Originals of values whose PII was replaced by its type, encrypted: "
+        '{"data": {field: …}, "extras": {field: …}}; for reveal and re-processing.',
+    )
+    protection_version = models.PositiveSmallIntegerField(
+        default=TYPED_VALUES,
+        help_text="1: masked at promotion (rebuild_chart_values turns it typed); 2: typed.",
     )
     issues = models.JSONField(
         default=list,
@@ -151,6 +184,14 @@ class PiiFinding(models.Model):
     )
     confidence = models.DecimalField(max_digits=3, decimal_places=2)
     masked_excerpt = models.CharField(max_length=200)
+    # Character offsets in the value as received (null for findings made before Atlas
+    # kept them): what a review highlights, and what span-level evaluation compares.
+    span_start = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Where the PII starts in the value as received."
+    )
+    span_end = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Where it ends (exclusive)."
+    )
     run = models.ForeignKey("pipeline.Run", on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -9,14 +9,12 @@ as skipped. Under a 'fail' gate the whole run is one transaction: if it fails,
 nothing of it is promoted or quarantined.
 """
 
-import hashlib
 import json
 import logging
 from collections import Counter, defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import F, TextField
 from django.db.models.functions import Cast
@@ -33,7 +31,7 @@ from chart.evaluation import (
     to_json,
 )
 from chart.evaluation_pool import PendingChunk, evaluation_pool
-from chart.models import ChartRecord, PiiFinding, QuarantinedRecord
+from chart.models import TYPED_VALUES, ChartRecord, PiiFinding, QuarantinedRecord
 from explore.models import RawRecord
 from governance.compliance.keys import ENCRYPTED_PREFIX, Keyring, field_context, is_encrypted
 from governance.compliance.models import (
@@ -45,9 +43,11 @@ from governance.compliance.models import (
 )
 from governance.compliance.pii.scanner import load_patterns
 from governance.compliance.services import record_audit
+from governance.compliance.tokens import TokenKeyring
 from governance.pipeline.models import (
     Dataset,
     DatasetField,
+    FieldType,
     GateAction,
     Layer,
     LineageEdge,
@@ -90,14 +90,10 @@ def field_protections(dataset: Dataset) -> dict[str, FieldProtection]:
             rank=f.classification.rank if f.classification else None,
             requires_encryption=bool(f.classification and f.classification.requires_encryption),
             masking=f.classification.masking if f.classification else "none",
+            free_text=f.data_type == FieldType.STRING,
         )
         for f in fields
     }
-
-
-def _hash_key() -> bytes:
-    # Hash masking is keyed so that digests of common values cannot be looked up.
-    return hashlib.sha256(("atlas-mask:" + settings.SECRET_KEY).encode()).digest()
 
 
 def unique_field_names(dataset: Dataset) -> list[str]:
@@ -108,7 +104,6 @@ def unique_field_names(dataset: Dataset) -> list[str]:
 
 def build_evaluator(dataset: Dataset, rules: list[QualityRule]) -> RecordEvaluator:
     protections = field_protections(dataset)
-    needs_keyring = any(p.requires_encryption for p in protections.values())
     now = timezone.now()
     # Contract rules other than freshness are judged by the contract check itself;
     # uniqueness needs the database and is judged per chunk.
@@ -125,8 +120,9 @@ def build_evaluator(dataset: Dataset, rules: list[QualityRule]) -> RecordEvaluat
         patterns=load_patterns(),
         protections=protections,
         business_key=list(dataset.business_key),
-        keyring=Keyring.from_settings() if needs_keyring else None,
-        hash_key=_hash_key(),
+        # Both always: PII may turn up in any free-text field and must be sealed.
+        keyring=Keyring.from_settings(),
+        tokens=TokenKeyring.from_settings(),
         expected_rank=dict(
             PiiPattern.objects.filter(default_classification__isnull=False).values_list(
                 "pk", "default_classification__rank"
@@ -149,7 +145,6 @@ class ChunkResult:
     last_raw_id: int = 0
     pii_by_field: Counter = field(default_factory=Counter)
     expected_pii: Counter = field(default_factory=Counter)
-    masked_unclassified: set = field(default_factory=set)
     chart_id_of_raw: dict[int, int] = field(default_factory=dict)
 
 
@@ -238,25 +233,29 @@ def _table(model) -> str:
 
 
 def _unique_field_failures(dataset: Dataset, verdicts: list[Verdict], unique_fields: list[str]):
-    """Values of unique fields already held by another current record (or twice here)."""
+    """Values of unique fields already held by another current record (or twice here).
+
+    Compared by their keyed tokens, which every unique field has whatever its level: an
+    encrypted value differs at each encryption, its token does not.
+    """
     for name in unique_fields:
         seen: dict[str, Verdict] = {}
         candidates = [v for v in verdicts if not v.holds_back and name in v.unique_values]
         values = {v.unique_values[name] for v in candidates}
         if not values:
             continue
-        taken = set(
+        taken_values = dict(
             ChartRecord.objects.filter(dataset=dataset, is_current=True)
-            .filter(**{f"data__{name}__in": list(values)})
-            .values_list("business_key", f"data__{name}")
+            .filter(**{f"tokens__{name}__in": list(values)})
+            .values_list(f"tokens__{name}", "business_key")
         )
-        taken_values = {str(value): key for key, value in taken}
         for verdict in candidates:
             value = verdict.unique_values[name]
-            owner_key = taken_values.get(value)
-            # The same business key is a newer version of that record, not a duplicate.
-            clash = (owner_key is not None and owner_key != verdict.business_key) or (
-                value in seen and seen[value].business_key != verdict.business_key
+            # The same business key is a newer version of that record, not a duplicate;
+            # records without a business key are never versions of each other.
+            key = verdict.business_key
+            clash = (value in taken_values and (not key or taken_values[value] != key)) or (
+                value in seen and (not key or seen[value].business_key != key)
             )
             if clash:
                 verdict.failures.append(
@@ -416,6 +415,9 @@ def store_verdicts(
             "business_key",
             "data",
             "extras",
+            "tokens",
+            "sealed",
+            "protection_version",
             "issues",
             "is_current",
             "superseded_by_id",
@@ -430,6 +432,9 @@ def store_verdicts(
                 v.business_key,
                 v.data,
                 v.extras,
+                v.tokens,
+                v.sealed,
+                TYPED_VALUES,
                 _reasons_json(v.failures),
                 v.raw_id not in successor,
                 successor.get(v.raw_id),
@@ -457,12 +462,13 @@ def store_verdicts(
                     finding.pattern_id,
                     round(finding.confidence, 2),
                     finding.masked_excerpt[:200],
+                    finding.start,
+                    finding.end,
                     run_id,
                     now,
                 )
             )
             result.pii_by_field[(finding.field, finding.pii_type)] += 1
-    result.masked_unclassified = judged.masked_unclassified
     result.expected_pii = judged.expected_pii
     _copy(
         PiiFinding,
@@ -475,6 +481,8 @@ def store_verdicts(
             "pattern_id",
             "confidence",
             "masked_excerpt",
+            "span_start",
+            "span_end",
             "run_id",
             "created_at",
         ),
@@ -609,7 +617,6 @@ def _promote(*, dataset: Dataset, run: Run, chunk_size: int) -> dict:
     totals: dict = {"chunks": 0, "superseded": 0, "failing": 0}
     pii_by_field: Counter = Counter()
     expected_pii: Counter = Counter()
-    masked_unclassified: set = set()
 
     def add(result: ChunkResult) -> None:
         totals["chunks"] += 1
@@ -617,7 +624,6 @@ def _promote(*, dataset: Dataset, run: Run, chunk_size: int) -> dict:
         totals["failing"] += result.failing
         pii_by_field.update(result.pii_by_field)
         expected_pii.update(result.expected_pii)
-        masked_unclassified.update(result.masked_unclassified)
 
     def promote_all() -> None:
         # While a chunk is written here, the pool judges the chunks after it. Two are

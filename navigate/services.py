@@ -73,13 +73,16 @@ def _type_label(data_type: str) -> str:
 
 
 def _restriction(field: DatasetField) -> str | None:
-    """The level's name when the field's values are restricted (encrypted in chart)."""
+    """The level's name when the field's values are encrypted in chart."""
     level = field.classification
     return level.name if level is not None and level.requires_encryption else None
 
 
 def validate_metric_definition(*, metric: MetricDefinition) -> None:
-    """Refuse a metric that cannot be computed, or whose facts would carry restricted values.
+    """Refuse a metric that cannot be computed, or whose facts would carry encrypted values.
+
+    An encrypted field can be counted distinct (over its keyed tokens), never summed,
+    compared, placed in time or grouped by.
 
     Raises ValidationError keyed by the metric's field names, with every problem found.
     """
@@ -111,13 +114,14 @@ def validate_metric_definition(*, metric: MetricDefinition) -> None:
         field = fields[value_field]
         level = _restriction(field)
         allowed = VALUE_TYPES.get(metric.aggregation, frozenset())
-        if level:
-            # Restricted values are encrypted in chart: they can be neither summed nor
-            # compared, and each encryption of one value differs, so not counted either.
+        if level and metric.aggregation != Aggregation.DISTINCT_COUNT:
+            # Encrypted values can be neither summed nor compared; equal values have
+            # equal keyed tokens, so a distinct count is still possible.
             refuse(
                 "value_field",
-                f"'{value_field}' is classified {level}; its values are encrypted and "
-                "cannot be aggregated.",
+                f"'{value_field}' is classified {level}; its values are encrypted, so a "
+                f"{metric.get_aggregation_display().lower()} cannot use them (a distinct "
+                "count can: it counts their keyed tokens).",
             )
         elif field.data_type not in allowed:
             wanted = ", ".join(sorted(_type_label(t) for t in allowed))
@@ -183,7 +187,9 @@ def _value_sql(aggregation: str, data_type: str | None) -> str:
     if aggregation == Aggregation.COUNT:
         return "NULL"
     if aggregation == Aggregation.DISTINCT_COUNT:
-        return "(data ->> %(value_field)s::text)"
+        # A keyed token where chart keeps one (encrypted or tagged values, unique fields):
+        # equal values have equal tokens, and a token never equals a plain value.
+        return "coalesce(tokens ->> %(value_field)s::text, data ->> %(value_field)s::text)"
     if data_type in TIME_TYPES:
         return f"extract(epoch FROM {_time_sql(data_type, 'value_field')})"
     return "(data ->> %(value_field)s::text)::numeric"

@@ -1,5 +1,6 @@
 """Judging in chunks: the same verdicts as one record at a time, on worker processes too."""
 
+import base64
 import json
 
 import pytest
@@ -10,7 +11,9 @@ from chart.contract import CoercionError, CompiledContract, FieldRule, to_email
 from chart.evaluation import Failure, FieldProtection, RecordEvaluator, Verdict, to_json
 from chart.models import ChartRecord, QuarantinedRecord
 from chart.services import RuleBook, promote_to_chart
+from governance.compliance.keys import Keyring
 from governance.compliance.pii.scanner import shipped_patterns
+from governance.compliance.tokens import TokenKeyring
 from governance.pipeline.models import FieldType
 from governance.quality.models import QualityRule, RuleKind
 
@@ -52,7 +55,7 @@ def test_the_plain_address_shortcut_accepts_what_django_accepts(address):
     assert accepted == django_accepts
 
 
-def evaluator(keyring=None) -> RecordEvaluator:
+def evaluator() -> RecordEvaluator:
     contract = CompiledContract(
         [
             FieldRule(name="id", data_type=FieldType.INTEGER, required=True),
@@ -73,8 +76,8 @@ def evaluator(keyring=None) -> RecordEvaluator:
             "notes": FieldProtection("notes"),
         },
         business_key=["id"],
-        keyring=keyring,
-        hash_key=b"k",
+        keyring=Keyring.parse("k:" + base64.b64encode(b"K" * 32).decode()),
+        tokens=TokenKeyring.parse("t:" + base64.b64encode(b"T" * 32).decode()),
         unique_fields=["notes"],
     )
 
@@ -105,17 +108,23 @@ def test_judging_a_chunk_gives_what_evaluating_each_record_gives():
         assert verdict.findings == outcome.findings
         assert verdict.holds_back == outcome.holds_back
     assert sum(judged.expected_pii.values()) == sum(len(o.expected_pii) for o in one_by_one)
-    assert judged.masked_unclassified == {"notes"}
-    assert {name for o in one_by_one for name in o.masked_unclassified} == {"notes"}
     first, second = judged.verdicts[0], judged.verdicts[1]
+    # Typed values: masking is for readers, not for what chart keeps.
     assert json.loads(first.data) == {
         "id": 1,
-        "email": "*" * len("ada@example.com"),
-        "ip": "**.*.2.3",
+        "email": "ada@example.com",
+        "ip": "10.1.2.3",
         "notes": "call me",
     }
-    assert "4111" not in second.data and "a@b.co" not in second.extras
-    assert second.unique_values == {"notes": json.loads(second.data)["notes"]}
+    # PII nobody classified for: replaced by its type, the original sealed, a token kept.
+    assert json.loads(second.data)["notes"] == "card <payment_card>"
+    assert json.loads(second.extras) == {"x": "<email>"}
+    assert set(json.loads(second.sealed)) == {"data", "extras"}
+    assert "4111" not in second.sealed and "a@b.co" not in second.sealed
+    assert second.unique_values == {"notes": json.loads(second.tokens)["notes"]}
+    assert second.unique_values["notes"] == evaluator().token_keyring.token(
+        "card 4111 1111 1111 1111"
+    )
 
 
 def test_a_judged_chunk_survives_pickling_between_processes():
@@ -132,7 +141,7 @@ def rule(pk, field_name, kind) -> QualityRule:
 
 
 def verdict(raw_id, *failures) -> Verdict:
-    return Verdict(raw_id, str(raw_id), "{}", "{}", list(failures), [], {})
+    return Verdict(raw_id, str(raw_id), "{}", "{}", "{}", "{}", list(failures), [], {})
 
 
 def test_tallies_count_failures_and_judged_records_that_passed():

@@ -4,10 +4,12 @@ from decimal import Decimal
 
 import pytest
 
+from chart.evaluation import sealed_context
 from chart.models import ChartRecord, PiiFinding, QuarantinedRecord
 from chart.services import promote_to_chart
 from governance.compliance.keys import Keyring, field_context
 from governance.compliance.models import ClassificationSuggestion
+from governance.compliance.tokens import TokenKeyring
 from governance.pipeline.models import GateAction, Layer, LineageEdge, RunStatus, Watermark
 from governance.quality.models import CheckResult, QualityRule, QualityScore
 
@@ -35,9 +37,12 @@ def test_good_records_are_typed_and_protected(customers, land):
     assert record.data["id"] == 1
     assert record.data["amount"] == "10.50"
     assert record.data["signup"] == "2026-01-02"
-    # confidential masks fully; restricted is encrypted and decrypts with the key.
-    assert "ada" not in record.data["email"]
+    # Confidential is kept typed (masking is for readers without clearance); restricted
+    # is encrypted, decrypts with the key, and has a keyed token for equality.
+    assert record.data["email"] == "ada@example.com"
     assert record.data["ssn"].startswith("enc:v1:")
+    assert record.tokens["ssn"] == TokenKeyring.from_settings().token("123-45-6789")
+    assert "123-45-6789" not in str(record.tokens) and record.protection_version == 2
     assert (
         Keyring.from_settings().decrypt(
             record.data["ssn"], context=field_context(customers.pk, "ssn")
@@ -132,17 +137,25 @@ def test_quality_results_and_score_keep_their_weights(customers, land):
     assert score.overall is not None
 
 
-def test_pii_in_unclassified_field_is_masked_found_and_suggested(customers, land):
+def test_pii_in_unclassified_field_is_tagged_sealed_found_and_suggested(customers, land):
     land(
         customers,
         [row(id=str(i), notes=f"card 4111 1111 1111 1111 from user{i}") for i in range(1, 4)],
     )
     run = promote_to_chart(dataset=customers, triggered_by="test")
-    record = ChartRecord.objects.filter(run=run).first()
-    assert "4111 1111 1111 1111" not in record.data["notes"]
+    record = ChartRecord.objects.filter(run=run).order_by("id").first()
+    # The card is replaced by its type; the words around it stay; the original is sealed.
+    assert record.data["notes"] == "card <payment_card> from user1"
+    original = Keyring.from_settings().decrypt(
+        record.sealed["data"]["notes"], context=sealed_context(customers.pk, "notes")
+    )
+    assert original == "card 4111 1111 1111 1111 from user1"
+    assert "4111" not in str(record.sealed) and "notes" in record.tokens
     findings = PiiFinding.objects.filter(run=run, field_name="notes")
     assert findings.count() == 3
     assert all("4111 1111 1111 1111" not in f.masked_excerpt for f in findings)
+    # Each finding keeps where the PII sat in the value as received.
+    assert {(f.span_start, f.span_end) for f in findings} == {(5, 24)}
     assert {f.pii_type for f in findings} == {"payment_card"}
     suggestion = ClassificationSuggestion.objects.get(dataset_field__name="notes")
     assert suggestion.pii_types == ["payment_card"]
@@ -159,7 +172,7 @@ def test_lineage_names_each_fields_transform(customers, land):
         )
     )
     assert transforms["ssn"] == "encrypted"
-    assert transforms["email"] == "masked"
+    assert transforms["email"] == "typed"  # confidential: masked where it is shown
     assert transforms["id"] == "typed"
     assert transforms[""] == "typed"
 

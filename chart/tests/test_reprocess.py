@@ -83,8 +83,8 @@ def test_a_corrected_record_is_promoted_and_the_raw_record_stays_as_received(
     chart = ChartRecord.objects.get(pk=record.chart_record_id)
     # Through the same code as a promotion: typed, protected, current.
     assert (chart.raw_record_id, chart.run, chart.data["tier"]) == (promoted[1].pk, run, "silver")
-    assert chart.data["ssn"].startswith("enc:v1:")
-    assert "ada" not in chart.data["email"]
+    assert chart.data["ssn"].startswith("enc:v1:") and "ssn" in chart.tokens
+    assert chart.data["email"] == "ada@example.com"  # typed: masked where it is shown
     assert chart.is_current
     # The watermark is where the promotion left it.
     assert Watermark.objects.get(dataset=customers, layer=Layer.CHART).position == watermark

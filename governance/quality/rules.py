@@ -183,10 +183,17 @@ def validate_steward_rule(rule: QualityRule) -> None:
 
 @dataclass
 class RuleFailure:
+    """A failed rule: the message names fields and what was expected, never a value.
+
+    `value_excerpt` is the raw excerpt, for the promotion to protect at the level of
+    `excerpt_fields` (both fields of a cross-field rule) before anything stores it.
+    """
+
     field: str
     rule: str
     message: str
     value_excerpt: str = ""
+    excerpt_fields: tuple[str, ...] = ()
 
 
 def _number(value: Any) -> Decimal | None:
@@ -240,6 +247,7 @@ class RecordRuleCheck:
             return self._fail(
                 f"{parameters['left']} {parameters['op']} {parameters['right']} does not hold",
                 f"{left} vs {right}",
+                fields=(parameters["left"], parameters["right"]),
             )
         if value in (None, ""):
             return None  # absence is completeness's business
@@ -274,6 +282,12 @@ class RecordRuleCheck:
             return self._fail(f"older than the freshness target ({_age(age)} old)", value)
         return None
 
-    def _fail(self, message: str, value: Any) -> RuleFailure:
+    def _fail(self, message: str, value: Any, fields: tuple[str, ...] = ()) -> RuleFailure:
         text = str(value)
-        return RuleFailure(self.rule.field_name, self.rule.kind, message, text[:40])
+        return RuleFailure(
+            self.rule.field_name,
+            self.rule.kind,
+            message,
+            text[:40],
+            excerpt_fields=fields or (self.rule.field_name,),
+        )

@@ -10,7 +10,9 @@ from django.core.exceptions import ValidationError
 from django.db import connection
 
 from chart.models import ChartRecord
+from governance.compliance.keys import Keyring, field_context
 from governance.compliance.models import ClassificationLevel
+from governance.compliance.tokens import TokenKeyring
 from governance.pipeline.models import (
     DatasetField,
     FieldType,
@@ -261,6 +263,29 @@ def test_restricted_values_never_reach_facts(contract, run):
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM navigate.fact WHERE dimensions::text LIKE '%%enc:%%'")
         assert cursor.fetchone()[0] == 0
+
+
+def test_an_encrypted_field_is_counted_distinct_by_its_keyed_tokens(contract, run):
+    # Every encryption of one value differs; its token does not.
+    keyring, tokens = Keyring.from_settings(), TokenKeyring.from_settings()
+    context = field_context(contract.pk, "ssn")
+    for order_id, ssn in enumerate(["111-22-3333", "111-22-3333", "222-33-4444"], start=1):
+        ChartRecord.objects.create(
+            dataset=contract,
+            raw_record_id=next(_raw_ids),
+            business_key=str(order_id),
+            data={
+                "order_id": order_id,
+                "ordered_at": "2026-03-01T10:00:00+00:00",
+                "ssn": keyring.encrypt(ssn, context=context),
+            },
+            tokens={"ssn": tokens.token(ssn)},
+            run=run,
+        )
+    metric = make_metric(contract, aggregation="distinct_count", value_field="ssn", grain="day")
+    refresh_facts(dataset=contract, run=run)
+    [fact] = Fact.objects.filter(metric=metric)
+    assert (fact.value, fact.record_count) == (2, 3)
 
 
 # --- Re-runs and touched periods ------------------------------------------------------
@@ -518,9 +543,10 @@ def test_a_sum_of_text_is_refused(contract):
             "'paid' is boolean; a maximum needs one of: date, date and time, decimal, integer.",
         ),
         (
-            {"aggregation": "distinct_count", "value_field": "ssn"},
+            {"aggregation": "max", "value_field": "ssn"},
             "value_field",
-            "'ssn' is classified restricted; its values are encrypted and cannot be aggregated.",
+            "'ssn' is classified restricted; its values are encrypted, so a maximum cannot use "
+            "them (a distinct count can: it counts their keyed tokens).",
         ),
     ],
 )

@@ -1,26 +1,26 @@
 """Masking of protected values, and masked excerpts for PII findings.
 
 `mask` applies a classification level's masking rule (governance.compliance.models.
-MaskingRule) to a whole value. `masked_excerpt` shows where PII sits in a value, for
-the findings stewards review, without ever containing the PII itself.
+MaskingRule) to a whole value: what a person without clearance for the level sees.
+`masked_excerpt` shows where PII sits in a value, for the findings stewards review,
+without ever containing the PII itself. `tag_matches` is what chart stores of a value
+holding PII its field's level does not expect; `mask_matches` what a page shows of one.
 """
 
-import hashlib
-import hmac
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+
+from governance.compliance.tokens import TokenKeyring
 
 REDACTED = "[REDACTED]"
 MASK_CHAR = "*"
 PARTIAL_KEEP = 4
-# The salt that turns SECRET_KEY into the hashing key when no key is given.
-HASH_KEY_SALT = "atlas.governance.compliance.pii.masking.hash"
 
 EXCERPT_CONTEXT = 16
 EXCERPT_MAX_LENGTH = 200  # chart.PiiFinding.masked_excerpt
 _ELLIPSIS = "…"
 
 
-def mask(value: object, rule: str, *, key: bytes | str | None = None) -> str | None:
+def mask(value: object, rule: str) -> str | None:
     """`value` as people without the reveal permission may see it under `rule`.
 
     `rule` is a MaskingRule value: none, partial, full, hash or redact. None stays None.
@@ -35,7 +35,7 @@ def mask(value: object, rule: str, *, key: bytes | str | None = None) -> str | N
     if rule == "full":
         return MASK_CHAR * len(text)
     if rule == "hash":
-        return keyed_hash(text, key=key)
+        return keyed_hash(text)
     if rule == "redact":
         return REDACTED
     raise ValueError(f"Unknown masking rule {rule!r}.")
@@ -60,18 +60,39 @@ def mask_partial(text: str, keep: int = PARTIAL_KEEP) -> str:
     return "".join(reversed(masked))
 
 
-def keyed_hash(text: str, *, key: bytes | str | None = None) -> str:
-    """HMAC-SHA256 of the value, hex: equal values give equal hashes, so joins still work.
+def keyed_hash(text: str) -> str:
+    """The value's keyed token (ATLAS_HASH_KEY): equal values look equal, none is readable."""
+    return TokenKeyring.from_settings().token(text)
 
-    Without a key, one is derived from Django's SECRET_KEY; a value hashed under one key
-    only joins with values hashed under the same key.
-    """
-    if key is None:
-        from django.utils.crypto import salted_hmac
 
-        return salted_hmac(HASH_KEY_SALT, text, algorithm="sha256").hexdigest()
-    key_bytes = key.encode() if isinstance(key, str) else key
-    return hmac.new(key_bytes, text.encode(), hashlib.sha256).hexdigest()
+class Span:
+    """What masking needs of a PII match: where it is and what it is (scanner.Match fits)."""
+
+    start: int
+    end: int
+    pii_type: str
+
+
+def mask_matches(text: str, matches: Sequence[Span]) -> str:
+    """The text with each PII match masked in place; the words around it kept."""
+    return _replace_spans(text, matches, lambda match: mask_pii(text[match.start : match.end]))
+
+
+def tag_matches(text: str, matches: Sequence[Span]) -> str:
+    """The text with each PII match replaced by its type: "card <payment_card> exp 12/27"."""
+    return _replace_spans(text, matches, lambda match: f"<{match.pii_type}>")
+
+
+def _replace_spans(text: str, matches: Sequence[Span], replacement) -> str:
+    parts, position = [], 0
+    for match in sorted(matches, key=lambda m: m.start):
+        if match.start < position:
+            continue  # the scanner never overlaps matches; stay safe if a caller does
+        parts.append(text[position : match.start])
+        parts.append(replacement(match))
+        position = match.end
+    parts.append(text[position:])
+    return "".join(parts)
 
 
 def mask_pii(value: str, pii_type: str | None = None) -> str:

@@ -1,5 +1,5 @@
+import base64
 import hashlib
-import hmac
 import re
 
 import pytest
@@ -11,10 +11,13 @@ from governance.compliance.pii.masking import (
     REDACTED,
     keyed_hash,
     mask,
+    mask_matches,
     mask_pii,
     masked_excerpt,
+    tag_matches,
 )
-from governance.compliance.pii.scanner import scan_value, shipped_patterns
+from governance.compliance.pii.scanner import Match, scan_value, shipped_patterns
+from governance.compliance.tokens import TokenKeyring
 
 CARD = "4111 1111 1111 1111"
 
@@ -42,21 +45,25 @@ def test_redact_replaces_the_value():
     assert mask(CARD, MaskingRule.REDACT) == REDACTED == "[REDACTED]"
 
 
-def test_hash_is_a_keyed_sha256_that_still_joins():
-    digest = mask(CARD, MaskingRule.HASH, key=b"k1")
-    assert digest == hmac.new(b"k1", CARD.encode(), hashlib.sha256).hexdigest()
-    assert mask(CARD, MaskingRule.HASH, key="k1") == digest
-    assert mask(CARD, MaskingRule.HASH, key=b"k2") != digest
+def test_hash_is_the_keyed_token_that_still_joins(settings):
+    digest = mask(CARD, MaskingRule.HASH)
+    assert digest == keyed_hash(CARD) == TokenKeyring.from_settings().token(CARD)
     assert digest != hashlib.sha256(CARD.encode()).hexdigest()  # not guessable without key
-    assert CARD not in digest
-
-
-def test_hash_without_a_key_uses_one_derived_from_the_secret_key(settings):
-    digest = keyed_hash(CARD)
-    assert re.fullmatch(r"[0-9a-f]{64}", digest)
-    assert keyed_hash(CARD) == digest
+    assert CARD not in digest and "1111" not in digest
+    # Keyed by ATLAS_HASH_KEY, never by SECRET_KEY.
     settings.SECRET_KEY = "another-secret-key-for-this-test-only-0123456789abcdef"
+    assert keyed_hash(CARD) == digest
+    settings.ATLAS_HASH_KEY = "other:" + base64.b64encode(b"O" * 32).decode()
     assert keyed_hash(CARD) != digest
+
+
+def test_tagging_replaces_each_match_by_its_type_and_masking_keeps_the_words():
+    text = "card 4111 1111 1111 1111 mail ada@example.com ok"
+    card = Match("payment_card", None, "card", 5, 24, 0.9)
+    email = Match("email", None, "email", 30, 45, 0.9)
+    assert tag_matches(text, [email, card]) == "card <payment_card> mail <email> ok"
+    masked = mask_matches(text, [card])
+    assert masked.startswith("card ") and "4111" not in masked and masked.endswith("ok")
 
 
 def test_non_strings_are_masked_as_text_and_none_stays_none():
@@ -71,7 +78,7 @@ def test_an_unknown_rule_is_an_error():
 
 def test_every_masking_rule_is_handled():
     for rule in MaskingRule.values:
-        mask("value", rule, key=b"k")
+        mask("value", rule)
 
 
 # --- Excerpts for findings -----------------------------------------------------------

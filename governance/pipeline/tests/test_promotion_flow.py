@@ -105,9 +105,9 @@ def test_classification_propagates_until_a_transform_removes_the_value(customers
     from governance.compliance.models import ClassificationLevel
     from governance.pipeline.selectors import field_classifications
 
+    # Masked levels reach chart typed (masking is applied where values are shown), so
+    # their classification goes on; encryption stops it.
     internal = ClassificationLevel.objects.get(name="internal")
-    internal.masking = "none"  # internal values reach chart as they are
-    internal.save()
     customers.fields.filter(name="tier").update(classification=internal)
     MetricDefinition.objects.create(
         slug="count-by-tier",
@@ -126,7 +126,7 @@ def test_classification_propagates_until_a_transform_removes_the_value(customers
     }
     assert found[("explore", "ssn")] == ("restricted", "contract")
     assert found[("chart", "ssn")] == (None, "explore.ssn via encrypted")
-    assert found[("chart", "email")] == (None, "explore.email via masked")
+    assert found[("chart", "email")] == ("confidential", "explore.email via typed")
     assert found[("chart", "tier")] == ("internal", "explore.tier via typed")
     assert found[("navigate", "count-by-tier.tier")] == ("internal", "chart.tier via grouped")
     assert ("navigate", "count-by-tier.signup") not in found
