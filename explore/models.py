@@ -36,6 +36,11 @@ class LandingBatch(models.Model):
         "pipeline.Dataset", on_delete=models.PROTECT, related_name="batches"
     )
     file = models.FileField(upload_to=landing_file_key, max_length=500)
+    # The stored object is encrypted (governance.compliance.envelope); this names the
+    # ATLAS_ENCRYPTION_KEYS entry wrapping its data key. Empty: stored before encryption.
+    encryption_key_id = models.CharField(
+        max_length=255, null=True, blank=True, editable=False, default=None
+    )
     original_name = models.CharField(max_length=255, blank=True)
     sha256 = models.CharField(max_length=64)
     format = models.CharField(max_length=8, choices=FileFormat)

@@ -4,11 +4,14 @@ The path of a file:
 1. `store_upload` (or `store_records` for records posted to the API) checks the
    file and refuses, before writing anything, one that cannot be loaded: empty,
    over ATLAS_MAX_UPLOAD_BYTES, an unknown format, a CSV without header, a file
-   this dataset already received (same SHA-256). Otherwise it stores the file as
-   received in the default storage (S3 or the filesystem), creates its
-   LandingBatch, audits it, and queues the load once the transaction commits.
-2. The Celery task calls `load_batch`, which streams the stored file through a
-   parser (explore.parsers) into raw records with COPY (explore.copy_writer).
+   this dataset already received (same SHA-256, of the bytes as received). Otherwise
+   it stores the file encrypted (envelope encryption, governance.compliance.envelope)
+   in the default storage (S3 or the filesystem), creates its LandingBatch with the
+   key id that wraps the file's data key, audits it, and queues the load once the
+   transaction commits.
+2. The Celery task calls `load_batch`, which streams the stored file through
+   decryption and a parser (explore.parsers) into raw records with COPY
+   (explore.copy_writer). Files stored before encryption are read as they are.
 
 A load is idempotent and crash-safe. A session advisory lock makes one loader per
 batch (a killed worker's connection closes and frees it); a conditional UPDATE
@@ -44,6 +47,8 @@ from atlas_site.schemas import sql_name
 from explore import parsers
 from explore.copy_writer import CopyResult, copy_records
 from explore.models import BatchStatus, Compression, LandingBatch, RawRecord
+from governance.compliance import envelope
+from governance.compliance.keys import Keyring
 from governance.compliance.models import AuditAction
 from governance.compliance.services import record_audit, record_change
 from governance.pipeline.models import ApiToken, Dataset, Run, RunKind, RunStatus, RunStep
@@ -193,7 +198,7 @@ def store_upload(
     via: str = "upload",
     queue: bool = True,
 ) -> LandingBatch:
-    """Store a file as received, create its batch and queue its load.
+    """Store a file as received (encrypted at rest), create its batch and queue its load.
 
     `file` is any readable, seekable binary file (an UploadedFile, an open file).
     `actor` is a user or a string naming a component; `via` says where the file
@@ -221,8 +226,12 @@ def store_upload(
         status=BatchStatus.STORED,
     )
     file.seek(0)
+    # Stored encrypted, streamed (one chunk in memory); sha256 and size_bytes describe
+    # the file as received, which is what duplicates are recognised by.
+    sealed = envelope.encrypting_reader(file, Keyring.from_settings())
+    batch.encryption_key_id = sealed.key_id
     # The object first: a batch row never points at a file that is not there.
-    batch.file.save(_storage_filename(filename), File(file), save=False)
+    batch.file.save(_storage_filename(filename), _EncryptedFile(sealed), save=False)
     try:
         with transaction.atomic():
             batch.save()
@@ -245,6 +254,12 @@ def store_upload(
         batch.file.delete(save=False)
         raise
     return batch
+
+
+class _EncryptedFile(File):
+    """An encrypted stream for Storage.save; S3 labels it as the bytes it is."""
+
+    content_type = "application/octet-stream"
 
 
 def store_records(*, dataset: Dataset, body: bytes, actor, via: str = "api") -> LandingBatch:
@@ -304,8 +319,8 @@ class _CountingReader(io.RawIOBase):
             super().close()
 
 
-def _open_stored(batch: LandingBatch) -> _CountingReader:
-    """Stream the stored file without holding it whole in memory or on disk.
+def _open_stored_object(batch: LandingBatch):
+    """The stored object's bytes (encrypted, or plain for a file stored before), streamed.
 
     django-storages' S3 file downloads the whole object into a SpooledTemporaryFile
     (in memory by default) before the first read; a GET's streaming body reads as
@@ -316,8 +331,24 @@ def _open_stored(batch: LandingBatch) -> _CountingReader:
         from storages.utils import clean_name
 
         key = storage._normalize_name(clean_name(batch.file.name))
-        return _CountingReader(storage.bucket.Object(key).get()["Body"])
-    return _CountingReader(storage.open(batch.file.name, "rb"))
+        return storage.bucket.Object(key).get()["Body"]
+    return storage.open(batch.file.name, "rb")
+
+
+def open_batch_file(batch: LandingBatch) -> envelope.DecryptingReader:
+    """The file as received, decrypted as it is read, in bounded memory.
+
+    A batch that records a key id must have an encrypted object (a plain one there was
+    put in its place); one stored before encryption (no key id) is read as it is.
+    """
+    return envelope.decrypting_reader(
+        _open_stored_object(batch), require_encrypted=bool(batch.encryption_key_id)
+    )
+
+
+def _open_stored(batch: LandingBatch) -> _CountingReader:
+    """The file as received for the loader, counting the bytes read (its progress)."""
+    return _CountingReader(open_batch_file(batch))
 
 
 def _set_progress(batch_id: int, *, rows: int, bytes_read: int) -> None:
@@ -340,6 +371,8 @@ def _clear_progress(batch_id: int) -> None:
 
 
 def _failure_reason(exc: BaseException) -> str:
+    if isinstance(exc, envelope.EnvelopeError):
+        return f"the stored file cannot be decrypted: {exc}"
     if isinstance(exc, (gzip.BadGzipFile, zlib.error, EOFError)):
         return f"the gzip data is corrupt or truncated: {exc}"
     if isinstance(exc, parsers.FormatError):

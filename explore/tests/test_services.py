@@ -14,6 +14,7 @@ from atlas_site import advisory_locks
 from explore import copy_writer, selectors, services
 from explore.models import BatchStatus, LandingBatch, RawRecord
 from explore.tests.conftest import gz, raw_rows, store
+from governance.compliance.envelope import decrypt_bytes
 from governance.compliance.models import AuditLog
 from governance.pipeline.models import Run, RunKind, RunStatus
 
@@ -46,7 +47,7 @@ def test_a_csv_file_lands_whole(customers, sent_loads, django_capture_on_commit_
         f"landing/customers/{batch.received_at:%Y/%m/%d}/{batch.key}/customers"
     )
     with default_storage.open(batch.file.name, "rb") as stored:
-        assert stored.read() == CSV
+        assert decrypt_bytes(stored.read()) == CSV  # stored encrypted
 
     run = load(batch)
 
@@ -259,7 +260,7 @@ def test_a_failed_load_keeps_its_file_and_can_be_retried(
     run = load(batch)
 
     assert batch.status == BatchStatus.FAILED
-    assert "gzip data is corrupt or truncated" in batch.error
+    assert "the stored file cannot be decrypted: the object is truncated" in batch.error
     assert run.status == RunStatus.FAILED and run.error == batch.error
     assert run.rows_in == 0
     assert not RawRecord.objects.filter(batch=batch).exists()
