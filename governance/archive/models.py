@@ -78,16 +78,29 @@ class RetentionPolicy(models.Model):
 
 
 class ArchivedPartition(models.Model):
-    """Manifest of a partition exported to object storage."""
+    """Manifest of a partition exported to object storage.
+
+    `byte_size` and `sha256` describe the object as stored (encrypted; see
+    governance.compliance.envelope), so it can be checked without the key; the rows
+    inside are checked by decrypting it (every chunk authenticated) and counting them.
+    """
 
     table_name = models.CharField(max_length=200, help_text="Parent table, schema-qualified.")
     partition_name = models.CharField(max_length=200)
     range_start = models.DateTimeField()
     range_end = models.DateTimeField()
     row_count = models.BigIntegerField()
-    byte_size = models.BigIntegerField()
-    sha256 = models.CharField(max_length=64)
+    byte_size = models.BigIntegerField(help_text="Size of the stored (encrypted) object.")
+    sha256 = models.CharField(max_length=64, help_text="SHA-256 of the stored (encrypted) object.")
     object_key = models.CharField(max_length=500)
+    encryption_key_id = models.CharField(
+        max_length=255,
+        null=True,
+        blank=True,
+        default=None,
+        help_text="The ATLAS_ENCRYPTION_KEYS entry wrapping the object's data key; "
+        "empty for an object archived before encryption (plain gzip).",
+    )
     policy = models.ForeignKey(
         RetentionPolicy, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )

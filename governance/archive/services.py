@@ -9,11 +9,18 @@ partition of the audit log, whose triggers keep refusing UPDATE, DELETE and TRUN
 to everyone (a DROP of a whole partition fires no row or TRUNCATE trigger).
 
 An archive of one partition is one transaction: the partition is locked against
-writes (SHARE), its rows are exported with COPY to a gzip file in object storage, the
-object is read back and checked (sha256 and row count), the manifest is written and
-the partition detached and dropped, and the audit entry appended. Any failure, or a
-worker killed at any point, rolls all of it back: the rows stay where they were, and
-only an unreferenced object may be left in storage, which the next attempt removes.
+writes (SHARE), its rows are exported with COPY through gzip and envelope encryption
+(governance.compliance.envelope) to an object in storage, the object is read back and
+checked (sha256 and size of the stored bytes, then decrypted: header and row count),
+the manifest is written and the partition detached and dropped, and the audit entry
+appended. Any failure, or a worker killed at any point, rolls all of it back: the rows
+stay where they were, and only an unreferenced object may be left in storage, which
+the next attempt removes.
+
+The manifest's sha256 and byte_size describe the object as stored (encrypted), so an
+operator can check an object without the key and a damaged one is caught before it
+is decrypted; decryption then authenticates every chunk. Objects archived before
+encryption (plain gzip, no key id in their manifest) are restored as they are.
 """
 
 import csv
@@ -54,6 +61,8 @@ from atlas_site.partitions import (
 )
 from governance.archive import selectors
 from governance.archive.models import ArchivedPartition, RetentionAction, RetentionPolicy
+from governance.compliance import envelope
+from governance.compliance.keys import Keyring
 from governance.compliance.models import AuditAction
 from governance.compliance.services import record_audit
 from governance.pipeline.models import Run, RunKind, RunStatus
@@ -232,6 +241,11 @@ class _HashingWriter(io.RawIOBase):
         return len(data)
 
 
+def _drain(stream) -> None:
+    while stream.read(READ_CHUNK):
+        pass
+
+
 def _remove_leftovers(partition: selectors.Partition) -> list[str]:
     """Delete objects an interrupted attempt left for this range that no manifest names."""
     prefix = _object_prefix(partition)
@@ -261,10 +275,12 @@ class Export:
     byte_size: int
     sha256: str
     columns: list[str]
+    key_id: str
 
 
 def _export(cursor, partition: selectors.Partition, key: str) -> Export:
-    """COPY the partition's rows as CSV (with a header) through gzip into storage.
+    """COPY the partition's rows as CSV (with a header) through gzip and encryption into
+    storage; sha256 and byte size are those of the stored (encrypted) bytes.
 
     Memory stays bounded: COPY streams blocks into a temporary file, which storage
     then reads in chunks.
@@ -274,8 +290,9 @@ def _export(cursor, partition: selectors.Partition, key: str) -> Export:
     with tempfile.TemporaryFile() as spool:
         hashing = _HashingWriter(spool)
         with (
+            envelope.EncryptingWriter(hashing, Keyring.from_settings()) as sealed,
             gzip.GzipFile(
-                fileobj=hashing, mode="wb", mtime=0, compresslevel=COMPRESS_LEVEL
+                fileobj=sealed, mode="wb", mtime=0, compresslevel=COMPRESS_LEVEL
             ) as compressed,
             cursor.copy(
                 f"COPY {partition.sql_name} ({column_sql}) TO STDOUT (FORMAT csv, HEADER)"
@@ -289,39 +306,69 @@ def _export(cursor, partition: selectors.Partition, key: str) -> Export:
     if saved != key:
         default_storage.delete(saved)
         raise ArchiveError(f"object storage stored {key} as {saved}: an object of that name exists")
-    return Export(key, rows, hashing.size, hashing.digest.hexdigest(), columns)
+    return Export(key, rows, hashing.size, hashing.digest.hexdigest(), columns, sealed.key_id)
 
 
-def _read_back(key: str) -> tuple[str, int, int, list[str]]:
-    """(sha256, byte size, data rows, header) of a stored archive, read from storage."""
+@dataclass
+class ReadBack:
+    sha256: str
+    byte_size: int
+    rows: int
+    header: list[str]
+    key_id: str | None
+
+
+def _read_back(key: str) -> ReadBack:
+    """What a stored archive holds, read from storage: sha256 and size of the stored
+    bytes, then, decrypted, its data rows, CSV header and the key id wrapping it."""
     if not default_storage.exists(key):
         raise ArchiveError(f"the object {key} is missing from object storage")
     try:
         reader = _HashingReader(_open_object(key))
-        with reader, gzip.GzipFile(fileobj=reader, mode="rb") as unzipped:
+        opened = envelope.decrypting_reader(reader)
+        with opened, gzip.GzipFile(fileobj=opened, mode="rb") as unzipped:
             lines = csv.reader(io.TextIOWrapper(unzipped, encoding="utf-8", newline=""))
             header = next(lines, [])
             rows = sum(1 for _row in lines)
+            _drain(opened)  # to the end: the final chunk authenticated, nothing after it
             reader.drain()
-            return reader.digest.hexdigest(), reader.size, rows, header
-    except (OSError, EOFError, zlib.error, UnicodeDecodeError, csv.Error) as error:
+            return ReadBack(reader.digest.hexdigest(), reader.size, rows, header, opened.key_id)
+    except (
+        OSError,
+        EOFError,
+        zlib.error,
+        UnicodeDecodeError,
+        csv.Error,
+        envelope.EnvelopeError,
+    ) as error:
         raise ArchiveError(f"the object {key} cannot be read back: {error}") from error
 
 
 def verify_object(
-    *, key: str, sha256: str, rows: int, byte_size: int, columns: list[str] | None = None
+    *,
+    key: str,
+    sha256: str,
+    rows: int,
+    byte_size: int,
+    columns: list[str] | None = None,
+    key_id: str | None = None,
 ) -> None:
-    """Read the object back from storage; ArchiveError unless it is exactly what was written."""
-    found_sha, found_size, found_rows, header = _read_back(key)
+    """Read the object back from storage; ArchiveError unless it is exactly what was written.
+
+    `key_id`, when given, is the key the object's data key must be wrapped by.
+    """
+    found = _read_back(key)
     problems = []
-    if found_sha != sha256:
-        problems.append(f"sha256 {found_sha} instead of {sha256}")
-    if found_size != byte_size:
-        problems.append(f"{found_size} bytes instead of {byte_size}")
-    if found_rows != rows:
-        problems.append(f"{found_rows} rows instead of {rows}")
-    if columns is not None and header != columns:
-        problems.append(f"columns {header} instead of {columns}")
+    if found.sha256 != sha256:
+        problems.append(f"sha256 {found.sha256} instead of {sha256}")
+    if found.byte_size != byte_size:
+        problems.append(f"{found.byte_size} bytes instead of {byte_size}")
+    if found.rows != rows:
+        problems.append(f"{found.rows} rows instead of {rows}")
+    if columns is not None and found.header != columns:
+        problems.append(f"columns {found.header} instead of {columns}")
+    if key_id is not None and found.key_id != key_id:
+        problems.append(f"encrypted under key {found.key_id!r} instead of {key_id!r}")
     if problems:
         raise ArchiveError(f"verification of {key} failed: " + "; ".join(problems))
 
@@ -401,6 +448,7 @@ def retire_partition(
                     rows=export.rows,
                     byte_size=export.byte_size,
                     columns=export.columns,
+                    key_id=export.key_id,
                 )
                 manifest = ArchivedPartition.objects.create(
                     table_name=partition.table_name,
@@ -411,6 +459,7 @@ def retire_partition(
                     byte_size=export.byte_size,
                     sha256=export.sha256,
                     object_key=export.key,
+                    encryption_key_id=export.key_id,
                     policy_id=plan.policies[0] if plan.policies else None,
                     run=run,
                     archived_by=actor_name,
@@ -600,8 +649,9 @@ def restore_archived(*, manifest: ArchivedPartition, actor) -> ArchivedPartition
     """Bring an archived partition back from storage, checked against its manifest.
 
     One transaction: the partition for the range is created (or an empty one used),
-    the object streamed through gzip into it with COPY while its sha256 is computed,
-    and the sha256, size and row count compared with the manifest. Any mismatch, a
+    the object streamed through decryption and gzip into it with COPY while the sha256
+    of its stored bytes is computed, and the sha256, size and row count compared with
+    the manifest. An object archived before encryption is read as it is. Any mismatch, a
     missing object, or a range that already holds rows refuses the restore and leaves
     nothing behind.
     """
@@ -670,10 +720,12 @@ def _partition_to_fill(table: PartitionedTable, cursor, start: date, end: date):
 
 
 def _copy_in(cursor, partition: selectors.Partition, key: str) -> tuple[str, int, int]:
-    """COPY the object's rows into the partition; (sha256, bytes, rows loaded)."""
+    """COPY the object's rows into the partition; (sha256 and size of the stored bytes,
+    rows loaded)."""
     try:
         reader = _HashingReader(_open_object(key))
-        with reader, gzip.GzipFile(fileobj=reader, mode="rb") as unzipped:
+        opened = envelope.decrypting_reader(reader)
+        with opened, gzip.GzipFile(fileobj=opened, mode="rb") as unzipped:
             header_line = unzipped.readline().decode("utf-8")
             header = next(csv.reader([header_line]), [])
             known = set(table_columns(partition.table, cursor))
@@ -689,9 +741,10 @@ def _copy_in(cursor, partition: selectors.Partition, key: str) -> tuple[str, int
                 while block := unzipped.read(READ_CHUNK):
                     copy.write(block)
             rows = cursor.rowcount
+            _drain(opened)  # to the end: the final chunk authenticated, nothing after it
             reader.drain()
             return reader.digest.hexdigest(), reader.size, rows
-    except (OSError, EOFError, zlib.error, UnicodeDecodeError) as error:
+    except (OSError, EOFError, zlib.error, UnicodeDecodeError, envelope.EnvelopeError) as error:
         raise ArchiveError(f"the object {key} cannot be read: {error}") from error
     except (psycopg.Error, DatabaseError) as error:
         raise ArchiveError(f"the rows of {key} cannot be loaded: {error}") from error

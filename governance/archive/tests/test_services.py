@@ -14,6 +14,7 @@ from explore.models import RawRecord
 from governance.archive import selectors, services
 from governance.archive.models import ArchivedPartition, RetentionPolicy
 from governance.archive.tests.conftest import OLD_MONTH, at, land_raw, make_partition, raw_rows_of
+from governance.compliance.envelope import decrypt_bytes
 from governance.compliance.models import AuditLog
 from governance.pipeline.models import Run, RunKind, RunStatus
 from governance.pipeline.services import create_run
@@ -90,7 +91,10 @@ def test_archive_then_restore_gives_back_the_same_rows(dataset):
         manifest.byte_size,
         manifest.sha256,
     )
-    assert gzip.decompress(content).startswith(b"id,received_at,line_number,payload,raw_text,")
+    # Stored encrypted: the manifest's sha256 and size are those of the stored bytes.
+    assert gzip.decompress(decrypt_bytes(content)).startswith(
+        b"id,received_at,line_number,payload,raw_text,"
+    )
     # (The audit log outlives a test's flush: entries are matched by this test's manifests.)
     for archived in ArchivedPartition.objects.all():
         entry = AuditLog.objects.get(
@@ -345,7 +349,11 @@ def test_restore_refuses_a_range_with_rows_a_missing_or_corrupt_object(dataset):
 
     content = default_storage.open(manifest.object_key).read()
     with default_storage.open(manifest.object_key, "wb") as stored:
-        stored.write(gzip.compress(gzip.decompress(content) + b'9,2024-01-01,1,,x,"","",1,1\n'))
+        stored.write(
+            gzip.compress(
+                gzip.decompress(decrypt_bytes(content)) + b'9,2024-01-01,1,,x,"","",1,1\n'
+            )
+        )
     mismatch = r"does not match its manifest: sha256 .* 21 rows loaded"
     with pytest.raises(CommandError, match=mismatch):
         call_command("restore_partition", "explore.raw_record", "2024-01")

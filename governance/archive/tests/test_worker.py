@@ -24,6 +24,7 @@ from atlas_site.testing.celery_worker import database_url, spawn_worker
 from governance.archive import services
 from governance.archive.models import ArchivedPartition, RetentionPolicy
 from governance.archive.tests.conftest import OLD_MONTH, at, land_raw, make_partition, raw_rows_of
+from governance.compliance.envelope import decrypt_bytes
 from governance.pipeline.models import Run, RunStatus
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
@@ -162,7 +163,7 @@ def test_worker_killed_mid_archive_then_redelivered_loses_and_duplicates_nothing
     assert stored_archives() == [manifest.object_key]
     assert manifest.row_count == ROWS
     with default_storage.open(manifest.object_key, "rb") as stored:
-        text = gzip.decompress(stored.read()).decode()
+        text = gzip.decompress(decrypt_bytes(stored.read())).decode()  # stored encrypted
     archived_ids = [int(row[0]) for row in list(csv.reader(io.StringIO(text, newline="")))[1:]]
     assert sorted(archived_ids) == original_ids
 
