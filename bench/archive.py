@@ -2,12 +2,12 @@
 
 Fills a past month's partition of explore.raw_record with generated records (in SQL),
 then times what the retention run does with it (governance.archive.services: COPY
-out through gzip into object storage, the object read back and checked, the manifest
-written, the partition detached and dropped) and the restore (the object streamed
-through gzip into COPY, checked against the manifest). A plain `COPY ... TO STDOUT`
-of the same partition, discarded, is the limit. Peak memory is the process's peak
-resident set (ru_maxrss): the rows are made in SQL, so it is the archive's and the
-restore's own peak.
+out through gzip and envelope encryption into object storage, the object read back,
+decrypted and checked, the manifest written, the partition detached and dropped) and
+the restore (the object streamed through decryption and gzip into COPY, checked
+against the manifest). A plain `COPY ... TO STDOUT` of the same partition, discarded,
+is the limit. Peak memory is the process's peak resident set (ru_maxrss): the rows are
+made in SQL, so it is the archive's and the restore's own peak.
 
 It runs against a database of its own (DATABASE_URL, default atlas_bench), created if
 missing and migrated first, with object storage in a temporary folder:
@@ -128,17 +128,18 @@ def main() -> None:
             f"{rows / plain_copy:>12,.0f}"
         )
         print(
-            f"{'archive: export + gzip + store + read back + drop':<44}{archive_seconds:>9.1f}"
-            f"{rows / archive_seconds:>12,.0f}"
+            f"{'archive: export + gzip + encrypt + store + read back + drop':<44}"
+            f"{archive_seconds:>9.1f}{rows / archive_seconds:>12,.0f}"
         )
         print(
-            f"{'restore: read + gunzip + COPY in + check':<44}{restore_seconds:>9.1f}"
+            f"{'restore: read + decrypt + gunzip + COPY in + check':<44}{restore_seconds:>9.1f}"
             f"{rows / restore_seconds:>12,.0f}"
         )
         print()
         print(
-            f"object: {manifest.byte_size / 1e6:.1f} MB gzip for {table_bytes / 1e6:.0f} MB "
-            f"of table; {manifest.row_count:,} rows archived, {restored:,} restored"
+            f"object: {manifest.byte_size / 1e6:.1f} MB (gzip, encrypted) for "
+            f"{table_bytes / 1e6:.0f} MB of table; {manifest.row_count:,} rows archived, "
+            f"{restored:,} restored"
         )
         print(f"archive at {plain_copy / archive_seconds:.0%} of the plain COPY's rate")
         print(

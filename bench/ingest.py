@@ -1,8 +1,9 @@
 """Ingestion benchmark: a stored CSV file to committed raw records, against plain COPY.
 
 Generates a seeded CSV of realistic customer records, stores it with the same
-service the API and admin use (store_upload), then times the load the Celery task
-runs (services.load_batch), in this process, from the stored file to the commit.
+service the API and admin use (store_upload, which encrypts it at rest), then times
+the load the Celery task runs (services.load_batch), in this process, from the stored
+file, decrypted as it is read, to the commit.
 The same rows, exactly as the load wrote them, are then COPYed without any parsing
 into a bare table (the limit), into a table with raw_record's indexes and into
 raw_record itself, to show where the time goes. The load and the bare COPY run in
@@ -223,7 +224,7 @@ def main() -> None:
         if round_number == 1:
             results.append(
                 (
-                    "store_upload: checks, sha256, copy to storage",
+                    "store_upload: checks, sha256, encrypt into storage",
                     time.perf_counter() - started,
                     None,
                 )
