@@ -17,6 +17,7 @@ def _reference_data(request):
 
     from django.contrib.auth.models import Group
 
+    from governance.compliance.clearance import grant_default_clearances
     from governance.compliance.models import ClassificationLevel
     from governance.compliance.reference_data import ensure_reference_data
     from governance.compliance.roles import ensure_roles
@@ -29,6 +30,7 @@ def _reference_data(request):
         ensure_reference_data()
     if not Group.objects.exists():
         ensure_roles()
+        grant_default_clearances()
 
 
 def make_user(django_user_model, username: str, group: str | None = None, **extra):

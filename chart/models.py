@@ -77,12 +77,6 @@ class ChartRecord(models.Model):
         indexes = [
             models.Index(fields=["dataset", "business_key"], name="chart_record_key_idx"),
         ]
-        permissions = [
-            (
-                "reveal_restricted",
-                "Can reveal decrypted restricted values (each reveal is audited)",
-            ),
-        ]
 
     def __str__(self) -> str:
         return f"chart {self.pk} ({self.dataset_id}, key {self.business_key or '-'})"

@@ -33,16 +33,14 @@ from chart.evaluation import (
 from chart.evaluation_pool import PendingChunk, evaluation_pool
 from chart.models import TYPED_VALUES, ChartRecord, PiiFinding, QuarantinedRecord
 from explore.models import RawRecord
-from governance.compliance.keys import ENCRYPTED_PREFIX, Keyring, field_context, is_encrypted
+from governance.compliance.keys import Keyring
 from governance.compliance.models import (
-    AuditAction,
     ClassificationLevel,
     ClassificationSuggestion,
     PiiPattern,
     SuggestionStatus,
 )
 from governance.compliance.pii.scanner import load_patterns
-from governance.compliance.services import record_audit
 from governance.compliance.tokens import TokenKeyring
 from governance.pipeline.models import (
     Dataset,
@@ -795,72 +793,3 @@ def raise_classification_suggestions(*, dataset: Dataset, run: Run) -> list:
         )
         raised.append(suggestion)
     return raised
-
-
-# --- Restricted values: reveal and key rotation ---------------------------------------
-
-
-class RevealRefusedError(PermissionError):
-    pass
-
-
-def reveal_value(*, record: ChartRecord, field_name: str, actor) -> str:
-    """Decrypt one restricted value for a person allowed to see it; audited every time."""
-    if not actor.has_perm("chart.reveal_restricted"):
-        record_audit(
-            actor=actor,
-            action=AuditAction.REVEAL,
-            instance=record,
-            detail=f"refused: no permission to reveal {field_name}",
-        )
-        raise RevealRefusedError("You do not have permission to reveal restricted values.")
-    token = record.data.get(field_name)
-    if not is_encrypted(token):
-        raise ValueError(f"{field_name!r} of chart record {record.pk} is not an encrypted value")
-    value = Keyring.from_settings().decrypt(
-        token, context=field_context(record.dataset_id, field_name)
-    )
-    record_audit(
-        actor=actor,
-        action=AuditAction.REVEAL,
-        instance=record,
-        detail=f"revealed {field_name}",
-    )
-    return value
-
-
-def reencrypt_values(*, batch_size: int = 1000, actor="reencrypt") -> dict[str, int]:
-    """Re-encrypt every value not under the current key; batch by batch, resumable."""
-    keyring = Keyring.from_settings()
-    counts = {"records": 0, "values": 0}
-    last_id = 0
-    while True:
-        with transaction.atomic():
-            batch = list(
-                ChartRecord.objects.select_for_update()
-                .filter(id__gt=last_id, data__icontains=ENCRYPTED_PREFIX)
-                .order_by("id")[:batch_size]
-            )
-            if not batch:
-                break
-            for record in batch:
-                changed = 0
-                for name, value in record.data.items():
-                    if is_encrypted(value) and keyring.needs_rotation(value):
-                        context = field_context(record.dataset_id, name)
-                        plain = keyring.decrypt(value, context=context)
-                        record.data[name] = keyring.encrypt(plain, context=context)
-                        changed += 1
-                if changed:
-                    record.save(update_fields=["data"])
-                    counts["records"] += 1
-                    counts["values"] += changed
-            last_id = batch[-1].pk
-    record_audit(
-        actor=actor,
-        action=AuditAction.ACTION,
-        object_type="chart.chartrecord",
-        detail=f"re-encrypted {counts['values']} values in {counts['records']} records "
-        f"under key {keyring.current_id}",
-    )
-    return counts

@@ -170,6 +170,8 @@ ATLAS_ENCRYPTION_KEYS = env("ATLAS_ENCRYPTION_KEYS")
 # encrypted values be compared, and the audit log's fingerprints. A secret of its own,
 # never derived from SECRET_KEY; rotate by putting a new key first, then `manage.py retoken`.
 ATLAS_HASH_KEY = env("ATLAS_HASH_KEY")
+# How many protected values one person may reveal in an hour (each reveal is audited).
+ATLAS_REVEAL_LIMIT_PER_HOUR = int(env("ATLAS_REVEAL_LIMIT_PER_HOUR", "30"))
 
 # --- Celery ---------------------------------------------------------------------------
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", REDIS_URL)

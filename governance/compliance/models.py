@@ -29,13 +29,19 @@ class ClassificationLevel(models.Model):
         max_length=16,
         choices=MaskingRule,
         default=MaskingRule.NONE,
-        help_text="How values are shown to people without the reveal permission.",
+        help_text="How values are shown to people without clearance for this level.",
     )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         db_table = qualified(COMPLIANCE, "classification_level")
         ordering = ["rank"]
+        permissions = [
+            (
+                "lower_classification",
+                "Can lower or remove a field's classification (with a reason, audited)",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.name} (rank {self.rank})"

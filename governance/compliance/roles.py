@@ -7,6 +7,8 @@ Idempotent: a group's permissions are reset to exactly these.
 
 from django.apps import apps as global_apps
 
+CLEARANCE_PREFIX = "see_level_"  # governance.compliance.clearance.CODENAME_PREFIX
+
 DATA_STEWARD = "Data Steward"
 COMPLIANCE_OFFICER = "Compliance Officer"
 VIEWER = "Viewer"
@@ -38,8 +40,9 @@ OFFICER_CHANGES = {
     ("compliance", "classificationsuggestion"): ("change",),
 }
 
-# Permissions that are not add/change/delete/view of a model.
-OFFICER_SPECIAL = {("chart", "reveal_restricted")}
+# Permissions that are not add/change/delete/view of a model. Clearances for levels
+# (compliance.see_level_<id>) are granted per group by compliance officers, not here.
+OFFICER_SPECIAL = {("compliance", "lower_classification")}
 
 
 def _codenames(changes: dict) -> set[tuple[str, str]]:
@@ -87,4 +90,6 @@ def ensure_roles(apps=global_apps) -> None:
             for permission in Permission.objects.select_related("content_type")
             if (permission.content_type.app_label, permission.codename) in wanted
         ]
-        group.permissions.set(permissions)
+        # Clearances are compliance officers' decisions: kept as they are.
+        clearances = group.permissions.filter(codename__startswith=CLEARANCE_PREFIX)
+        group.permissions.set([*permissions, *clearances])

@@ -70,8 +70,21 @@ def audit_logout(sender, request, user, **kwargs) -> None:
     record_audit(actor=user, action=AuditAction.LOGOUT, instance=user, detail=detail)
 
 
+def sync_clearances(sender, **kwargs) -> None:
+    # Each level has its clearance permission, named after it (clearance.py).
+    from governance.compliance.clearance import sync_clearance_permissions
+
+    sync_clearance_permissions()
+
+
 def connect() -> None:
+    from django.db.models.signals import post_delete, post_save
+
     from atlas_site.security import start_session_clock
+    from governance.compliance.models import ClassificationLevel
+
+    post_save.connect(sync_clearances, sender=ClassificationLevel, dispatch_uid="compliance.clr")
+    post_delete.connect(sync_clearances, sender=ClassificationLevel, dispatch_uid="compliance.cld")
 
     user_logged_in.connect(audit_login, dispatch_uid="compliance.audit_login")
     user_login_failed.connect(audit_login_failed, dispatch_uid="compliance.audit_login_failed")

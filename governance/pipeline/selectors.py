@@ -8,6 +8,8 @@ from decimal import Decimal
 from celery.schedules import crontab
 from django.db import connection
 
+from governance.compliance.clearance import Clearance
+from governance.compliance.protection import DatasetShield
 from governance.pipeline.models import (
     VALUE_REMOVING_TRANSFORMS,
     Dataset,
@@ -281,3 +283,36 @@ def run_overview(*, run: Run, checks: int = 50) -> RunOverview:
         ),
         checks_total=results.count(),
     )
+
+
+# --- Values as one reader may see them ------------------------------------------------
+
+
+def field_levels(*, dataset_id: int) -> dict[str, int | None]:
+    """Each contract field's classification level id (None: unclassified)."""
+    return dict(
+        DatasetField.objects.filter(dataset_id=dataset_id).values_list("name", "classification_id")
+    )
+
+
+class DatasetShields:
+    """One reader's shield of each dataset, built on first use: for pages and exports
+    whose rows span datasets."""
+
+    def __init__(self, clearance: Clearance):
+        self.clearance = clearance
+        self._shields: dict[int, DatasetShield] = {}
+
+    def __call__(self, dataset_id: int) -> DatasetShield:
+        shield = self._shields.get(dataset_id)
+        if shield is None:
+            shield = self._shields[dataset_id] = DatasetShield(
+                self.clearance,
+                dataset_id=dataset_id,
+                field_levels=field_levels(dataset_id=dataset_id),
+            )
+        return shield
+
+
+def dataset_shields(user) -> DatasetShields:
+    return DatasetShields(Clearance.for_user(user))

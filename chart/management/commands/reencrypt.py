@@ -1,13 +1,14 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from chart.services import reencrypt_values
+from chart.protected import reencrypt_values
 from governance.compliance.keys import Keyring
 
 
 class Command(BaseCommand):
     help = (
-        "Re-encrypt restricted values under the current key (the first entry of "
-        "ATLAS_ENCRYPTION_KEYS). Rotate by putting a new key first, keeping the old ones "
+        "Re-encrypt chart's encrypted values, the sealed originals of tagged values and "
+        "stewards' corrections of encrypted fields under the current key (the first entry "
+        "of ATLAS_ENCRYPTION_KEYS). Rotate by putting a new key first, keeping the old ones "
         "after it, running this, then removing the old keys."
     )
 
