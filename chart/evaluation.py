@@ -269,6 +269,18 @@ class RecordEvaluator:
                 self._protect(outcome, record, in_data, in_extras)
         return [outcome for outcome, _ in checked]
 
+    def protect_values(self, data: dict[str, Any], extras: dict[str, Any]) -> Outcome:
+        """What chart stores of these typed values under today's classifications.
+
+        No rule is judged: for re-protecting a record whose field changed level, from
+        its originals (chart.protected.originals). Its findings are not new ones.
+        """
+        record = CheckedRecord(data=data, extras=extras)
+        outcome = Outcome(raw_id=0)
+        in_data, in_extras = self._find_pii(record)
+        self._protect(outcome, record, in_data, in_extras)
+        return outcome
+
     def _check(
         self, raw_id: int, payload: Any, parse_error: str
     ) -> tuple[Outcome, CheckedRecord | None]:
