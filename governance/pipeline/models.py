@@ -92,6 +92,14 @@ class Dataset(models.Model):
         help_text="Contract field holding each record's event time (for timeliness).",
     )
     is_active = models.BooleanField(default=True)
+    reader_groups = models.ManyToManyField(
+        "auth.Group",
+        blank=True,
+        related_name="readable_datasets",
+        help_text="Only members of these groups (and the owner) read this dataset's records; "
+        "everyone else sees that the dataset exists, but none of its records. Empty: whoever "
+        "may view records.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
