@@ -21,6 +21,7 @@ commit in one transaction. A task delivered twice, or again after its worker die
 mid-load, ends with each line exactly once.
 """
 
+import contextlib
 import gzip
 import hashlib
 import io
@@ -319,20 +320,22 @@ class _CountingReader(io.RawIOBase):
             super().close()
 
 
-def _open_stored_object(batch: LandingBatch):
-    """The stored object's bytes (encrypted, or plain for a file stored before), streamed.
+def _open_stored_object(batch: LandingBatch, name: str | None = None):
+    """The stored object's bytes (encrypted, or plain for a file stored before), streamed;
+    `name`: another object of the batch's storage.
 
     django-storages' S3 file downloads the whole object into a SpooledTemporaryFile
     (in memory by default) before the first read; a GET's streaming body reads as
     it goes, so a file larger than RAM loads.
     """
     storage = batch.file.storage
+    name = name or batch.file.name
     if hasattr(storage, "bucket") and hasattr(storage, "_normalize_name"):
         from storages.utils import clean_name
 
-        key = storage._normalize_name(clean_name(batch.file.name))
+        key = storage._normalize_name(clean_name(name))
         return storage.bucket.Object(key).get()["Body"]
-    return storage.open(batch.file.name, "rb")
+    return storage.open(name, "rb")
 
 
 def open_batch_file(batch: LandingBatch) -> envelope.DecryptingReader:
@@ -566,6 +569,84 @@ def retry_batch(*, batch: LandingBatch, actor) -> LandingBatch:
         )
         queue_load(batch.pk, via="retry")
     return batch
+
+
+# --- Key rotation of stored files ---------------------------------------------------------
+
+
+class RewrapError(Exception):
+    """A stored file whose data key was not re-wrapped; the message says why."""
+
+
+def rewrap_batch_file(*, batch: LandingBatch, actor, keyring: Keyring | None = None) -> bool:
+    """Wrap the data key of a batch's stored file by the current key; the body is copied
+    as it is, never decrypted into storage. Returns False when there was nothing to do
+    (already under the current key, or stored before encryption: plain).
+
+    The re-wrapped object is written beside the old one, read back and decrypted whole
+    (its sha256 must be the batch's), then the batch is switched to it and the old
+    object deleted. Under the batch's load lock: a batch being loaded is left for later.
+    Raises RewrapError (the batch unchanged, the new object removed).
+    """
+    keyring = keyring or Keyring.from_settings()
+    if not batch.encryption_key_id or batch.encryption_key_id == keyring.current_id:
+        return False
+    with advisory_locks.try_session_lock(advisory_locks.LOAD_BATCH, batch.pk) as locked:
+        if not locked:
+            raise RewrapError(f"batch {batch.pk} is being loaded; run this again later")
+        batch = LandingBatch.objects.get(pk=batch.pk)
+        old_name, old_key_id = batch.file.name, batch.encryption_key_id
+        storage = batch.file.storage
+        try:
+            with contextlib.closing(_open_stored_object(batch)) as stored:
+                rewrapped = envelope.RewrappingReader(stored, keyring)
+                if rewrapped.old_key_id != old_key_id:
+                    raise RewrapError(
+                        f"batch {batch.pk} records key {old_key_id!r}, its file names "
+                        f"{rewrapped.old_key_id!r}"
+                    )
+                new_name = storage.save(
+                    envelope.rewrapped_name(old_name), _EncryptedFile(rewrapped)
+                )
+        except (envelope.EnvelopeError, OSError) as error:
+            raise RewrapError(f"batch {batch.pk}: {error}") from error
+        try:
+            digest = hashlib.sha256()
+            with envelope.decrypting_reader(
+                _open_stored_object(batch, new_name), keyring, require_encrypted=True
+            ) as opened:
+                while block := opened.read(READ_BYTES):
+                    digest.update(block)
+            if digest.hexdigest() != batch.sha256:
+                raise RewrapError(
+                    f"batch {batch.pk}: the re-wrapped file decrypts to sha256 "
+                    f"{digest.hexdigest()} instead of {batch.sha256}"
+                )
+            with transaction.atomic():
+                changed = LandingBatch.objects.filter(
+                    pk=batch.pk, file=old_name, encryption_key_id=old_key_id
+                ).update(file=new_name, encryption_key_id=rewrapped.key_id)
+                if changed != 1:
+                    raise RewrapError(f"batch {batch.pk} changed meanwhile; run this again")
+                record_audit(
+                    actor=actor,
+                    action=AuditAction.UPDATE,
+                    instance=batch,
+                    before={"encryption_key_id": old_key_id, "file": old_name},
+                    after={"encryption_key_id": rewrapped.key_id, "file": new_name},
+                    detail=f"re-wrapped the stored file's data key from key {old_key_id!r} "
+                    f"to {rewrapped.key_id!r} (body unchanged, decrypted and checked)",
+                )
+        except BaseException as error:
+            storage.delete(new_name)
+            if isinstance(error, (envelope.EnvelopeError, OSError)):
+                raise RewrapError(f"batch {batch.pk}: {error}") from error
+            raise
+    try:
+        storage.delete(old_name)
+    except Exception:  # the batch names the new object; an old copy left behind is harmless
+        logger.warning("could not delete %s after re-wrapping it", old_name, exc_info=True)
+    return True
 
 
 # --- API tokens ---------------------------------------------------------------------------

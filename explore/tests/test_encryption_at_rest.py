@@ -187,3 +187,135 @@ def test_the_loader_reads_the_file_as_received_in_bounded_pieces(customers):
     assert b"".join(pieces) == gz(CSV)
     assert max(len(piece) for piece in pieces) <= 64 * 1024
     assert io.BytesIO(gzip.decompress(b"".join(pieces))).read() == CSV
+
+
+# --- Key rotation: re-wrapping stored objects ---------------------------------------------
+
+
+def body_after_header(stored: bytes) -> bytes:
+    from governance.compliance import envelope
+
+    source = io.BytesIO(stored)
+    envelope.read_header(source)
+    return source.read()
+
+
+def test_reencrypt_objects_rewraps_landing_files_and_archives_under_the_current_key(
+    customers, dataset
+):
+    from django.core.management import call_command
+
+    from atlas_site.partitions import RAW_RECORDS
+    from governance.archive import services as archive
+    from governance.archive.models import ArchivedPartition, RetentionPolicy
+    from governance.archive.tests.conftest import (
+        OLD_MONTH,
+        at,
+        land_raw,
+        make_partition,
+        raw_rows_of,
+    )
+    from governance.compliance.models import AuditLog
+    from governance.pipeline.models import RunKind, RunStatus
+    from governance.pipeline.services import create_run
+
+    batch = store(customers, gz(CSV), "people.csv.gz")
+    old_name, old_stored = batch.file.name, stored_bytes(batch)
+    legacy = store(customers, CSV, "legacy.csv")
+    default_storage.delete(legacy.file.name)
+    default_storage.save(legacy.file.name, ContentFile(CSV))
+    LandingBatch.objects.filter(pk=legacy.pk).update(encryption_key_id=None)
+    make_partition(RAW_RECORDS, OLD_MONTH)
+    land_raw(dataset, 200, at=at(OLD_MONTH), label=DISTINCT)
+    original = raw_rows_of(OLD_MONTH)
+    RetentionPolicy.objects.create(layer="explore", keep_months=12)
+    run = archive.apply_retention(
+        run=create_run(dataset=None, kind=RunKind.ARCHIVE, triggered_by="test")
+    )
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    manifest = ArchivedPartition.objects.get()
+    old_key = manifest.object_key
+    old_archive = default_storage.open(old_key).read()
+    assert manifest.encryption_key_id == "test"
+
+    with override_settings(ATLAS_ENCRYPTION_KEYS=rotated(NEW_KEY)):
+        out = io.StringIO()
+        call_command("reencrypt_objects", "--dry-run", stdout=out)
+        assert "Would re-wrap under key 'new': 1 landing files, 1 archive objects" in (
+            out.getvalue()
+        )
+        assert "left plain): 1 landing files, 0 archive objects" in out.getvalue()
+        assert LandingBatch.objects.get(pk=batch.pk).encryption_key_id == "test"
+
+        out = io.StringIO()
+        call_command("reencrypt_objects", stdout=out)
+        assert "Re-wrapped under key 'new': 1 landing files, 1 archive objects" in out.getvalue()
+
+    # The landing file: a new header under the new key, the same body, the old object gone.
+    batch.refresh_from_db()
+    assert batch.encryption_key_id == "new"
+    assert batch.file.name != old_name and not default_storage.exists(old_name)
+    assert batch.file.name.startswith(old_name.rsplit("/", 1)[0] + "/people_")
+    new_stored = stored_bytes(batch)
+    assert key_id_of(new_stored) == "new"
+    assert body_after_header(new_stored) == body_after_header(old_stored)
+    legacy.refresh_from_db()
+    assert legacy.encryption_key_id is None and stored_bytes(legacy) == CSV
+    assert AuditLog.objects.filter(
+        object_type="explore.landingbatch", object_id=str(batch.pk), action="update"
+    ).exists()
+
+    # The archive: the manifest describes the new object.
+    manifest.refresh_from_db()
+    assert manifest.encryption_key_id == "new"
+    assert manifest.object_key != old_key and not default_storage.exists(old_key)
+    new_archive = default_storage.open(manifest.object_key).read()
+    assert (len(new_archive), hashlib.sha256(new_archive).hexdigest()) == (
+        manifest.byte_size,
+        manifest.sha256,
+    )
+    assert body_after_header(new_archive) == body_after_header(old_archive)
+
+    # The old key can go now: everything still opens with the new one alone.
+    with override_settings(ATLAS_ENCRYPTION_KEYS=NEW_KEY):
+        assert load(batch).status == BatchStatus.LOADED, batch.error
+        assert batch.rows_total == LINES
+        assert load(legacy).status == BatchStatus.LOADED, legacy.error
+        archive.restore_archived(manifest=manifest, actor="tests")
+        assert raw_rows_of(OLD_MONTH) == original
+        out = io.StringIO()
+        call_command("reencrypt_objects", stdout=out)
+        assert "Re-wrapped under key 'new': 0 landing files, 0 archive objects" in out.getvalue()
+
+
+def test_reencrypt_objects_names_what_it_could_not_rewrap_and_does_the_rest(customers):
+    from django.core.management import CommandError, call_command
+
+    lost = store(customers, CSV, "lost.csv")
+    default_storage.delete(lost.file.name)
+    fine = store(customers, gz(CSV), "fine.csv.gz")
+    damaged = store(customers, CSV + b"9999,Other,o@example.com\n", "damaged.csv")
+    path = Path(default_storage.path(damaged.file.name))
+    data = bytearray(path.read_bytes())
+    data[-40] ^= 0x01  # inside the final chunk
+    path.write_bytes(bytes(data))
+
+    with (
+        override_settings(ATLAS_ENCRYPTION_KEYS=rotated(NEW_KEY)),
+        pytest.raises(CommandError) as caught,
+    ):
+        call_command("reencrypt_objects", stdout=io.StringIO())
+
+    message = str(caught.value)
+    assert message.startswith("2 objects were not re-wrapped (each left as it was): ")
+    assert f"batch {lost.pk}: " in message
+    assert f"batch {damaged.pk}: " in message and "does not decrypt" in message
+    assert DISTINCT not in message
+    for batch in (lost, damaged):
+        before = batch.file.name
+        batch.refresh_from_db()
+        assert (batch.encryption_key_id, batch.file.name) == ("test", before)
+    # The damaged one's re-wrapped copy was removed; only its original is there.
+    assert sorted(p.name for p in path.parent.iterdir()) == ["damaged.csv"]
+    fine.refresh_from_db()
+    assert fine.encryption_key_id == "new"

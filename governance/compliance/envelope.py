@@ -5,7 +5,7 @@ kept in the object's header, wrapped (AES-256-GCM) by the current key of
 ATLAS_ENCRYPTION_KEYS (`governance.compliance.keys.Keyring`), whose id the header
 names. Any key still listed there opens the objects written under it, so keys rotate
 by putting a new key first; `manage.py reencrypt_objects` then re-wraps each object's
-data key under it without touching the body.
+data key under it without touching the body (`RewrappingReader`).
 
 Format (integers big-endian):
 
@@ -34,11 +34,13 @@ wrong (unknown key id, tampered, truncated); they never carry the object's conte
 
 import io
 import os
+import re
 import struct
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from django.utils.crypto import get_random_string
 
 from governance.compliance.keys import DecryptionError, Keyring
 
@@ -169,6 +171,61 @@ def key_id_of(header: bytes) -> str | None:
 def rewrap_header(header: Header, keyring: Keyring) -> Header:
     """The same data key, wrapped by the key ring's current key (the body is unchanged)."""
     return _wrap(header.data_key(keyring), keyring, header.chunk_size)
+
+
+class RewrappingReader(io.RawIOBase):
+    """Reads as the encrypted object in `source` with its data key wrapped by the key
+    ring's current key: a new header, then the body byte for byte (never decrypted).
+
+    The header is read (and the data key unwrapped) when it is made, so an object it
+    cannot open raises EnvelopeError before anything is written.
+    """
+
+    def __init__(self, source, keyring: Keyring | None = None):
+        header = read_header(source)
+        if header is None:
+            raise EnvelopeError("the object is not encrypted: it has no data key to re-wrap")
+        self._source = source
+        self.old_key_id = header.key_id
+        self.header = rewrap_header(header, keyring or Keyring.from_settings())
+        self.key_id = self.header.key_id
+        self._pending = memoryview(self.header.to_bytes())
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        if self._pending:
+            size = min(len(buffer), len(self._pending))
+            buffer[:size] = self._pending[:size]
+            self._pending = self._pending[size:]
+            return size
+        data = self._source.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        try:
+            self._source.close()
+        finally:
+            super().close()
+
+
+_REWRAP_SUFFIX = re.compile(r"_[A-Za-z0-9]{7}$")
+
+
+def rewrapped_name(name: str) -> str:
+    """A new object name beside `name` for its re-wrapped copy (objects are never
+    replaced in place: the old one goes only once the new one is checked and recorded).
+
+    'a/b/people.csv.gz' -> 'a/b/people_Xk3v9Qa.csv.gz'; a suffix from an earlier
+    rotation is replaced, not added to.
+    """
+    folder, _slash, base = name.rpartition("/")
+    stem, dot, extensions = base.partition(".")
+    stem = _REWRAP_SUFFIX.sub("", stem) or stem
+    fresh = f"{stem}_{get_random_string(7)}{dot}{extensions}"
+    return f"{folder}/{fresh}" if folder else fresh
 
 
 # --- Encrypting -------------------------------------------------------------------------

@@ -199,3 +199,60 @@ def test_verification_names_a_key_other_than_the_one_expected(dataset):
             byte_size=manifest.byte_size,
             key_id="new",
         )
+
+
+# --- Key rotation: re-wrapping archived objects ----------------------------------------------
+
+
+def archive_keys() -> list[str]:
+    _dirs, files = default_storage.listdir("archive/explore/raw_record")
+    return sorted(files)
+
+
+@pytest.mark.s3
+def test_an_archive_is_rewrapped_under_the_current_key_through_s3(s3_storage, dataset):
+    manifest, original = archive_one_month(dataset)
+    old_key = manifest.object_key
+    with override_settings(ATLAS_ENCRYPTION_KEYS=f"{NEW_KEY},{_test_keys()}"):
+        assert services.rewrap_archived(manifest=manifest, actor="tests") is True
+        assert services.rewrap_archived(manifest=manifest, actor="tests") is False
+    assert manifest.encryption_key_id == "new" and manifest.object_key != old_key
+    client, bucket = s3_storage["client"], s3_storage["bucket"]
+    keys = [item["Key"] for item in client.list_objects_v2(Bucket=bucket)["Contents"]]
+    assert keys == [manifest.object_key]
+    stored = client.get_object(Bucket=bucket, Key=manifest.object_key)["Body"].read()
+    assert key_id_of(stored) == "new"
+    assert hashlib.sha256(stored).hexdigest() == manifest.sha256
+    with override_settings(ATLAS_ENCRYPTION_KEYS=NEW_KEY):
+        services.restore_archived(manifest=manifest, actor="tests")
+    assert raw_rows_of(OLD_MONTH) == original
+
+
+def test_a_damaged_archive_is_not_rewrapped_and_its_manifest_is_unchanged(dataset):
+    manifest, _original = archive_one_month(dataset)
+    path = Path(default_storage.path(manifest.object_key))
+    data = bytearray(path.read_bytes())
+    data[-40] ^= 0x01
+    path.write_bytes(bytes(data))
+    before = ArchivedPartition.objects.values().get(pk=manifest.pk)
+
+    with (
+        override_settings(ATLAS_ENCRYPTION_KEYS=f"{NEW_KEY},{_test_keys()}"),
+        pytest.raises(services.ArchiveError, match=r"cannot be read back: chunk \d+ .* truncated"),
+    ):
+        services.rewrap_archived(manifest=manifest, actor="tests")
+
+    assert ArchivedPartition.objects.values().get(pk=manifest.pk) == before
+    assert archive_keys() == [manifest.object_key.rsplit("/", 1)[1]]
+
+
+def test_an_archive_whose_key_is_gone_is_not_rewrapped(dataset):
+    manifest, _original = archive_one_month(dataset)
+    with (
+        override_settings(ATLAS_ENCRYPTION_KEYS=NEW_KEY),
+        pytest.raises(services.ArchiveError, match="encrypted with key 'test', which is not in"),
+    ):
+        services.rewrap_archived(manifest=manifest, actor="tests")
+    manifest.refresh_from_db()
+    assert manifest.encryption_key_id == "test"
+    assert archive_keys() == [manifest.object_key.rsplit("/", 1)[1]]

@@ -281,3 +281,26 @@ def test_a_random_body_is_never_taken_for_plaintext():
     noise = MAGIC + os.urandom(500)
     with pytest.raises(EnvelopeError):
         decrypt_bytes(noise, OLD)
+
+
+def test_the_rewrapping_reader_streams_a_new_header_and_the_same_body():
+    plain = content(3 * SMALL + 9)
+    stored = encrypt_bytes(plain, OLD, chunk_size=SMALL)
+    rotated = Keyring.parse(f"new:{KEY_B},old:{KEY_A}")
+    reader = envelope.RewrappingReader(ShortReads(stored, 500), rotated)
+    assert (reader.old_key_id, reader.key_id) == ("old", "new")
+    rewrapped = reader.read()
+    assert rewrapped[HEADER:] == stored[HEADER:]
+    assert decrypt_bytes(rewrapped, Keyring.parse(f"new:{KEY_B}")) == plain
+    with pytest.raises(EnvelopeError, match="not encrypted: it has no data key to re-wrap"):
+        envelope.RewrappingReader(io.BytesIO(b"id,name\n"), rotated)
+    with pytest.raises(EnvelopeError, match="key 'old', which is not in"):
+        envelope.RewrappingReader(io.BytesIO(stored), Keyring.parse(f"new:{KEY_B}"))
+
+
+def test_a_rewrapped_object_gets_a_name_beside_the_old_one():
+    name = envelope.rewrapped_name("landing/orders/2026/11/26/abc/people.csv.gz")
+    assert name.startswith("landing/orders/2026/11/26/abc/people_") and name.endswith(".csv.gz")
+    again = envelope.rewrapped_name(name)
+    assert len(again) == len(name) and again != name  # the earlier suffix is replaced
+    assert envelope.rewrapped_name("plain").startswith("plain_")
