@@ -10,9 +10,8 @@
 """
 
 import csv
-import hashlib
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -30,8 +29,10 @@ from django.utils import timezone
 from django.utils.functional import cached_property
 
 from atlas_site.schemas import sql_name
+from governance.compliance.clearance import Clearance
 from governance.compliance.models import AuditAction
 from governance.compliance.services import changed_values, record_audit, snapshot
+from governance.compliance.tokens import fingerprint
 
 ADMIN_DETAIL = "Made in the admin."
 
@@ -39,10 +40,10 @@ ADMIN_DETAIL = "Made in the admin."
 
 
 def _hidden(value: Any) -> str | None:
-    # A fingerprint shows that a secret changed without storing anything readable.
+    # A keyed fingerprint shows that a secret changed without storing anything readable.
     if value in (None, ""):
         return value
-    return "hidden:" + hashlib.sha256(str(value).encode()).hexdigest()[:12]
+    return "hidden:" + fingerprint(str(value))
 
 
 def _cascade_note(deleted: dict[str, int], model: type[models.Model], own_count: int) -> str:
@@ -110,6 +111,16 @@ class CsvExportMixin:
     """
 
     csv_export_exclude: tuple[str, ...] = ()
+    # Rows hold record values: the audit entry names the clearances the reader held.
+    export_holds_values = False
+
+    def protect_export_row(self, request, columns: list[str]) -> Callable[[tuple], tuple] | None:
+        """A function turning an exported row into what this reader may see; None: as is.
+
+        Admins over record values (raw, chart, quarantined records, facts) mask each value
+        the reader is not cleared for, field by field, as their pages do.
+        """
+        return None
 
     def get_actions(self, request, action_location=ActionLocation.CHANGE_LIST):
         actions = super().get_actions(request, action_location=action_location)
@@ -136,25 +147,35 @@ class CsvExportMixin:
         columns = [field.attname for field in fields]
         selected = request.POST.getlist(ACTION_CHECKBOX_NAME)
         every_match = request.POST.get("select_across") == "1"
+        after = {
+            "columns": columns,
+            "rows": "every row matching the filters" if every_match else selected,
+            "filters": request.GET.urlencode(),
+        }
+        detail = "Exported as CSV: " + (
+            "every row matching the list's filters."
+            if every_match
+            else f"{len(selected)} selected rows."
+        )
+        if self.export_holds_values:
+            cleared = Clearance.for_user(request.user).cleared_level_names()
+            after["clearance"] = cleared
+            detail += (
+                f" With clearance for {', '.join(cleared)}: those levels' values in clear."
+                if cleared
+                else " Without clearance: protected values masked."
+            )
         record_audit(
             actor=request.user,
             action=AuditAction.ACTION,
             object_type=self.model._meta.label_lower,
-            after={
-                "columns": columns,
-                "rows": "every row matching the filters" if every_match else selected,
-                "filters": request.GET.urlencode(),
-            },
-            detail=(
-                "Exported as CSV: "
-                + (
-                    "every row matching the list's filters."
-                    if every_match
-                    else f"{len(selected)} selected rows."
-                )
-            ),
+            after=after,
+            detail=detail,
         )
         rows = queryset.values_list(*columns).iterator(chunk_size=CSV_CHUNK_ROWS)
+        protect = self.protect_export_row(request, columns)
+        if protect is not None:
+            rows = map(protect, rows)
         response = StreamingHttpResponse(
             csv_lines([field.verbose_name for field in fields], rows),
             content_type="text/csv; charset=utf-8",

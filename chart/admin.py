@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
@@ -11,8 +13,17 @@ from django.views.decorators.http import require_POST
 
 from atlas_site.admin_base import AuditedModelAdmin, LargeTableAdmin, LightChangeList, ReadOnlyAdmin
 from atlas_site.admin_filters import IdInputFilter
+from atlas_site.admin_values import ReadableDatasetsMixin, RevealTarget, ValuesAdminMixin
 from chart.evaluation import to_json
 from chart.models import ChartRecord, PiiFinding, QuarantinedRecord, QuarantineStatus
+from chart.protected import (
+    EXTRA,
+    ORIGINAL,
+    VALUE,
+    protected_parts,
+    read_protected,
+    reveal_level,
+)
 from chart.reprocess import (
     QuarantineReviewError,
     correct_quarantined_values,
@@ -22,8 +33,10 @@ from chart.reprocess import (
     reasons_summary,
     reprocess_quarantined,
 )
+from governance.compliance.keys import is_encrypted
 from governance.compliance.models import PiiType
-from governance.pipeline.models import DatasetField, Run, RunKind
+from governance.compliance.protection import PROTECTED_TEXT, ShownValue
+from governance.pipeline.models import Dataset, DatasetField, Run, RunKind
 from governance.quality.models import RuleKind
 
 
@@ -34,14 +47,131 @@ class PromotedByRunFilter(IdInputFilter):
     field_name = "run"
 
 
+ENCRYPTED_SHOWN = "[encrypted]"
+TAGGED_NOTE = "PII replaced by its type; the original is kept encrypted."
+
+
+def _business_key_shown(shield, key_fields: list[str], business_key: str) -> str:
+    """The key as this reader may see it: whole, or protected if any key field is masked."""
+    if not business_key:
+        return business_key
+    if all(shield.clearance.sees(shield.level_of(name)) for name in key_fields):
+        return business_key
+    return PROTECTED_TEXT
+
+
+def chart_values(shield, record: ChartRecord) -> list[tuple[ShownValue, str]]:
+    """(shown value, what a reveal would read) of each data field and extra of a record.
+
+    Encrypted values show as [encrypted] to everyone (a cleared reader reveals them one at
+    a time); a tagged value shows its text at its field's level, its PII already replaced.
+    """
+    sealed = record.sealed or {}
+    rows = []
+    for name, value in (record.data or {}).items():
+        if is_encrypted(value):
+            shown = shield.field(name, value)
+            rows.append((replace(shown, value=ENCRYPTED_SHOWN, masked=True), VALUE))
+        elif name in sealed.get("data", {}):
+            rows.append((shield.field(name, value), ORIGINAL))
+        else:
+            rows.append((shield.field(name, value), ""))
+    for name, value in (record.extras or {}).items():
+        shown = shield.field(name, value)
+        rows.append((shown, EXTRA if name in sealed.get("extras", {}) else ""))
+    return rows
+
+
 @admin.register(ChartRecord)
-class ChartRecordAdmin(LargeTableAdmin, ReadOnlyAdmin):
-    # `data` keeps restricted values encrypted; this page shows them as stored.
+class ChartRecordAdmin(ValuesAdminMixin, LargeTableAdmin, ReadOnlyAdmin):
+    """Validated records. Values are typed in the table (restricted ones encrypted); this
+    page and the export show each as the reader may see it, with Reveal where allowed."""
+
     list_display = ("id", "dataset", "business_key", "is_current", "run", "created_at")
     list_filter = ("is_current", "dataset", PromotedByRunFilter)
     list_select_related = ("dataset", "run")
     raw_id_fields = ("dataset", "raw_record", "superseded_by", "run")
     ordering = ("-id",)
+    fields = (
+        "dataset",
+        "raw_record",
+        "business_key",
+        "is_current",
+        "superseded_by",
+        "run",
+        "created_at",
+        "protection_version",
+        "issues",
+    )
+    change_form_template = "admin/chart/chartrecord/change_form.html"
+
+    def csv_export_fields(self, request):
+        # The values too, protected row by row; never the tokens or sealed originals.
+        exported = super().csv_export_fields(request)
+        return exported + [self.model._meta.get_field(name) for name in ("data", "extras")]
+
+    def shield_object(self, request, obj) -> None:
+        shield = self.shields(request)(obj.dataset_id)
+        obj.business_key = _business_key_shown(shield, obj.dataset.business_key, obj.business_key)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        record = self.get_object(request, unquote(object_id))
+        context = dict(extra_context or {})
+        if record is not None:
+            shield = self.shields(request)(record.dataset_id)
+            stored = self.stored(record)
+            clearance = shield.clearance
+            rows = []
+            for shown, part in chart_values(shield, stored):
+                may_reveal = bool(part) and clearance.is_cleared_for(
+                    reveal_level(stored, part, shown.name, clearance)
+                )
+                rows.append(
+                    self.value_row(
+                        record,
+                        replace(shown, revealable=may_reveal),
+                        part=part or VALUE,
+                        note=TAGGED_NOTE if part in (ORIGINAL, EXTRA) else "",
+                    )
+                )
+            context.update(value_rows=rows, values_title="Values")
+        return super().change_view(request, object_id, form_url, extra_context=context)
+
+    def reveal_target(self, request, obj, part, field_name):
+        stored = self.stored(obj)
+        if (part, field_name) not in protected_parts(stored):
+            return None
+        clearance = self.clearance(request)
+        return RevealTarget(
+            level_id=reveal_level(stored, part, field_name, clearance),
+            read=lambda: read_protected(stored, part, field_name),
+            label=field_name if part == VALUE else f"{field_name} ({part})",
+        )
+
+    def protect_export_row(self, request, columns):
+        shields = self.shields(request)
+        position = {name: index for index, name in enumerate(columns)}
+        key_fields = dict(Dataset.objects.values_list("pk", "business_key"))
+
+        def protect(row: tuple) -> tuple:
+            row = list(row)
+            shield = shields(row[position["dataset_id"]])
+            record = ChartRecord(
+                dataset_id=row[position["dataset_id"]],
+                data=row[position["data"]],
+                extras=row[position["extras"]],
+                sealed={},
+            )
+            values = {shown.name: shown.value for shown, _ in chart_values(shield, record)}
+            row[position["data"]] = {name: values[name] for name in record.data or {}}
+            row[position["extras"]] = {name: values[name] for name in record.extras or {}}
+            if "business_key" in position:
+                row[position["business_key"]] = _business_key_shown(
+                    shield, key_fields.get(record.dataset_id) or [], row[position["business_key"]]
+                )
+            return tuple(row)
+
+        return protect
 
 
 # --- Quarantine review -----------------------------------------------------------------
@@ -135,12 +265,14 @@ VALUE_PREFIX = "value:"
 
 
 @admin.register(QuarantinedRecord)
-class QuarantinedRecordAdmin(LargeTableAdmin, AuditedModelAdmin):
+class QuarantinedRecordAdmin(ValuesAdminMixin, LargeTableAdmin, AuditedModelAdmin):
     """Quarantine review: the raw record next to its reasons; fix, re-process or dismiss.
 
     Nothing here is edited through the form: every change goes through chart.reprocess,
-    which checks the permission and audits it.
+    which checks the permission and audits it. Values show as the reader may see them.
     """
+
+    export_holds_values = False  # the export's columns hold no record values
 
     list_display = (
         "id",
@@ -237,6 +369,7 @@ class QuarantinedRecordAdmin(LargeTableAdmin, AuditedModelAdmin):
         raw = raw_record_of(record)
         received = raw.payload if raw is not None and isinstance(raw.payload, dict) else {}
         current = current_payload(record, raw)
+        shield = self.shields(request)(record.dataset_id)
         contract = {
             f.name: f
             for f in DatasetField.objects.filter(dataset_id=record.dataset_id).select_related(
@@ -249,25 +382,34 @@ class QuarantinedRecordAdmin(LargeTableAdmin, AuditedModelAdmin):
         names = list(contract) + [name for name in current if name not in contract]
         # Fields with a reason first: they are what the steward came to fix.
         names.sort(key=lambda name: name not in reasons_by_field)
-        rows = [
-            {
-                "name": name,
-                "input_name": VALUE_PREFIX + name,
-                "contract": contract.get(name),
-                "received": _shown(received.get(name)) if name in received else None,
-                "value": _shown(current.get(name)),
-                "corrected": record.corrected_payload is not None
-                and name in record.corrected_payload
-                and record.corrected_payload.get(name) != received.get(name),
-                "reasons": reasons_by_field.get(name, []),
-            }
-            for name in names
-        ]
+        rows = []
+        for name in names:
+            shown = shield.field(name, current.get(name))
+            rows.append(
+                {
+                    "name": name,
+                    "input_name": VALUE_PREFIX + name,
+                    "contract": contract.get(name),
+                    "received": _shown(shield.value(name, received.get(name)))
+                    if name in received
+                    else None,
+                    "value": _shown(shown.value),
+                    "masked": shown.masked,
+                    "reveal_url": self.reveal_url(record, "current", name)
+                    if shown.revealable
+                    else "",
+                    "corrected": record.corrected_payload is not None
+                    and name in record.corrected_payload
+                    and record.corrected_payload.get(name) != received.get(name),
+                    "reasons": reasons_by_field.get(name, []),
+                }
+            )
         may_review = record.status == QuarantineStatus.OPEN and self.has_change_permission(
             request, record
         )
         return {
             "raw": raw,
+            "raw_text": shield.line(raw.raw_text, parsed=raw.payload is not None) if raw else "",
             "field_rows": rows,
             "record_reasons": reasons_by_field.get("", []),
             "reasons": record.reasons,
@@ -289,6 +431,19 @@ class QuarantinedRecordAdmin(LargeTableAdmin, AuditedModelAdmin):
             else "",
         }
 
+    def reveal_target(self, request, obj, part, field_name):
+        """A value re-processing will judge, of a field whose level requires encryption."""
+        if part != "current":
+            return None
+        payload = current_payload(obj, raw_record_of(obj))
+        shield = self.shields(request)(obj.dataset_id)
+        level = shield.clearance.level(shield.level_of(field_name))
+        if field_name not in payload or level is None or not level.requires_encryption:
+            return None
+        return RevealTarget(
+            level_id=level.id, read=lambda: _shown(payload[field_name]), label=field_name
+        )
+
     def _review_record(self, request, object_id) -> QuarantinedRecord:
         record = self.get_object(request, unquote(object_id))
         if record is None:
@@ -308,8 +463,10 @@ class QuarantinedRecordAdmin(LargeTableAdmin, AuditedModelAdmin):
 
     def correct_view(self, request, object_id):
         record = self._review_record(request, object_id)
+        shield = self.shields(request)(record.dataset_id)
+        # What the page showed: a box left as it was (even masked) is no correction.
         shown = {
-            name: _shown(value)
+            name: _shown(shield.value(name, value))
             for name, value in current_payload(record, raw_record_of(record)).items()
         }
         values = {
@@ -451,7 +608,7 @@ class PiiTypeFilter(admin.SimpleListFilter):
 
 
 @admin.register(PiiFinding)
-class PiiFindingAdmin(LargeTableAdmin, ReadOnlyAdmin):
+class PiiFindingAdmin(ReadableDatasetsMixin, LargeTableAdmin, ReadOnlyAdmin):
     list_display = (
         "id",
         "dataset",

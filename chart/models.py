@@ -79,7 +79,9 @@ class ChartRecord(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"chart {self.pk} ({self.dataset_id}, key {self.business_key or '-'})"
+        # Never the business key: its values are as sensitive as the key's fields, and this
+        # text reaches the audit log, links and breadcrumbs.
+        return f"chart {self.pk} (dataset {self.dataset_id})"
 
 
 class QuarantineStatus(models.TextChoices):

@@ -11,7 +11,6 @@ with the reasons of this run. The watermark is not touched: these raw records li
 below it already. Every action is audited.
 """
 
-import hashlib
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -24,6 +23,7 @@ from django.utils import timezone
 
 from chart.evaluation import RawRow, RecordEvaluator, Verdict, to_json
 from chart.models import ChartRecord, QuarantinedRecord, QuarantineStatus
+from chart.protected import corrected_context
 from chart.services import (
     GateFailedError,
     RuleBook,
@@ -33,8 +33,10 @@ from chart.services import (
     store_verdicts,
 )
 from explore.models import RawRecord
+from governance.compliance.keys import Keyring, is_encrypted
 from governance.compliance.models import AuditAction
 from governance.compliance.services import record_audit
+from governance.compliance.tokens import fingerprint
 from governance.pipeline.models import (
     Dataset,
     DatasetField,
@@ -68,10 +70,9 @@ def require_reviewer(actor) -> None:
 
 
 def _fingerprint(value: Any) -> str | None:
-    # The audit log keeps that a value changed, never the value: it may be PII.
-    if value is None:
-        return None
-    return "sha256:" + hashlib.sha256(to_json(value).encode()).hexdigest()[:12]
+    # The audit log keeps that a value changed, never the value: it may be PII. A keyed
+    # token (ATLAS_HASH_KEY), so a fingerprint cannot be looked up in a table of values.
+    return fingerprint(value)
 
 
 def _selected(records: Iterable[QuarantinedRecord] | QuerySet) -> dict[int, list[int]]:
@@ -95,10 +96,24 @@ def raw_record_of(record: QuarantinedRecord) -> RawRecord | None:
     return RawRecord.objects.filter(dataset_id=record.dataset_id, pk=record.raw_record_id).first()
 
 
+def corrected_values(record: QuarantinedRecord) -> dict[str, Any] | None:
+    """The steward's corrected copy, values of encrypted fields decrypted."""
+    if record.corrected_payload is None:
+        return None
+    keyring = None
+    values = {}
+    for name, value in record.corrected_payload.items():
+        if is_encrypted(value):
+            keyring = keyring or Keyring.from_settings()
+            value = keyring.decrypt(value, context=corrected_context(record.dataset_id, name))
+        values[name] = value
+    return values
+
+
 def current_payload(record: QuarantinedRecord, raw: RawRecord | None) -> dict[str, Any]:
     """What re-processing would judge: the corrected copy, else the payload received."""
     if record.corrected_payload is not None:
-        return dict(record.corrected_payload)
+        return corrected_values(record)
     if raw is not None and isinstance(raw.payload, dict):
         return dict(raw.payload)
     return {}  # a line that did not parse: a correction starts from nothing
@@ -137,7 +152,7 @@ def correct_quarantined_values(
         if not changed:
             return record
         before = {name: _fingerprint(payload.get(name)) for name in sorted(changed)}
-        record.corrected_payload = {**payload, **changed}
+        record.corrected_payload = _sealed_corrections(record.dataset_id, {**payload, **changed})
         record.corrected_by = actor
         record.corrected_at = timezone.now()
         record.save(update_fields=["corrected_payload", "corrected_by", "corrected_at"])
@@ -153,6 +168,29 @@ def correct_quarantined_values(
             f"{record.raw_record_id} (values fingerprinted; the raw record stays as received)",
         )
     return record
+
+
+def _sealed_corrections(dataset_id: int, payload: dict[str, Any]) -> dict[str, Any]:
+    """A corrected copy as stored: values of fields whose level requires encryption
+    encrypted (as chart would keep them), the rest as typed by the steward."""
+    encrypted = set(
+        DatasetField.objects.filter(
+            dataset_id=dataset_id, classification__requires_encryption=True
+        ).values_list("name", flat=True)
+    )
+    if not encrypted & set(payload):
+        return payload
+    keyring = Keyring.from_settings()
+    return {
+        name: keyring.encrypt(_text(value), context=corrected_context(dataset_id, name))
+        if name in encrypted and value is not None
+        else value
+        for name, value in payload.items()
+    }
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else to_json(value)
 
 
 # --- Dismissing ------------------------------------------------------------------------
@@ -334,7 +372,7 @@ def _raw_rows(dataset: Dataset, records: list[QuarantinedRecord]) -> list[RawRow
         if record.raw_record_id not in stored:
             continue  # archived out of explore: nothing to judge
         if record.corrected_payload is not None:
-            rows.append((record.raw_record_id, to_json(record.corrected_payload), ""))
+            rows.append((record.raw_record_id, to_json(corrected_values(record)), ""))
         else:
             text, error = stored[record.raw_record_id]
             rows.append((record.raw_record_id, text, error))

@@ -2,6 +2,7 @@ from django.contrib import admin
 
 from atlas_site.admin_base import AuditedModelAdmin, LargeTableAdmin, ReadOnlyAdmin
 from atlas_site.admin_filters import DateRangeFilter
+from atlas_site.admin_values import ValuesAdminMixin
 from navigate.models import Fact, MetricDefinition
 
 
@@ -16,8 +17,14 @@ class MetricDefinitionAdmin(AuditedModelAdmin):
 
 
 @admin.register(Fact)
-class FactAdmin(LargeTableAdmin, ReadOnlyAdmin):
-    """Computed by promotions; partitioned by year of the period."""
+class FactAdmin(ValuesAdminMixin, LargeTableAdmin, ReadOnlyAdmin):
+    """Computed by promotions; partitioned by year of the period.
+
+    A fact's dimensions are values of its dataset's fields: each is shown at its field's
+    level (masked without clearance), here and in the export.
+    """
+
+    dataset_lookup = "metric__dataset"
 
     list_display = (
         "id",
@@ -44,3 +51,25 @@ class FactAdmin(LargeTableAdmin, ReadOnlyAdmin):
     @admin.display(description="dataset")
     def dataset(self, fact: Fact):
         return fact.metric.dataset
+
+    def shield_object(self, request, obj) -> None:
+        if "dimensions" in obj.get_deferred_fields() or not obj.dimensions:
+            return
+        shield = self.shields(request)(obj.metric.dataset_id)
+        obj.dimensions = shield.payload(obj.dimensions)
+
+    def protect_export_row(self, request, columns):
+        if "dimensions" not in columns:
+            return None
+        position = columns.index("dimensions")
+        dataset_of = dict(MetricDefinition.objects.values_list("pk", "dataset_id"))
+        shields = self.shields(request)
+
+        def protect(row: tuple) -> tuple:
+            row = list(row)
+            dataset_id = dataset_of.get(row[columns.index("metric_id")])
+            if row[position] and dataset_id is not None:
+                row[position] = shields(dataset_id).payload(row[position])
+            return tuple(row)
+
+        return protect

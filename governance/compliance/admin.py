@@ -22,6 +22,7 @@ from atlas_site.admin_base import (
     ReadOnlyAdmin,
 )
 from atlas_site.admin_filters import DateRangeFilter
+from atlas_site.admin_values import ReadableDatasetsMixin
 from governance.compliance.impact import preview_pattern_impact
 from governance.compliance.models import (
     AuditLog,
@@ -210,7 +211,7 @@ class RejectForm(forms.Form):
 
 
 @admin.register(ClassificationSuggestion)
-class ClassificationSuggestionAdmin(ReadOnlyAdmin):
+class ClassificationSuggestionAdmin(ReadableDatasetsMixin, ReadOnlyAdmin):
     """PII found in unclassified fields, with its evidence, for a steward or officer to decide.
 
     Accepting or rejecting is a decision with effects (accepting classifies the field);
@@ -230,6 +231,7 @@ class ClassificationSuggestionAdmin(ReadOnlyAdmin):
     )
     list_filter = ("status", "suggested_level")
     list_select_related = ("dataset_field__dataset", "suggested_level")
+    dataset_lookup = "dataset_field__dataset"  # its examples are excerpts of records
     fields = (
         "dataset_field",
         "suggested_level",

@@ -97,6 +97,16 @@ class DatasetShield:
         level = self.clearance.level(self.highest)
         return level.masked(text) if level is not None else text
 
+    def line(self, text: str | None, *, parsed: bool) -> str | None:
+        """A line as received: a parsed one whole only if the reader sees every field
+        in clear (its values are shown one by one otherwise), an unparsed one at the
+        dataset's highest level."""
+        if not parsed:
+            return self.record_text(text)
+        if not text or self.sees_everything():
+            return text
+        return f"{PROTECTED_TEXT} This line holds values you are not cleared for."
+
     # --- A whole payload -----------------------------------------------------------------
 
     def payload(self, payload: Any) -> Any:

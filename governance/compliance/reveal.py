@@ -23,7 +23,15 @@ REASON_MAX_LENGTH = 500
 
 
 class RevealRefusedError(PermissionError):
-    """The reveal was refused; the message says why (and never holds the value)."""
+    """The reveal was refused; the message says why (and never holds the value).
+
+    `forbidden`: the reader may not (no clearance, over the limit), as against a request
+    to put right (no reason given, nothing to reveal).
+    """
+
+    def __init__(self, message: str, *, forbidden: bool = False):
+        super().__init__(message)
+        self.forbidden = forbidden
 
 
 @dataclass(frozen=True)
@@ -66,7 +74,7 @@ def reveal(
             after={"field": field_name, "level": level_name, "revealed": False},
             detail=f"refused to reveal {field_name} ({level_name}): {why}",
         )
-        return RevealRefusedError(why)
+        return RevealRefusedError(why, forbidden=True)
 
     if level is None or not level.protects:
         raise RevealRefusedError(f"{field_name} is not protected: there is nothing to reveal.")

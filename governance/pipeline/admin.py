@@ -11,6 +11,8 @@ from django.views.decorators.http import require_POST
 
 from atlas_site.admin_base import AuditedModelAdmin, LargeTableAdmin, ReadOnlyAdmin
 from explore.admin_ingest import ApiTokenAdmin, DatasetIngestAdminMixin
+from governance.compliance.pii.masking import mask_matches
+from governance.compliance.pii.scanner import load_patterns, scan_value
 from governance.pipeline import selectors
 from governance.pipeline.models import (
     ApiToken,
@@ -285,12 +287,9 @@ class DatasetFieldAdmin(AuditedModelAdmin):
 def with_masked_examples(checks: list) -> list[dict]:
     """Each failed check with its examples, any PII left in their text masked for display.
 
-    The promotion protects excerpts of classified fields; a value of an unclassified
-    field may still hold PII, so the page scans and masks what it shows.
+    The promotion protects every excerpt at its field's level before storing it; examples
+    stored before Atlas did may still hold PII, so the page scans and masks what it shows.
     """
-    from chart.evaluation import mask_matches
-    from governance.compliance.pii.scanner import load_patterns, scan_value
-
     patterns = load_patterns()
 
     def masked(text) -> str:
@@ -364,7 +363,12 @@ class RunAdmin(LargeTableAdmin, ReadOnlyAdmin):
                     for item in overview.steps
                 ],
             }
-            context["failed_rules"] = with_masked_examples(overview.failed_checks)
+            readable = selectors.readable_dataset_ids(request.user)
+            context["failed_rules"] = (
+                with_masked_examples(overview.failed_checks)
+                if readable is None or run.dataset_id in readable
+                else []
+            )
             context["quarantine_url"] = (
                 reverse(
                     "admin:chart_quarantinedrecord_changelist", current_app=self.admin_site.name

@@ -7,6 +7,7 @@ from decimal import Decimal
 
 from celery.schedules import crontab
 from django.db import connection
+from django.db.models import Q
 
 from governance.compliance.clearance import Clearance
 from governance.compliance.protection import DatasetShield
@@ -316,3 +317,21 @@ class DatasetShields:
 
 def dataset_shields(user) -> DatasetShields:
     return DatasetShields(Clearance.for_user(user))
+
+
+def readable_dataset_ids(user) -> set[int] | None:
+    """The datasets whose records the user may read; None: every dataset.
+
+    A dataset that names reader groups is read by their members and its owner only;
+    superusers read everything. Everyone sees that a dataset exists.
+    """
+    if getattr(user, "is_superuser", False):
+        return None
+    if not Dataset.reader_groups.through.objects.exists():
+        return None  # no dataset is limited: nothing to filter
+    if not getattr(user, "is_authenticated", False):
+        return set()
+    readable = Dataset.objects.filter(
+        Q(reader_groups__isnull=True) | Q(reader_groups__in=user.groups.all()) | Q(owner=user)
+    )
+    return set(readable.values_list("pk", flat=True))

@@ -9,6 +9,7 @@ from django.http import HttpResponseNotAllowed, HttpResponseRedirect, JsonRespon
 from django.urls import path
 
 from atlas_site.admin_base import AuditedModelAdmin, LargeTableAdmin, ReadOnlyAdmin
+from atlas_site.admin_values import ReadableDatasetsMixin
 from atlas_site.forms import BoundedJSONField
 from governance.quality.models import CheckResult, QualityDimension, QualityRule, QualityScore
 from governance.quality.services import preview_weights, set_weights, validate_weights
@@ -118,7 +119,8 @@ class QualityRuleAdmin(AuditedModelAdmin):
 
 
 @admin.register(CheckResult)
-class CheckResultAdmin(LargeTableAdmin, ReadOnlyAdmin):
+class CheckResultAdmin(ReadableDatasetsMixin, LargeTableAdmin, ReadOnlyAdmin):
+    dataset_lookup = "run__dataset"  # examples are excerpts of the dataset's records
     list_display = ("id", "run", "rule", "passed_count", "failed_count", "created_at")
     list_select_related = ("run", "rule")
     raw_id_fields = ("run", "rule")
