@@ -1,0 +1,294 @@
+"""Canaries: distinctive values planted at each classification level, then every page,
+export and API answer opened as each role. A canary appears only where the role is
+cleared for its level, restricted ones nowhere (they are revealed one at a time), and
+never in a log line.
+
+The values go in the way real ones do: landed as raw records, promoted to chart and
+quarantine (so check results, findings, runs and the audit log get theirs), corrected by
+a steward, aggregated into facts. The crawl is generic: every admin and dashboard URL
+from the URL resolver, every row of the record models, every CSV export the admin
+offers, the API's GET endpoints; a new page is covered as soon as it is routed.
+"""
+
+import logging
+
+import pytest
+from django.contrib import admin
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.contrib.auth.models import Group, Permission
+from django.core.cache import cache
+from django.http import StreamingHttpResponse
+from django.urls import reverse
+
+from atlas_site.tests.test_roles_urls import build_urls, model_admins, owner_of, routes
+from chart.models import ChartRecord, PiiFinding, QuarantinedRecord
+from chart.reprocess import correct_quarantined_values
+from chart.services import promote_to_chart
+from conftest import make_user
+from explore import services as ingest
+from explore.models import LandingBatch, RawRecord
+from governance.compliance.clearance import clearance_codename
+from governance.compliance.models import AuditLog, ClassificationLevel, ClassificationSuggestion
+from governance.compliance.roles import COMPLIANCE_OFFICER, DATA_STEWARD, VIEWER
+from governance.pipeline.models import DatasetField, FieldType, Run
+from governance.quality.models import CheckResult
+from navigate.models import Fact, MetricDefinition
+from navigate.services import promote_to_navigate
+
+pytestmark = pytest.mark.django_db
+
+CANARY = {
+    "public": "CNRYPUBLICq7w1",
+    "internal": "CNRYINTERNALz8k2",
+    "confidential": "CNRYCONFIDENTx5m3",
+    "restricted": "CNRYRESTRICTEDv4n9",
+}
+EXTRA_CANARY = "CNRYOUTSIDEj6p5"  # a field outside the contract: the highest level
+CORRECTED_CANARY = "CNRYCORRECTEDh2r8"  # a steward's correction of a restricted field
+LINE_CANARY = "CNRYBROKENLINEb3t6"  # a line that does not parse: the dataset's highest level
+ALL_CANARIES = [*CANARY.values(), EXTRA_CANARY, CORRECTED_CANARY, LINE_CANARY]
+
+# Which canaries each role may see somewhere (restricted ones: nobody, anywhere).
+ROLES = {
+    "viewer": {"public"},
+    "steward": {"public", "internal"},
+    "officer": {"public", "internal"},
+    "cleared_officer": {"public", "internal", "confidential"},
+    "superuser": {"public", "internal", "confidential"},
+}
+# Rows of these models are opened one by one; others through the first row, as the
+# roles test does.
+RECORD_MODELS = (
+    RawRecord,
+    ChartRecord,
+    QuarantinedRecord,
+    PiiFinding,
+    CheckResult,
+    Run,
+    AuditLog,
+    ClassificationSuggestion,
+    Fact,
+    LandingBatch,
+)
+
+
+def csv_line(**values) -> str:
+    fields = ["pub", "intl", "conf", "restr", "note", "joined", "outside"]
+    return ",".join(values.get(name, "") for name in fields)
+
+
+@pytest.fixture
+def planted(dataset, steward, django_user_model):
+    """A dataset with a field at each level, its values landed, promoted, corrected."""
+    levels = {level.name: level for level in ClassificationLevel.objects.all()}
+    dataset.business_key = []
+    dataset.save()
+    for position, (name, level) in enumerate(
+        [("pub", "public"), ("intl", "internal"), ("conf", "confidential"), ("restr", "restricted")]
+    ):
+        DatasetField.objects.create(
+            dataset=dataset,
+            name=name,
+            position=position,
+            data_type=FieldType.STRING,
+            max_length=30,
+            classification=levels[level],
+        )
+    DatasetField.objects.create(dataset=dataset, name="note", position=5)
+    DatasetField.objects.create(
+        dataset=dataset, name="joined", position=6, data_type=FieldType.DATE, required=True
+    )
+    good = {
+        "pub": CANARY["public"],
+        "intl": CANARY["internal"],
+        "conf": CANARY["confidential"],
+        "restr": CANARY["restricted"],
+        "note": "card 4111 1111 1111 1111 on file",
+        "joined": "2026-03-14",
+        "outside": EXTRA_CANARY,
+    }
+    too_long = {
+        name: f"{value}-{'x' * 30}" for name, value in good.items() if name in CANARY_FIELDS
+    }
+    content = "\n".join(
+        [
+            "pub,intl,conf,restr,note,joined,outside",
+            csv_line(**good),
+            csv_line(**{**good, **too_long}),  # every classified field fails max_length
+            f'"{LINE_CANARY},broken',  # an unterminated quote: does not parse
+        ]
+    )
+    import io
+
+    batch = ingest.store_upload(
+        dataset=dataset,
+        file=io.BytesIO(content.encode()),
+        filename="canaries.csv",
+        actor=steward,
+        via="cli",
+    )
+    ingest.load_batch(batch_id=batch.pk, triggered_by="test")
+    promote_to_chart(dataset=dataset, triggered_by="test")
+    held = QuarantinedRecord.objects.filter(dataset=dataset).order_by("id").first()
+    correct_quarantined_values(record=held, values={"restr": CORRECTED_CANARY}, actor=steward)
+    MetricDefinition.objects.create(
+        dataset=dataset,
+        slug="canaries-per-day",
+        name="Canaries per day",
+        aggregation="count",
+        time_field="joined",
+        dimension_fields=["pub", "intl", "conf"],
+    )
+    promote_to_navigate(dataset=dataset, triggered_by="test")
+    assert ChartRecord.objects.filter(dataset=dataset).count() == 1
+    assert QuarantinedRecord.objects.filter(dataset=dataset).count() == 2
+    assert Fact.objects.filter(metric__dataset=dataset).exists()
+    return dataset
+
+
+CANARY_FIELDS = ("pub", "intl", "conf", "restr")
+
+
+@pytest.fixture
+def readers(steward, officer, viewer, superuser, django_user_model):
+    cleared_group = Group.objects.create(name="Cleared for confidential and restricted")
+    cleared_group.permissions.add(
+        *Permission.objects.filter(
+            codename__in=[
+                clearance_codename(level.pk)
+                for level in ClassificationLevel.objects.filter(
+                    name__in=["confidential", "restricted"]
+                )
+            ]
+        )
+    )
+    cleared = make_user(django_user_model, "cleared-officer", COMPLIANCE_OFFICER)
+    cleared.groups.add(cleared_group)
+    assert {steward.groups.get().name, viewer.groups.get().name} == {DATA_STEWARD, VIEWER}
+    return {
+        "viewer": viewer,
+        "steward": steward,
+        "officer": officer,
+        "cleared_officer": cleared,
+        "superuser": superuser,
+    }
+
+
+def crawl_urls() -> list[str]:
+    """Every admin and dashboard GET URL, every row of the record models opened."""
+    registry = model_admins()
+    urls: list[str] = []
+    for route in routes():
+        if route.name in ("admin:logout",):
+            continue
+        model, _admin, view = owner_of(route, registry)
+        if model in RECORD_MODELS and view in ("change", "history"):
+            for pk in model._default_manager.values_list("pk", flat=True):
+                urls.append(reverse(route.name, args=[pk]))
+            continue
+        if route.name.endswith("_reveal"):
+            continue  # opened below, per protected value
+        urls.extend(url for url, _ in build_urls(route, model))
+    return urls
+
+
+def exports() -> list[str]:
+    """Every changelist whose admin offers the CSV export."""
+    return [
+        reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist")
+        for model, model_admin in admin.site._registry.items()
+        if hasattr(model_admin, "export_selected_as_csv")
+    ]
+
+
+def body(response) -> str:
+    if isinstance(response, StreamingHttpResponse):
+        return b"".join(response.streaming_content).decode(errors="replace")
+    return response.content.decode(errors="replace")
+
+
+def seen_canaries(text: str) -> set[str]:
+    return {name for name, canary in CANARY.items() if canary in text} | {
+        name
+        for name, canary in (
+            ("outside", EXTRA_CANARY),
+            ("corrected", CORRECTED_CANARY),
+            ("line", LINE_CANARY),
+        )
+        if canary in text
+    }
+
+
+@pytest.fixture
+def everything_logged(caplog):
+    caplog.set_level(logging.DEBUG)
+    return caplog
+
+
+def test_each_canary_shows_only_where_the_role_is_cleared(
+    client, planted, readers, everything_logged
+):
+    cache.delete_pattern("atlas:reveals:*")
+    urls = crawl_urls()
+    assert len(urls) > 150
+    seen_by_role: dict[str, set[str]] = {}
+    for role, user in readers.items():
+        client.force_login(user)
+        allowed = ROLES[role]
+        seen: set[str] = set()
+        for url in urls:
+            response = client.get(url)
+            assert response.status_code < 500, (role, url)
+            found = seen_canaries(body(response))
+            assert found <= allowed, (role, url, found - allowed)
+            seen |= found
+        for changelist in exports():
+            response = client.post(
+                changelist,
+                {
+                    "action": "export_selected_as_csv",
+                    "select_across": "1",
+                    ACTION_CHECKBOX_NAME: ["0"],
+                },
+            )
+            found = seen_canaries(body(response))
+            assert found <= allowed, (role, "export", changelist, found - allowed)
+            seen |= found
+        seen_by_role[role] = seen
+    # The positive control: each role does see what it is cleared for, somewhere.
+    for role, allowed in ROLES.items():
+        assert seen_by_role[role] == allowed, (role, seen_by_role[role])
+    logged = "\n".join(record.getMessage() for record in everything_logged.records)
+    assert not seen_canaries(logged)
+
+
+def test_the_api_answers_carry_no_canary(client, planted, steward):
+    token = ingest.issue_api_token(user=steward, name="canary", actor=steward)[1]
+    headers = {"HTTP_AUTHORIZATION": f"Bearer {token}"}
+    answers = [client.get("/api/datasets", **headers), client.get("/api/openapi.json")]
+    answers += [
+        client.get(f"/api/batches/{pk}", **headers)
+        for pk in LandingBatch.objects.values_list("pk", flat=True)
+    ]
+    for response in answers:
+        assert response.status_code == 200
+        assert not seen_canaries(body(response))
+
+
+def test_nothing_stored_outside_explore_holds_a_restricted_canary(planted):
+    # Chart, quarantine reasons, check results, findings, runs and the audit log: the
+    # restricted value is ciphertext and a token, the corrected one too. (A field outside
+    # the contract is kept aside as received, and shown at the highest level.)
+    stored = " ".join(
+        str(list(model.objects.values()))
+        for model in (ChartRecord, QuarantinedRecord, CheckResult, PiiFinding, Run, AuditLog)
+    )
+    for canary in (CANARY["restricted"], CORRECTED_CANARY):
+        assert canary not in stored
+    reasons = str(list(QuarantinedRecord.objects.values_list("reasons", flat=True)))
+    for canary in CANARY.values():  # excerpts are protected at their level (public: shown)
+        assert (canary in reasons) == (canary == CANARY["public"])
+    # Internal and confidential values are kept typed in chart for analysis.
+    record = ChartRecord.objects.get(dataset=planted)
+    assert record.data["intl"] == CANARY["internal"]
+    assert record.data["conf"] == CANARY["confidential"]
