@@ -7,14 +7,15 @@ names. Any key still listed there opens the objects written under it, so keys ro
 by putting a new key first; `manage.py reencrypt_objects` then re-wraps each object's
 data key under it without touching the body (`RewrappingReader`).
 
-Format (integers big-endian):
+Format (integers big-endian; the header is 74 bytes plus the key id, each chunk adds 28):
 
     header  b"ATLASENV1"                magic: an encrypted object, format 1
             1 byte  n                   length of the key id (1..255)
             n bytes key id              UTF-8, the ATLAS_ENCRYPTION_KEYS entry that wraps
             4 bytes chunk size          plaintext bytes per chunk (65,536)
             12 bytes nonce              of the wrap
-            48 bytes wrapped data key   AES-GCM(key, nonce, data key, AD = the bytes above)
+            48 bytes wrapped data key   AES-GCM(key, nonce, data key,
+                                        AD = WRAP_LABEL + the header before the nonce)
     body    chunk 0, chunk 1, ...       each 12-byte nonce + AES-GCM(data key, nonce,
                                         plaintext, AD = magic + index (8) + last (1)) + tag
 
