@@ -184,3 +184,56 @@ class Clearance:
             for level in sorted(self.levels.values(), key=lambda level: level.rank)
             if level.protects and level.id in self.cleared
         ]
+
+
+def cleared_groups(level) -> list:
+    """The groups holding a level's clearance."""
+    from django.contrib.auth.models import Group
+
+    return list(
+        Group.objects.filter(
+            permissions__content_type__app_label="compliance",
+            permissions__codename=clearance_codename(level.pk),
+        ).order_by("name")
+    )
+
+
+def set_cleared_groups(*, level, groups, actor) -> tuple[list, list]:
+    """Grant a level's clearance to exactly these groups; (granted, withdrawn), each audited.
+
+    A compliance officer's decision: only who may change classification levels may make it.
+    """
+    from django.contrib.auth.models import Permission
+    from django.core.exceptions import PermissionDenied
+    from django.db import transaction
+
+    from governance.compliance.models import AuditAction
+    from governance.compliance.services import record_audit
+
+    if not actor.has_perm("compliance.change_classificationlevel"):
+        raise PermissionDenied("Only compliance officers grant clearances.")
+    sync_clearance_permissions()
+    permission = Permission.objects.get(
+        content_type__app_label="compliance", codename=clearance_codename(level.pk)
+    )
+    with transaction.atomic():
+        current = set(cleared_groups(level))
+        wanted = set(groups)
+        granted = sorted(wanted - current, key=lambda group: group.name)
+        withdrawn = sorted(current - wanted, key=lambda group: group.name)
+        for group in granted:
+            group.permissions.add(permission)
+        for group in withdrawn:
+            group.permissions.remove(permission)
+        for group, change, verb in [(g, "granted", "may now see") for g in granted] + [
+            (g, "withdrawn", "may no longer see") for g in withdrawn
+        ]:
+            record_audit(
+                actor=actor,
+                action=AuditAction.UPDATE,
+                instance=group,
+                after={"clearance": level.name, "change": change},
+                detail=f"clearance {change}: members of {group.name} {verb} values "
+                f"classified {level.name}",
+            )
+    return granted, withdrawn

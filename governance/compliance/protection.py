@@ -51,6 +51,7 @@ class DatasetShield:
         self.field_levels = dict(field_levels)
         self.highest = self._dataset_highest()
         self._expected: dict[int | None, int | None] | None = None
+        self._patterns = None  # loaded on first use, once per shield (one query)
 
     def _dataset_highest(self) -> int | None:
         classified = [pk for pk in self.field_levels.values() if pk is not None]
@@ -136,7 +137,9 @@ class DatasetShield:
     def _pii_masked(self, value: Any) -> Any:
         if not isinstance(value, str) or len(value) < 2:
             return value
-        matches = scan_value(value, load_patterns())
+        if self._patterns is None:
+            self._patterns = load_patterns()
+        matches = scan_value(value, self._patterns)
         hidden = [m for m in matches if not self.clearance.sees(self._expected_level(m))]
         return mask_matches(value, hidden) if hidden else value
 
