@@ -191,6 +191,7 @@ class RunKind(models.TextChoices):
     PROMOTE_NAVIGATE = "promote_navigate", "Promote chart → navigate"
     MAINTENANCE = "maintenance", "Partition maintenance"
     ARCHIVE = "archive", "Retention and archive"
+    REPROTECT = "reprotect", "Re-protect chart values"
 
 
 class RunStatus(models.TextChoices):

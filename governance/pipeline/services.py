@@ -13,7 +13,7 @@ from django.utils import timezone
 from atlas_site import advisory_locks
 from governance.compliance.models import AuditAction
 from governance.compliance.services import record_audit
-from governance.pipeline.models import Dataset, Layer, Run, RunKind, RunStatus
+from governance.pipeline.models import Dataset, Layer, Run, RunKind, RunStatus, Watermark
 from governance.pipeline.selectors import SCHEDULE_TRIGGER, due_datasets
 
 logger = logging.getLogger(__name__)
@@ -195,6 +195,71 @@ def request_navigate_promotion(*, dataset: Dataset, triggered_by: str, actor=Non
     return run
 
 
+# --- Re-protecting chart values --------------------------------------------------------
+
+# Sent by name: governance decides that values are re-protected, chart does it, and a
+# layer below never imports the one above (DESIGN.md, Direction of imports).
+REPROTECT_TASK = "chart.tasks.reprotect_chart"
+
+
+def send_reprotect_on_commit(run: Run, *, countdown: float | None = None) -> None:
+    """Send the run's re-protect task once this transaction commits.
+
+    A broker outage does not undo the decision that queued it (robust): the run stays
+    queued and `resend_stalled_work` sends it again.
+    """
+    from celery import current_app
+
+    options = promotion_task_options()
+    if countdown:
+        options["countdown"] = countdown
+    run_pk = run.pk
+    transaction.on_commit(
+        lambda: current_app.send_task(REPROTECT_TASK, args=[run_pk], **options), robust=True
+    )
+
+
+def request_reprotect(
+    *, dataset: Dataset, triggered_by: str, actor=None, reason: str = "", countdown=None
+) -> Run | None:
+    """Queue re-protection of the dataset's chart values; None when chart holds none yet.
+
+    A re-protect run of the dataset that is queued and not started yet is reused: it
+    reads the classifications when it starts, so it covers this change too. Its row is
+    locked until this transaction commits, so a worker cannot start it in between.
+    """
+    if not Watermark.objects.filter(dataset=dataset, layer=Layer.CHART, position__gt=0).exists():
+        return None
+    with transaction.atomic():
+        queued = (
+            Run.objects.select_for_update()
+            .filter(dataset=dataset, kind=RunKind.REPROTECT, status=RunStatus.QUEUED)
+            .order_by("pk")
+            .first()
+        )
+        if queued is not None:
+            reasons = [*queued.detail.get("reasons", []), reason][-20:]
+            queued.detail = {**queued.detail, "reasons": reasons}
+            queued.save(update_fields=["detail"])
+            return queued
+        run = create_run(
+            dataset=dataset,
+            kind=RunKind.REPROTECT,
+            triggered_by=triggered_by,
+            actor=actor,
+            detail={"reasons": [reason]},
+        )
+        record_audit(
+            actor=actor if actor is not None else triggered_by,
+            action=AuditAction.RUN,
+            instance=run,
+            detail=f"queued re-protection of the chart values of {dataset.slug}"
+            + (f" ({reason})" if reason else ""),
+        )
+        send_reprotect_on_commit(run, countdown=countdown)
+    return run
+
+
 @transaction.atomic
 def tick(*, now: datetime | None = None) -> list[Run]:
     """Queue a promotion for every dataset whose schedule is due; resend stalled work."""
@@ -224,7 +289,9 @@ def _first_resend(kind: str, pk: int) -> bool:
 
 
 def resend_stalled_work(*, now: datetime) -> dict[str, list[int]]:
-    """Send again the tasks of loads and promotions nobody is doing; return their ids.
+    """Send again the tasks of loads, promotions and re-protections nobody is doing.
+
+    Returns their ids.
 
     Every task is safe to deliver twice (a load claims its batch, a promotion its run,
     under advisory locks), so sending one again costs at most a delivery that finds
@@ -250,7 +317,7 @@ def resend_stalled_work(*, now: datetime) -> dict[str, list[int]]:
             resent["batches"].append(pk)
     runs = Run.objects.filter(
         Q(status=RunStatus.QUEUED, created_at__lt=before) | Q(status=RunStatus.RUNNING),
-        kind__in=[RunKind.PROMOTE_CHART, RunKind.PROMOTE_NAVIGATE],
+        kind__in=[RunKind.PROMOTE_CHART, RunKind.PROMOTE_NAVIGATE, RunKind.REPROTECT],
     ).order_by("pk")
     for run in runs:
         if run.status == RunStatus.RUNNING and advisory_locks.is_held(advisory_locks.RUN, run.pk):
@@ -260,6 +327,8 @@ def resend_stalled_work(*, now: datetime) -> dict[str, list[int]]:
         if run.kind == RunKind.PROMOTE_CHART:
             onwards = (run.detail or {}).get("to_layer", Layer.NAVIGATE) == Layer.NAVIGATE
             promote_to_chart.apply_async_on_commit((run.pk, onwards), **promotion_task_options())
+        elif run.kind == RunKind.REPROTECT:
+            send_reprotect_on_commit(run)
         else:
             promote_to_navigate.apply_async_on_commit((run.pk,), **promotion_task_options())
         resent["runs"].append(run.pk)
