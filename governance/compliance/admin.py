@@ -23,6 +23,7 @@ from atlas_site.admin_base import (
 )
 from atlas_site.admin_filters import DateRangeFilter
 from atlas_site.admin_values import ReadableDatasetsMixin
+from governance.compliance.classification import level_changed
 from governance.compliance.impact import preview_pattern_impact
 from governance.compliance.models import (
     AuditLog,
@@ -80,6 +81,32 @@ class ClassificationLevelAdmin(AuditedModelAdmin):
     list_display = ("name", "rank", "masking", "requires_encryption", "updated_at")
     search_fields = ("name",)
     readonly_fields = ("updated_at",)
+
+    def save_model(self, request, obj, form, change):
+        stored = (
+            ClassificationLevel.objects.filter(pk=obj.pk)
+            .values("rank", "requires_encryption")
+            .first()
+            if change
+            else None
+        )
+        super().save_model(request, obj, form, change)
+        if stored is not None:
+            # Fields at this level may now be stored otherwise in chart: re-protect them.
+            runs = level_changed(
+                level=obj,
+                rank_before=stored["rank"],
+                encryption_before=stored["requires_encryption"],
+                actor=request.user,
+            )
+            if runs:
+                self.message_user(
+                    request,
+                    "Queued re-protection of chart values: "
+                    + ", ".join(f"run {run.pk} ({run.dataset.slug})" for run in runs)
+                    + ".",
+                    messages.INFO,
+                )
 
 
 # --- PII patterns -------------------------------------------------------------------
@@ -198,7 +225,8 @@ class DecisionForm(forms.Form):
     reason = forms.CharField(
         required=False,
         widget=forms.Textarea(attrs={"rows": 2, "cols": 60}),
-        help_text="Why the suggestion is rejected (kept with the decision).",
+        help_text="Why the suggestion is rejected, or why the field is classified below its "
+        "current level (a compliance officer's decision); kept with the decision.",
     )
 
 
@@ -279,9 +307,12 @@ class ClassificationSuggestionAdmin(ReadableDatasetsMixin, ReadOnlyAdmin):
         """Accept or reject through the services; True when done, else a message says why."""
         try:
             if decision == "accept":
-                accept_suggestion(suggestion, actor=request.user, level=level)
+                accept_suggestion(suggestion, actor=request.user, level=level, reason=reason)
             else:
                 reject_suggestion(suggestion, actor=request.user, reason=reason)
+        except PermissionDenied as error:  # e.g. a steward accepting below the current level
+            self.message_user(request, f"{suggestion}: {error}", messages.ERROR)
+            return False
         except ValidationError as error:
             self.message_user(request, f"{suggestion}: {' '.join(error.messages)}", messages.ERROR)
             return False

@@ -193,28 +193,33 @@ def _decide(suggestion, *, actor, status: str, note: str = ""):
     return suggestion
 
 
-def accept_suggestion(suggestion, *, actor, level=None):
-    """Classify the field at the suggested level (or `level`); the next run protects it."""
+def accept_suggestion(suggestion, *, actor, level=None, reason: str = ""):
+    """Classify the field at the suggested level (or `level`); the next run protects it.
+
+    Through the classification rules (governance.compliance.classification): a level
+    below the field's current one is a lowering, which needs a compliance officer and
+    a reason.
+    """
     from django.db import transaction
 
+    from governance.compliance.classification import change_field_classification
     from governance.compliance.models import SuggestionStatus
 
     with transaction.atomic():
         field = suggestion.dataset_field
-        before = snapshot(field)
-        field.classification = level or suggestion.suggested_level
-        field.save(update_fields=["classification"])
-        record_change(
+        chosen = level or suggestion.suggested_level
+        change_field_classification(
+            field=field,
+            level=chosen,
             actor=actor,
-            instance=field,
-            before=before,
-            detail=f"classified from PII suggestion {suggestion.pk}",
+            reason=reason,
+            detail=f"from PII suggestion {suggestion.pk}",
         )
         return _decide(
             suggestion,
             actor=actor,
             status=SuggestionStatus.ACCEPTED,
-            note=f"field classified {field.classification.name}",
+            note=f"field classified {chosen.name}",
         )
 
 

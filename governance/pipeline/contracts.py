@@ -25,6 +25,11 @@ field's keys left out take their defaults, and fields not in the file are remove
 the file's `fields` are the whole contract. Re-importing the same file changes
 nothing (idempotent). Each import writes one audit entry with the contract before
 and after.
+
+Classifications follow governance.compliance.classification: a re-import that lowers
+a field's level or removes a classified field is refused, with where, unless the
+actor may lower classifications (a compliance officer, named as a user) and gives a
+reason (`reason=`; `manage.py import_contract --user officer --reason "..."`).
 """
 
 import json
@@ -36,12 +41,18 @@ from typing import Any
 
 import yaml
 from django.contrib.auth import get_user_model
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import ProtectedError
 from django.utils.dateparse import parse_duration
 from django.utils.duration import duration_iso_string
 
+from governance.compliance.classification import (
+    change_field_classification,
+    check_classification_change,
+    check_field_removal,
+    remove_dataset_field,
+)
 from governance.compliance.models import AuditAction, ClassificationLevel
 from governance.compliance.services import changed_values, record_audit
 from governance.pipeline.models import Dataset, DatasetField, FieldType, GateAction
@@ -414,9 +425,14 @@ def _assign(instance, values: dict[str, Any]) -> bool:
     return changed
 
 
-def import_contracts(*, documents: list[Any], actor, source: str = "") -> list[ImportResult]:
-    """Validate every contract, then import them all in one transaction (or none)."""
-    valid, errors = [], []
+def import_contracts(
+    *, documents: list[Any], actor, source: str = "", reason: str = ""
+) -> list[ImportResult]:
+    """Validate every contract, then import them all in one transaction (or none).
+
+    `reason`: why classifications are lowered or classified fields removed, if any are.
+    """
+    valid, errors, prefixes = [], [], []
     slugs: dict[str, int] = {}
     for number, document in enumerate(documents, start=1):
         prefix = f"contract {number}: " if len(documents) > 1 else ""
@@ -427,17 +443,60 @@ def import_contracts(*, documents: list[Any], actor, source: str = "") -> list[I
             errors.append(f"{prefix}dataset.slug: {slug!r} is also in contract {slugs[slug]}")
         slugs[slug] = number
         valid.append(contract)
+        prefixes.append(prefix)
     if errors:
         raise ContractError(errors)
     with transaction.atomic():
-        return [_import_one(contract, actor=actor, source=source) for contract in valid]
+        for contract, prefix in zip(valid, prefixes, strict=True):
+            errors += _classification_errors(contract, actor=actor, reason=reason, prefix=prefix)
+        if errors:
+            raise ContractError(errors)
+        return [
+            _import_one(contract, actor=actor, source=source, reason=reason) for contract in valid
+        ]
 
 
-def import_contract(*, data: Any, actor, source: str = "") -> ImportResult:
-    return import_contracts(documents=[data], actor=actor, source=source)[0]
+def import_contract(*, data: Any, actor, source: str = "", reason: str = "") -> ImportResult:
+    return import_contracts(documents=[data], actor=actor, source=source, reason=reason)[0]
 
 
-def _import_one(contract: ValidContract, *, actor, source: str) -> ImportResult:
+def _refusal(error: Exception) -> str:
+    if isinstance(error, ValidationError):
+        return " ".join(error.messages)
+    return str(error)
+
+
+def _classification_errors(contract: ValidContract, *, actor, reason: str, prefix: str) -> list:
+    """What the classification rules refuse in a re-import, located; nothing is written."""
+    slug = contract.dataset["slug"]
+    dataset = Dataset.objects.select_for_update().filter(slug=slug).first()
+    existing = {
+        f.name: f
+        for f in DatasetField.objects.filter(dataset=dataset).select_related("classification")
+    }
+    errors = []
+    for index, values in enumerate(contract.fields):
+        current = existing.pop(values["name"], None)
+        try:
+            check_classification_change(
+                field_label=f"{slug}.{values['name']}",
+                before=current.classification if current else None,
+                after=values["classification"],
+                actor=actor,
+                reason=reason,
+                creating=current is None,
+            )
+        except (PermissionDenied, ValidationError) as error:
+            errors.append(f"{prefix}fields[{index}].classification: {_refusal(error)}")
+    for name, stale in sorted(existing.items()):
+        try:
+            check_field_removal(field=stale, actor=actor, reason=reason)
+        except (PermissionDenied, ValidationError) as error:
+            errors.append(f"{prefix}fields: {name!r} is not in the file: {_refusal(error)}")
+    return errors
+
+
+def _import_one(contract: ValidContract, *, actor, source: str, reason: str = "") -> ImportResult:
     values = contract.dataset
     dataset = Dataset.objects.select_for_update().filter(slug=values["slug"]).first()
     created = dataset is None
@@ -452,18 +511,37 @@ def _import_one(contract: ValidContract, *, actor, source: str) -> ImportResult:
             dataset.save()
     existing = {f.name: f for f in DatasetField.objects.filter(dataset=dataset)}
     added, changed = [], []
+    where = f"contract imported{f' from {source}' if source else ''}"
     for field_values in contract.fields:
+        # The level is set by the classification rules, which audit it by name.
+        level = field_values["classification"]
+        others = {key: value for key, value in field_values.items() if key != "classification"}
         current = existing.pop(field_values["name"], None)
         if current is None:
-            DatasetField.objects.create(dataset=dataset, **field_values)
+            current = DatasetField.objects.create(dataset=dataset, **others)
             added.append(field_values["name"])
-        elif _assign(current, field_values):
-            current.save()
+            is_changed = False
+        else:
+            is_changed = _assign(current, others)
+            if is_changed:
+                current.save()
+        reclassified = change_field_classification(
+            field=current,
+            level=level,
+            actor=actor,
+            reason=reason,
+            detail=where,
+            created=field_values["name"] in added,
+        )
+        if (is_changed or reclassified) and field_values["name"] not in added:
             changed.append(field_values["name"])
     removed = sorted(existing)
     for name, stale in existing.items():
         try:
-            stale.delete()
+            if stale.classification_id is not None:
+                remove_dataset_field(field=stale, actor=actor, reason=reason, detail=where)
+            else:
+                stale.delete()
         except ProtectedError as exc:
             raise ContractError(
                 [f"fields: {name!r} cannot be removed, other records refer to it ({exc.args[0]})"]
@@ -477,7 +555,7 @@ def _import_one(contract: ValidContract, *, actor, source: str) -> ImportResult:
         instance=dataset,
         before=old,
         after=new,
-        detail=f"contract imported{f' from {source}' if source else ''}: {result.summary()}",
+        detail=f"{where}: {result.summary()}",
     )
     return result
 
