@@ -2,8 +2,11 @@ from celery import shared_task
 from django.conf import settings
 
 from atlas_site.celery import database_outage_retry
-from chart import services
+from chart import reprotect, services
 from governance.pipeline.models import Run, RunStatus
+
+# While a promotion holds the dataset, a re-protect run waits this long between tries.
+REPROTECT_WAIT_SECONDS = 60
 
 
 @shared_task(**database_outage_retry())
@@ -19,4 +22,16 @@ def promote_to_chart(run_id: int, continue_to_navigate: bool = True) -> str:
         from governance.pipeline.services import request_navigate_promotion
 
         request_navigate_promotion(dataset=run.dataset, triggered_by=f"run {run.pk}")
+    return run.status
+
+
+@shared_task(bind=True, **database_outage_retry())
+def reprotect_chart(self, run_id: int) -> str:
+    """Sent by name ("chart.tasks.reprotect_chart") from governance: see chart.reprotect."""
+    run = Run.objects.select_related("dataset").get(pk=run_id)
+    run = reprotect.reprotect_chart(dataset=run.dataset, run=run)
+    if run.status == RunStatus.QUEUED:
+        # A promotion holds the dataset: try again later (past the retries, the
+        # pipeline's tick sends stalled runs again).
+        raise self.retry(countdown=REPROTECT_WAIT_SECONDS)
     return run.status
