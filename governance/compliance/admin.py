@@ -24,6 +24,7 @@ from atlas_site.admin_base import (
 from atlas_site.admin_filters import DateRangeFilter
 from atlas_site.admin_values import ReadableDatasetsMixin
 from governance.compliance.classification import level_changed
+from governance.compliance.clearance import cleared_groups, set_cleared_groups
 from governance.compliance.impact import preview_pattern_impact
 from governance.compliance.models import (
     AuditLog,
@@ -56,9 +57,24 @@ IMPACT_FIELDS = (
 
 
 class ClassificationLevelForm(forms.ModelForm):
+    cleared_groups = forms.ModelMultipleChoiceField(
+        queryset=Group.objects.order_by("name"),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Members of these groups see this level's values in clear (values of a "
+        "level that requires encryption they may reveal one at a time, with a reason). "
+        "Everyone else sees them masked by the rule above. Each grant and withdrawal is "
+        "audited.",
+    )
+
     class Meta:
         model = ClassificationLevel
         fields = ("name", "rank", "description", "requires_encryption", "masking")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk is not None:
+            self.fields["cleared_groups"].initial = cleared_groups(self.instance)
 
     def clean_rank(self):
         rank = self.cleaned_data["rank"]
@@ -78,9 +94,28 @@ class ClassificationLevelAdmin(AuditedModelAdmin):
     the admin's delete page lists what still uses it and deletes nothing."""
 
     form = ClassificationLevelForm
-    list_display = ("name", "rank", "masking", "requires_encryption", "updated_at")
+    list_display = ("name", "rank", "masking", "requires_encryption", "cleared", "updated_at")
     search_fields = ("name",)
     readonly_fields = ("updated_at",)
+
+    @admin.display(description="cleared groups")
+    def cleared(self, level: ClassificationLevel) -> str:
+        return ", ".join(group.name for group in cleared_groups(level)) or "-"
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        granted, withdrawn = set_cleared_groups(
+            level=form.instance, groups=form.cleaned_data["cleared_groups"], actor=request.user
+        )
+        for verb, groups in (("granted to", granted), ("withdrawn from", withdrawn)):
+            if groups:
+                self.message_user(
+                    request,
+                    f"Clearance for {form.instance.name} {verb} "
+                    + ", ".join(group.name for group in groups)
+                    + ".",
+                    messages.INFO,
+                )
 
     def save_model(self, request, obj, form, change):
         stored = (

@@ -423,3 +423,38 @@ def test_a_typed_range_on_the_audit_log_reads_only_its_quarter(client, steward, 
     assert {name for name in existing_partitions(AUDIT_LOG) if name in plan} == {
         AUDIT_LOG.partition_name(start)
     }
+
+
+@pytest.mark.django_db
+def test_an_officer_grants_and_withdraws_a_levels_clearance_audited(
+    client, officer, viewer, django_user_model
+):
+    from django.contrib.auth.models import Group
+
+    from governance.compliance.clearance import Clearance, cleared_groups
+    from governance.compliance.models import AuditLog
+    from governance.compliance.roles import DATA_STEWARD, VIEWER
+
+    confidential = ClassificationLevel.objects.get(name="confidential")
+    assert Clearance.for_user(viewer).sees(confidential.pk) is False
+    url = reverse("admin:compliance_classificationlevel_change", args=[confidential.pk])
+    client.force_login(officer)
+    form = level_form(name="confidential", rank="30", masking="full")
+    viewers = Group.objects.get(name=VIEWER)
+    response = client.post(url, {**form, "cleared_groups": [viewers.pk]})
+    assert response.status_code == 302
+    assert cleared_groups(confidential) == [viewers]
+    fresh = django_user_model.objects.get(pk=viewer.pk)
+    assert Clearance.for_user(fresh).sees(confidential.pk)
+    granted = AuditLog.objects.get(object_type="auth.group", object_id=str(viewers.pk))
+    assert (
+        granted.detail
+        == "clearance granted: members of Viewer may now see values classified confidential"
+    )
+
+    # Withdrawn by leaving the box empty; the stewards' default clearance stays elsewhere.
+    assert client.post(url, form).status_code == 302
+    assert cleared_groups(confidential) == []
+    assert AuditLog.objects.filter(detail__startswith="clearance withdrawn").count() == 1
+    internal = ClassificationLevel.objects.get(name="internal")
+    assert Group.objects.get(name=DATA_STEWARD) in cleared_groups(internal)
