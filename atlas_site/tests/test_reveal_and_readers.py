@@ -169,3 +169,17 @@ def test_a_dataset_limited_to_a_group_shows_its_records_to_its_readers_only(
     )
     listed = client.get(reverse("admin:chart_chartrecord_changelist")).content
     assert f"chartrecord/{record.pk}/change/".encode() in listed
+
+
+def test_a_limited_datasets_page_shows_counts_but_no_excerpt_to_others(
+    client, customers, land, viewer
+):
+    land(customers, [{**ROW, "notes": "card 4111 1111 1111 1111"}])
+    promote_to_chart(dataset=customers, triggered_by="test")
+    excerpt = PiiFinding.objects.get(dataset=customers).masked_excerpt
+    client.force_login(viewer)
+    url = reverse("admin:pipeline_dataset_change", args=[customers.pk])
+    assert excerpt in client.get(url).content.decode()
+    customers.reader_groups.add(Group.objects.create(name="Orders readers"))
+    page = client.get(url).content.decode()
+    assert excerpt not in page and "payment_card" in page

@@ -1,3 +1,4 @@
+from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 
@@ -298,6 +299,11 @@ class DatasetAdmin(DatasetIngestAdminMixin, AuditedModelAdmin):
         failed_batches = selectors.failed_batches(dataset=dataset)
         failed_promotion = selectors.failed_promotion(dataset=dataset)
         may_promote = self.has_promote_permission(request)
+        readable = selectors.readable_dataset_ids(request.user)
+        pii_summary = selectors.pii_summary(dataset=dataset)
+        if readable is not None and dataset.pk not in readable:
+            # A dataset limited to groups: counts, but no excerpt of its records.
+            pii_summary = [replace(item, examples=[]) for item in pii_summary]
         return {
             "contract_fields": list(
                 DatasetField.objects.filter(dataset=dataset).select_related("classification")
@@ -309,7 +315,7 @@ class DatasetAdmin(DatasetIngestAdminMixin, AuditedModelAdmin):
             "quality_trend": quality_trend(selectors.score_trend(dataset=dataset)),
             "spark_width": SPARK_WIDTH,
             "spark_height": SPARK_HEIGHT,
-            "pii_summary": selectors.pii_summary(dataset=dataset),
+            "pii_summary": pii_summary,
             "pii_runs": selectors.PII_RECENT_RUNS,
             "lineage": selectors.dataset_lineage(dataset=dataset),
             "failed_batches": failed_batches,
