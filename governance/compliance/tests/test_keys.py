@@ -110,3 +110,12 @@ def test_rotation_lists_the_tokens_under_every_key():
 def test_a_malformed_hash_key_is_refused_naming_the_setting(spec):
     with pytest.raises(ImproperlyConfigured, match="ATLAS_HASH_KEY"):
         TokenKeyring.parse(spec)
+
+
+def test_a_token_is_the_hmac_sha256_of_the_canonical_text():
+    import hmac
+
+    key = b"H" * 32
+    ring = TokenKeyring.parse("h:" + base64.b64encode(key).decode())
+    expected = hmac.digest(key, b"123-45-6789", "sha256")[:24]
+    assert ring.token(" 123-45-6789") == "tk:h:" + base64.urlsafe_b64encode(expected).decode()
