@@ -332,7 +332,7 @@ def _reprocess_chunk(
         rule_book=rule_book,
         unique_fields=list(evaluator.unique_fields),
         write_quarantined=lambda held_back, _now: _requarantine(dataset, run, held_back),
-        supersede_earlier=lambda written: _settle_current(dataset, list(written.values())),
+        supersede_earlier=lambda written: settle_current(dataset, list(written.values())),
     )
     _resolve_promoted(dataset, run, result.chart_id_of_raw, actor)
     by_raw = {record.raw_record_id: record for record in records}
@@ -427,7 +427,7 @@ def _requarantine(dataset: Dataset, run: Run, held_back: list[Verdict]) -> None:
         )
 
 
-def _settle_current(dataset: Dataset, chart_ids: list[int]) -> int:
+def settle_current(dataset: Dataset, chart_ids: list[int]) -> int:
     """Of each business key just re-processed, the current record is the latest line.
 
     A re-processed record may be older than a record already in chart with its key

@@ -36,7 +36,7 @@ from atlas_site import advisory_locks
 from chart.evaluation import Outcome, RecordEvaluator
 from chart.models import LEGACY_MASKED, TYPED_VALUES, ChartRecord, QuarantinedRecord
 from chart.protected import corrected_context, originals, typed
-from chart.reprocess import _settle_current
+from chart.reprocess import settle_current
 from chart.services import build_evaluator, record_chart_lineage
 from explore.models import RawRecord
 from governance.compliance.keys import Keyring, field_context, is_encrypted
@@ -348,7 +348,7 @@ def _rebuild_dataset(
             ChartRecord.objects.bulk_update(archived, STORED_COLUMNS)
             # A key part that is a token now matches the newer records' keys: of each
             # key, the latest line is the current record.
-            counts.superseded += _settle_current(dataset, [record.pk for record in rebuilt])
+            counts.superseded += settle_current(dataset, [record.pk for record in rebuilt])
             last_id = records[-1].pk
         counts.rebuilt += len(rebuilt)
         counts.archived += len(archived)
