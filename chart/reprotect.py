@@ -24,6 +24,7 @@ and it stays at version 1, counted in the report.
 """
 
 import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,7 +34,7 @@ from django.db import InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
 from atlas_site import advisory_locks
-from chart.evaluation import Outcome, RecordEvaluator
+from chart.evaluation import Outcome, RecordEvaluator, excerpt_at_level
 from chart.models import LEGACY_MASKED, TYPED_VALUES, ChartRecord, QuarantinedRecord
 from chart.protected import corrected_context, originals, typed
 from chart.reprocess import settle_current
@@ -41,6 +42,8 @@ from chart.services import build_evaluator, record_chart_lineage
 from explore.models import RawRecord
 from governance.compliance.keys import Keyring, field_context, is_encrypted
 from governance.compliance.models import AuditAction
+from governance.compliance.pii.masking import mask_matches
+from governance.compliance.pii.scanner import scan_value
 from governance.compliance.services import record_audit
 from governance.compliance.tokens import is_token
 from governance.pipeline.models import Dataset, DatasetField, Layer, Run, RunStatus, RunStep
@@ -455,3 +458,111 @@ def _salvaged_key(
         hidden = is_encrypted(value) or name in outcome.sealed.get("data", {})
         parts[index] = outcome.tokens[name] if hidden else str(value)
     return "|".join(parts)
+
+
+# --- Messages stored before they were kept free of values -------------------------------
+
+# Before messages were kept free of values, a type failure said what it got:
+# "expected an integer, got '123-45-6789'". The message keeps what was expected.
+_VALUE_IN_MESSAGE = re.compile(r", got .*$", re.DOTALL)
+_VALUE_IN_RUN_ERROR = re.compile(r", got .*?(?=; |$)", re.DOTALL)
+SCRUB_CHUNK = 2000
+
+
+def scrub_legacy_messages(apps) -> dict[str, int]:
+    """Reasons, warn-gate issues, check results' examples and run errors stored before
+    Atlas kept values out of them, rewritten: each message without the value it quoted,
+    each excerpt protected at its field's level as the promotion now stores it.
+
+    Run once, by migration chart 0007 (every row existing then is such a row; a second
+    pass would mask masked excerpts again). Takes the historical `apps`.
+    """
+    from governance.compliance.pii.scanner import SCAN_FIELDS, compile_patterns
+
+    DatasetField = apps.get_model("pipeline", "DatasetField")
+    PiiPattern = apps.get_model("compliance", "PiiPattern")
+    patterns = compile_patterns(
+        PiiPattern.objects.filter(enabled=True).order_by("id").values(*SCAN_FIELDS)
+    )
+    levels: dict[int, dict[str, tuple]] = {}
+
+    def excerpt_protector(dataset_id: int) -> Callable[[str, str], str]:
+        if dataset_id not in levels:
+            levels[dataset_id] = {
+                name: (masking, encrypted, rank)
+                for name, masking, encrypted, rank in DatasetField.objects.filter(
+                    dataset_id=dataset_id, classification__isnull=False
+                ).values_list(
+                    "name",
+                    "classification__masking",
+                    "classification__requires_encryption",
+                    "classification__rank",
+                )
+            }
+        fields = levels[dataset_id]
+        highest = max(fields.values(), key=lambda level: level[2]) if fields else None
+
+        def protect(field_name: str, excerpt: str) -> str:
+            if not excerpt:
+                return ""
+            level = fields.get(field_name) if field_name else highest
+            if level is None:
+                matches = scan_value(excerpt, patterns)
+                return mask_matches(excerpt, matches) if matches else excerpt
+            return excerpt_at_level(excerpt, masking=level[0], requires_encryption=level[1])
+
+        return protect
+
+    def scrubbed(items: Any, protect) -> Any:
+        if not isinstance(items, list):
+            return items
+        clean = []
+        for item in items:
+            if isinstance(item, dict):
+                message = str(item.get("message") or "")
+                item = {
+                    **item,
+                    "message": _VALUE_IN_MESSAGE.sub("", message)
+                    if message.startswith("expected ")
+                    else message,
+                    "value_excerpt": protect(
+                        str(item.get("field") or ""), str(item.get("value_excerpt") or "")
+                    ),
+                }
+            clean.append(item)
+        return clean
+
+    counts = {}
+    for label, column, dataset_path in (
+        ("chart.QuarantinedRecord", "reasons", "dataset_id"),
+        ("chart.ChartRecord", "issues", "dataset_id"),
+        ("quality.CheckResult", "failing_examples", "run__dataset_id"),
+    ):
+        model = apps.get_model(label)
+        counts[label] = 0
+        last_id = 0
+        while True:
+            rows = list(
+                model.objects.filter(id__gt=last_id)
+                .exclude(**{column: []})
+                .order_by("id")
+                .values_list("id", dataset_path, column)[:SCRUB_CHUNK]
+            )
+            if not rows:
+                break
+            changed = []
+            for pk, dataset_id, items in rows:
+                clean = scrubbed(items, excerpt_protector(dataset_id)) if dataset_id else items
+                if clean != items:
+                    changed.append(model(pk=pk, **{column: clean}))
+            model.objects.bulk_update(changed, [column])
+            counts[label] += len(changed)
+            last_id = rows[-1][0]
+    Run = apps.get_model("pipeline", "Run")
+    runs = Run.objects.filter(error__contains=", got ")
+    counts["pipeline.Run"] = 0
+    for run in runs.only("id", "error").iterator(chunk_size=SCRUB_CHUNK):
+        run.error = _VALUE_IN_RUN_ERROR.sub("", run.error)
+        run.save(update_fields=["error"])
+        counts["pipeline.Run"] += 1
+    return counts
