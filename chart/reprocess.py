@@ -47,10 +47,15 @@ from governance.pipeline.models import (
     RunStatus,
     RunStep,
 )
-from governance.pipeline.services import create_run, finish_run, promotion_of
 
-# A re-processing run is a promotion to chart of chosen records; this names it.
-REPROCESS_TRIGGER = "reprocess"
+# A re-processing run is a promotion to chart of chosen records, named by its trigger.
+from governance.pipeline.services import (
+    REPROCESS_TRIGGER,
+    create_run,
+    finish_run,
+    promotion_of,
+)
+
 REVIEW_PERMISSION = "chart.change_quarantinedrecord"
 # Records locked, judged and written per transaction.
 REPROCESS_CHUNK_SIZE = 1000

@@ -92,6 +92,10 @@ def promotion_of(run: Run, *, dataset: Dataset, layer: str):
     promotion lock for `layer`, and runs a dead worker left 'running' are failed.
     False: the run already ended, another delivery of its task owns it, or another
     run holds the dataset (this run is then skipped).
+
+    Once a holder lets the dataset go (having finished normally), the promotions that
+    were skipped meanwhile are taken up (`take_up_skipped_requests`): the holder may
+    have read its input before theirs committed.
     """
     if run.status in ENDED:
         yield False
@@ -112,6 +116,60 @@ def promotion_of(run: Run, *, dataset: Dataset, layer: str):
             )
             run.refresh_from_db()
             yield True
+        # The lock is released first: a request that comes now runs itself, and one
+        # skipped while it was held has committed its skip before this looks.
+        take_up_skipped_requests(dataset=dataset, layer=layer)
+
+
+# The kind of run that promotes into each layer; a re-processing run (chart.reprocess)
+# is a person's request, answered on their page, and is not taken up again.
+PROMOTION_KIND = {Layer.CHART: RunKind.PROMOTE_CHART, Layer.NAVIGATE: RunKind.PROMOTE_NAVIGATE}
+REPROCESS_TRIGGER = "reprocess"
+
+
+def take_up_skipped_requests(*, dataset: Dataset, layer: str) -> Run | None:
+    """Coalesce the promotions of `dataset` into `layer` skipped as busy into one new run.
+
+    A request that found the dataset busy was recorded as skipped, and the promotion
+    holding it may have read its input before that input committed. So whoever lets the
+    lock go queues one follow-up for all of them (each skipped run names it in
+    `detail["coalesced_into"]`); it finds their input, or nothing, and ends. Returns the
+    follow-up run, or None when nothing was skipped.
+    """
+    with transaction.atomic():
+        skipped = list(
+            Run.objects.select_for_update(skip_locked=True)
+            .filter(dataset=dataset, kind=PROMOTION_KIND[layer], status=RunStatus.SKIPPED)
+            .exclude(detail__has_key="coalesced_into")
+            .exclude(triggered_by=REPROCESS_TRIGGER)
+            .order_by("pk")
+        )
+        if not skipped:
+            return None
+        triggered_by = f"skipped runs {', '.join(str(run.pk) for run in skipped)}"[:100]
+        if layer == Layer.CHART:
+            onwards = any(
+                (run.detail or {}).get("to_layer", Layer.NAVIGATE) == Layer.NAVIGATE
+                for run in skipped
+            )
+            follow_up = request_promotion(
+                dataset=dataset,
+                triggered_by=triggered_by,
+                to_layer=Layer.NAVIGATE if onwards else Layer.CHART,
+            )
+        else:
+            follow_up = request_navigate_promotion(dataset=dataset, triggered_by=triggered_by)
+        for run in skipped:
+            run.detail = {**(run.detail or {}), "coalesced_into": follow_up.pk}
+            run.save(update_fields=["detail"])
+    logger.info(
+        "promotion of %s to %s: %d skipped request(s) taken up by run %s",
+        dataset.slug,
+        layer,
+        len(skipped),
+        follow_up.pk,
+    )
+    return follow_up
 
 
 def finish_run(
