@@ -261,26 +261,36 @@ ATLAS_PROMOTION_QUEUE = env("ATLAS_PROMOTION_QUEUE")
 ATLAS_PROMOTION_CHUNK_SIZE = int(env("ATLAS_PROMOTION_CHUNK_SIZE", "5000"))
 
 # --- Security: login throttling, sessions, Content Security Policy -----------------------
-# django-axes counts failed logins per client address (admin form and API tokens alike) and
-# refuses that address for AXES_COOLOFF_TIME after AXES_FAILURE_LIMIT failures: a cool-off,
-# never a permanent lock. Its tables live in the public schema, beside Django's auth tables.
+# django-axes counts failed logins per client address and per account, the admin's login
+# form and API tokens apart (atlas_site.security.AtlasAxesHandler), and refuses an address
+# or account for AXES_COOLOFF_TIME after AXES_FAILURE_LIMIT failures: a cool-off, never a
+# permanent lock. Its tables live in the public schema, beside Django's auth tables.
 AUTHENTICATION_BACKENDS = [
     "atlas_site.security.ThrottledAuthenticationBackend",  # first: refuses locked-out clients
     "django.contrib.auth.backends.ModelBackend",
 ]
 AXES_FAILURE_LIMIT = int(env("AXES_FAILURE_LIMIT", "5"))
 AXES_COOLOFF_TIME = timedelta(minutes=float(env("AXES_COOLOFF_MINUTES", "15")))
-AXES_LOCKOUT_PARAMETERS = ["ip_address"]
+# Either one locks: an address (whatever usernames it tried) or an account (from whatever
+# addresses). API tokens count per address only (AtlasAxesHandler).
+AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]
+AXES_HANDLER = "atlas_site.security.AtlasAxesHandler"
+# An account's lock is not applied at addresses its user logged in from in this many days
+# (axes' access log, below), so its owner is not kept out by someone guessing; 0: nowhere.
+ATLAS_LOCKOUT_KNOWN_ADDRESS_DAYS = int(env("ATLAS_LOCKOUT_KNOWN_ADDRESS_DAYS", "30"))
 AXES_RESET_ON_SUCCESS = True
 AXES_HTTP_RESPONSE_CODE = 429
 # A JSON answer for the API, the admin's own page otherwise.
 AXES_LOCKOUT_CALLABLE = "atlas_site.security.lockout_response"
-# The address a client is counted under: REMOTE_ADDR, or behind ATLAS_TRUSTED_PROXIES
-# proxies the X-Forwarded-For hop the outermost of them saw (a client cannot forge it).
+# The address a client is counted under: REMOTE_ADDR, or, only when REMOTE_ADDR is one of
+# ATLAS_TRUSTED_PROXY_ADDRESSES (addresses or CIDR networks), the X-Forwarded-For hop the
+# outermost of ATLAS_TRUSTED_PROXIES proxies saw (a client cannot forge it).
 AXES_CLIENT_IP_CALLABLE = "atlas_site.security.client_ip"
 ATLAS_TRUSTED_PROXIES = int(env("ATLAS_TRUSTED_PROXIES", "0"))
-# The audit log keeps who logged in and out; axes' own access log would only repeat it.
-AXES_DISABLE_ACCESS_LOG = True
+ATLAS_TRUSTED_PROXY_ADDRESSES = env_list("ATLAS_TRUSTED_PROXY_ADDRESSES")
+# axes' access log (one row per login: user, address) tells which addresses an account's
+# user logs in from (ATLAS_LOCKOUT_KNOWN_ADDRESS_DAYS); the audit log keeps the story.
+AXES_DISABLE_ACCESS_LOG = False
 # No axes pages in the admin: a lock ends by itself; an operator can lift one early with
 # `manage.py axes_reset_ip <address>`.
 AXES_ENABLE_ADMIN = False

@@ -7,11 +7,12 @@ Atlas is expected behind a proxy that terminates TLS and sets X-Forwarded-Proto.
 
 import base64
 import binascii
+import ipaddress
 
 from django.core.exceptions import ImproperlyConfigured
 
 from atlas_site.settings.base import *  # noqa: F403
-from atlas_site.settings.base import STORAGES, env, env_bool
+from atlas_site.settings.base import STORAGES, env, env_bool, env_list
 
 REQUIRED_SECRETS = (
     "SECRET_KEY",
@@ -60,6 +61,31 @@ def _check_keys(setting: str, value: str) -> None:
         seen.add(key_id)
 
 
+def _check_proxies(count: int, addresses: list[str]) -> None:
+    """Both or neither: a count without addresses, or addresses without a count, would
+    count every client under the proxy's one address (one guesser locks everyone out)."""
+    if count < 0:
+        raise ImproperlyConfigured("ATLAS_TRUSTED_PROXIES is a number of proxies: 0 or more.")
+    for address in addresses:
+        try:
+            ipaddress.ip_network(address, strict=False)
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"ATLAS_TRUSTED_PROXY_ADDRESSES: {address!r} is not an address or a CIDR "
+                "network (comma-separated, e.g. 10.0.0.5,172.18.0.0/16)."
+            ) from None
+    if count and not addresses:
+        raise ImproperlyConfigured(
+            f"ATLAS_TRUSTED_PROXIES={count} needs ATLAS_TRUSTED_PROXY_ADDRESSES: the addresses "
+            "your proxies connect to Atlas from (X-Forwarded-For is trusted only from them)."
+        )
+    if addresses and not count:
+        raise ImproperlyConfigured(
+            "ATLAS_TRUSTED_PROXY_ADDRESSES is set but ATLAS_TRUSTED_PROXIES is 0: set how many "
+            "proxies append to X-Forwarded-For (1 for one TLS proxy), or unset the addresses."
+        )
+
+
 _check_keys("ATLAS_ENCRYPTION_KEYS", env("ATLAS_ENCRYPTION_KEYS"))
 _check_keys("ATLAS_HASH_KEY", env("ATLAS_HASH_KEY"))
 _encryption_keys = {e.partition(":")[2].strip() for e in env("ATLAS_ENCRYPTION_KEYS").split(",")}
@@ -94,9 +120,13 @@ CSRF_COOKIE_SECURE = True
 CSRF_COOKIE_HTTPONLY = True
 CSRF_COOKIE_PATH = "/"
 CSRF_COOKIE_DOMAIN = None
-# The number of proxies in front of Atlas that append to X-Forwarded-For (the TLS proxy):
-# login throttling counts the address the outermost one saw (atlas_site.security).
-ATLAS_TRUSTED_PROXIES = int(env("ATLAS_TRUSTED_PROXIES", "1"))
+# Who a client is (login throttling, the audit log; atlas_site.security.client_ip): the
+# connecting peer, unless it is one of ATLAS_TRUSTED_PROXY_ADDRESSES; then the address the
+# outermost of ATLAS_TRUSTED_PROXIES proxies saw. None are trusted unless configured: a
+# client that reaches gunicorn directly must not name its own address in X-Forwarded-For.
+ATLAS_TRUSTED_PROXIES = int(env("ATLAS_TRUSTED_PROXIES", "0"))
+ATLAS_TRUSTED_PROXY_ADDRESSES = env_list("ATLAS_TRUSTED_PROXY_ADDRESSES")
+_check_proxies(ATLAS_TRUSTED_PROXIES, ATLAS_TRUSTED_PROXY_ADDRESSES)
 # The Content-Security-Policy (SECURE_CSP) comes from base.py: it is enforced everywhere.
 
 # Hashed static file names, so browsers may cache them for ever (collectstatic runs at

@@ -1,14 +1,16 @@
 """Login throttling (admin and API tokens), session rotation and timeouts, the CSP header.
 
 The throttle is django-axes with its database handler: a test that ends a cool-off moves
-the recorded attempts back in time instead of waiting.
+the recorded attempts back in time instead of waiting. Who a client is: its connecting
+address, or behind a trusted proxy (ATLAS_TRUSTED_PROXY_ADDRESSES) the address that proxy
+saw; never what an X-Forwarded-For header from anyone else says.
 """
 
 import time
 from datetime import timedelta
 
 import pytest
-from axes.models import AccessAttempt
+from axes.models import AccessAttempt, AccessLog
 from django.conf import settings
 from django.contrib.sessions.models import Session
 from django.urls import reverse
@@ -69,11 +71,55 @@ def test_the_lockout_is_a_cool_off_not_a_permanent_lock(client, steward):
 
 
 def test_the_throttle_counts_per_address(client, steward, viewer):
-    for _ in range(settings.AXES_FAILURE_LIMIT):
-        admin_login(client, "steward", "wrong", REMOTE_ADDR="203.0.113.7")
-    assert admin_login(client, "steward", REMOTE_ADDR="203.0.113.7").status_code == 429
-    # Another address, even for the same user, is not held back.
+    # Five failures from one address, each against another username: the address waits.
+    for attempt in range(settings.AXES_FAILURE_LIMIT):
+        admin_login(client, f"guess-{attempt}", "wrong", REMOTE_ADDR="203.0.113.7")
+    response = admin_login(client, "viewer", REMOTE_ADDR="203.0.113.7")
+    assert response.status_code == 429
+    assert "Too many failed logins from your address" in response.text
+    # Another address is not held back, and no account is.
     assert admin_login(client, "steward", REMOTE_ADDR="198.51.100.2").status_code == 302
+
+
+def test_an_account_is_throttled_whatever_addresses_the_guesses_come_from(client, steward, viewer):
+    # The outside probe's guesser changed addresses between wrong passwords.
+    for attempt in range(settings.AXES_FAILURE_LIMIT):
+        response = admin_login(client, "steward", "wrong", REMOTE_ADDR=f"198.51.100.{attempt + 1}")
+    assert response.status_code == 429
+    response = admin_login(client, "steward", REMOTE_ADDR="198.51.100.99")  # the right password
+    assert response.status_code == 429
+    assert "Too many failed logins to this account" in response.text
+    assert "_auth_user_id" not in client.session
+    # Other accounts, from those same addresses, are not held back.
+    assert admin_login(client, "viewer", REMOTE_ADDR="198.51.100.1").status_code == 302
+
+
+def test_an_account_lock_does_not_keep_its_user_out_where_they_log_in_from(client, steward):
+    assert admin_login(client, "steward", REMOTE_ADDR="192.0.2.10").status_code == 302
+    client.post(reverse("admin:logout"), REMOTE_ADDR="192.0.2.10")
+    for attempt in range(settings.AXES_FAILURE_LIMIT + 3):
+        admin_login(client, "steward", "wrong", REMOTE_ADDR=f"198.51.100.{attempt + 1}")
+
+    # Someone guessing from elsewhere cannot keep steward out at the usual address...
+    assert admin_login(client, "steward", REMOTE_ADDR="192.0.2.10").status_code == 302
+    client.post(reverse("admin:logout"), REMOTE_ADDR="192.0.2.10")
+    # ...and gets no further guesses from a new one.
+    assert admin_login(client, "steward", REMOTE_ADDR="203.0.113.80").status_code == 429
+    # A login older than ATLAS_LOCKOUT_KNOWN_ADDRESS_DAYS no longer vouches for the address.
+    AccessLog.objects.update(
+        attempt_time=AccessLog.objects.values("attempt_time")[:1].get()["attempt_time"]
+        - timedelta(days=settings.ATLAS_LOCKOUT_KNOWN_ADDRESS_DAYS, seconds=1)
+    )
+    assert admin_login(client, "steward", REMOTE_ADDR="192.0.2.10").status_code == 429
+
+
+def test_a_success_clears_only_that_accounts_failures_from_that_address(client, steward):
+    # A guesser with an account of their own cannot reset the address's count by logging in.
+    for attempt in range(settings.AXES_FAILURE_LIMIT - 1):
+        admin_login(client, f"guess-{attempt}", "wrong", REMOTE_ADDR="203.0.113.30")
+    assert admin_login(client, "steward", REMOTE_ADDR="203.0.113.30").status_code == 302
+    client.post(reverse("admin:logout"), REMOTE_ADDR="203.0.113.30")
+    assert admin_login(client, "guess-last", "wrong", REMOTE_ADDR="203.0.113.30").status_code == 429
 
 
 def test_a_success_before_the_limit_starts_the_count_again(client, steward):
@@ -84,17 +130,97 @@ def test_a_success_before_the_limit_starts_the_count_again(client, steward):
     assert admin_login(client, "steward", "wrong").status_code == 200
 
 
-def test_a_forged_forwarded_for_header_does_not_dodge_the_throttle(rf, settings):
-    request = rf.get("/", HTTP_X_FORWARDED_FOR="10.9.9.9", REMOTE_ADDR="192.0.2.1")
-    settings.ATLAS_TRUSTED_PROXIES = 0
-    assert client_ip(request) == "192.0.2.1"
-    # Behind one proxy the client is the hop that proxy appended (the right-most one);
-    # what the client wrote before it is ignored.
+# --- Who the client is: X-Forwarded-For only from a trusted proxy --------------------------
+
+PROXY = "10.0.0.2"
+
+
+@pytest.fixture
+def behind_one_proxy(settings):
     settings.ATLAS_TRUSTED_PROXIES = 1
-    request.META["HTTP_X_FORWARDED_FOR"] = "10.9.9.9, 203.0.113.50"
-    assert client_ip(request) == "203.0.113.50"
-    request.META["HTTP_X_FORWARDED_FOR"] = ""
-    assert client_ip(request) == "192.0.2.1"
+    settings.ATLAS_TRUSTED_PROXY_ADDRESSES = [PROXY, "fd00:a71a::/64"]
+    return settings
+
+
+def test_forwarded_for_is_believed_only_from_a_trusted_proxy(rf, behind_one_proxy):
+    def seen(remote_addr, forwarded_for):
+        request = rf.get("/", REMOTE_ADDR=remote_addr, HTTP_X_FORWARDED_FOR=forwarded_for)
+        return client_ip(request)
+
+    # Anyone else's header is their own word.
+    assert seen("192.0.2.1", "10.9.9.9") == "192.0.2.1"
+    # From the proxy: the hop it appended (the right-most one); what came before is ignored.
+    assert seen(PROXY, "10.9.9.9, 203.0.113.50") == "203.0.113.50"
+    assert seen("fd00:a71a::7", "2001:db8::5") == "2001:db8::5"
+    assert seen(f"::ffff:{PROXY}", "203.0.113.51") == "203.0.113.51"
+    # A proxy that sent nothing usable counts as itself.
+    assert seen(PROXY, "") == PROXY
+    assert seen(PROXY, "unknown") == PROXY
+    assert seen(PROXY, "203.0.113.52:4711") == PROXY
+    # Two proxies: the hop the outer one appended.
+    behind_one_proxy.ATLAS_TRUSTED_PROXIES = 2
+    assert seen(PROXY, "10.9.9.9, 203.0.113.53, 10.0.0.1") == "203.0.113.53"
+    assert seen(PROXY, "203.0.113.54") == PROXY
+    # No proxies trusted (the default): REMOTE_ADDR, whatever the header says.
+    behind_one_proxy.ATLAS_TRUSTED_PROXIES = 0
+    assert seen(PROXY, "203.0.113.55") == PROXY
+
+
+def test_changing_forwarded_for_does_not_dodge_the_throttle(client, behind_one_proxy, steward):
+    # A client that reaches the server directly, naming a new address each time.
+    for attempt in range(settings.AXES_FAILURE_LIMIT - 1):
+        response = admin_login(
+            client,
+            f"guess-{attempt}",
+            "wrong",
+            REMOTE_ADDR="192.0.2.66",
+            HTTP_X_FORWARDED_FOR=f"203.0.113.{attempt + 1}",
+        )
+        assert response.status_code == 200
+    response = admin_login(
+        client, "guess-last", "wrong", REMOTE_ADDR="192.0.2.66", HTTP_X_FORWARDED_FOR="203.0.113.9"
+    )
+    assert response.status_code == 429
+    assert set(AccessAttempt.objects.values_list("ip_address", flat=True)) == {"192.0.2.66"}
+
+
+def test_a_client_cannot_lock_out_an_address_it_names(client, behind_one_proxy, viewer):
+    victim = "198.51.100.77"
+    for attempt in range(settings.AXES_FAILURE_LIMIT + 1):
+        admin_login(
+            client,
+            f"guess-{attempt}",
+            "wrong",
+            REMOTE_ADDR="192.0.2.66",
+            HTTP_X_FORWARDED_FOR=victim,
+        )
+    # The victim, through the real proxy, is not held back.
+    response = admin_login(client, "viewer", REMOTE_ADDR=PROXY, HTTP_X_FORWARDED_FOR=victim)
+    assert response.status_code == 302
+
+
+def test_behind_the_proxy_each_client_is_counted_apart(client, behind_one_proxy, steward):
+    for attempt in range(settings.AXES_FAILURE_LIMIT):
+        admin_login(
+            client,
+            f"guess-{attempt}",
+            "wrong",
+            REMOTE_ADDR=PROXY,
+            HTTP_X_FORWARDED_FOR=f"10.9.9.{attempt}, 203.0.113.40",
+        )
+    assert (
+        admin_login(
+            client, "steward", REMOTE_ADDR=PROXY, HTTP_X_FORWARDED_FOR="203.0.113.40"
+        ).status_code
+        == 429
+    )
+    # Another client of the same proxy logs in.
+    assert (
+        admin_login(
+            client, "steward", REMOTE_ADDR=PROXY, HTTP_X_FORWARDED_FOR="203.0.113.41"
+        ).status_code
+        == 302
+    )
 
 
 # --- API token throttling -----------------------------------------------------------------
@@ -134,11 +260,19 @@ def test_refused_api_tokens_are_throttled_per_address_with_a_json_429(client, to
     assert api_get(client, token).status_code == 200
 
 
-def test_api_and_admin_failures_count_together(client, steward):
-    # One throttle per address, whichever door is knocked on.
-    for _ in range(settings.AXES_FAILURE_LIMIT - 1):
-        api_get(client, "atl_wrong")
-    assert admin_login(client, "steward", "wrong").status_code == 429
+def test_refused_api_tokens_do_not_lock_out_admin_logins_of_the_address(client, steward, token):
+    # A script with a stale token keeps failing; people at the same address still log in.
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        api_get(client, "atl_stale-token")
+    assert api_get(client, token).status_code == 429
+    assert admin_login(client, "steward").status_code == 302
+
+
+def test_failed_admin_logins_do_not_lock_out_api_tokens_of_the_address(client, steward, token):
+    for attempt in range(settings.AXES_FAILURE_LIMIT):
+        admin_login(client, f"guess-{attempt}", "wrong")
+    assert admin_login(client, "steward").status_code == 429
+    assert api_get(client, token).status_code == 200
 
 
 def test_revoked_and_expired_tokens_count_as_failures(client, steward, token):

@@ -162,6 +162,43 @@ def test_production_settings_values():
     ]
 
 
+def test_production_trusts_no_proxy_unless_told_which():
+    # Clients that reach gunicorn directly must not pick their address with X-Forwarded-For.
+    code = (
+        "import django; django.setup(); from django.conf import settings as s; "
+        "print(s.ATLAS_TRUSTED_PROXIES, s.ATLAS_TRUSTED_PROXY_ADDRESSES)"
+    )
+    result = run_python(code, env=PRODUCTION_ENV)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["0", "[]"]
+
+    proxy = {"ATLAS_TRUSTED_PROXIES": "1", "ATLAS_TRUSTED_PROXY_ADDRESSES": "10.0.0.5,fd00::/64"}
+    result = run_python(code, env={**PRODUCTION_ENV, **proxy})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["1", "['10.0.0.5',", "'fd00::/64']"]
+
+
+@pytest.mark.parametrize(
+    ("proxies", "addresses", "message"),
+    [
+        ("1", "", "ATLAS_TRUSTED_PROXIES=1 needs ATLAS_TRUSTED_PROXY_ADDRESSES"),
+        ("0", "10.0.0.5", "ATLAS_TRUSTED_PROXIES is 0"),
+        ("1", "10.0.0.5,proxy.internal", "'proxy.internal' is not an address"),
+        ("-1", "", "0 or more"),
+    ],
+)
+def test_production_refuses_a_half_configured_proxy(proxies, addresses, message):
+    env = {
+        **PRODUCTION_ENV,
+        "ATLAS_TRUSTED_PROXIES": proxies,
+        "ATLAS_TRUSTED_PROXY_ADDRESSES": addresses,
+    }
+    result = run_python(SETUP, env=env)
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    assert message in result.stderr.splitlines()[-1]
+
+
 def test_local_settings_fall_back_to_files_without_redis(tmp_path):
     code = (
         "import django; django.setup(); from django.conf import settings as s; "

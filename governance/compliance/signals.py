@@ -4,7 +4,7 @@ Connected in ComplianceConfig.ready(). Failed API tokens arrive here as Django's
 `user_login_failed` too (atlas_site.security.report_failed_api_token), with `via="api"`
 and the reason the token was refused. django-axes handles the same signals first (it is
 listed before the Atlas apps), so a failed attempt's entry can say how many failures the
-address has and whether it is now locked out.
+address (or the account) has and whether it is now locked out.
 """
 
 from django.conf import settings
@@ -18,16 +18,23 @@ API_TOKEN_TYPE = "pipeline.apitoken"  # noqa: S105  (a model label)
 
 
 def _throttle_note(request) -> str:
+    from atlas_site.security import THROTTLE_SCOPE
+
     failures = getattr(request, "axes_failures_since_start", None)
     if not failures:
         return ""
+    # What the count is about (atlas_site.security.AtlasAxesHandler): the client's address,
+    # or the account tried, whose count spans every address but the ones its user logs in
+    # from.
+    scope = getattr(request, THROTTLE_SCOPE, "address")
+    where = "from this address" if scope == "address" else "for this account"
     limit = settings.AXES_FAILURE_LIMIT
     if failures < limit:
-        return f" ({failures} of {limit} failures allowed from this address)"
+        return f" ({failures} of {limit} failures allowed {where})"
     minutes = round(settings.AXES_COOLOFF_TIME.total_seconds() / 60)
     if failures == limit:
-        return f" ({failures} failures: this address is now locked out for {minutes} minutes)"
-    return f" (refused during this address's {minutes}-minute cool-off; {failures} failures)"
+        return f" ({failures} failures: this {scope} is now locked out for {minutes} minutes)"
+    return f" (refused during this {scope}'s {minutes}-minute cool-off; {failures} failures)"
 
 
 def audit_login(sender, request, user, **kwargs) -> None:

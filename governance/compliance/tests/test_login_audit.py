@@ -62,6 +62,22 @@ def test_the_lockout_and_refusals_during_it_are_audited(client, steward):
     assert not entries(AuditAction.LOGIN)
 
 
+def test_an_accounts_lockout_is_audited_as_the_accounts(client, steward):
+    # Guesses from a new address each time: the account's count, not an address's.
+    limit = settings.AXES_FAILURE_LIMIT
+    for attempt in range(limit + 1):
+        client.post(
+            reverse("admin:login"),
+            {"username": "steward", "password": "wrong"},
+            REMOTE_ADDR=f"198.51.100.{attempt + 1}",
+        )
+    failures = entries(AuditAction.LOGIN_FAILED)
+    assert "(1 of" in failures[0].detail and "from this address" in failures[0].detail
+    assert f"2 of {limit} failures allowed for this account" in failures[1].detail
+    assert "this account is now locked out for" in failures[limit - 1].detail
+    assert "refused during this account's" in failures[limit].detail
+
+
 def test_a_logout_is_audited(client, steward):
     admin_login(client, "steward")
     client.post(reverse("admin:logout"))
