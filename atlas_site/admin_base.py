@@ -59,17 +59,19 @@ def _cascade_note(deleted: dict[str, int], model: type[models.Model], own_count:
 
 # --- CSV export -----------------------------------------------------------------------
 
-# A spreadsheet reads a cell starting with one of these as a formula (or, for tab and
-# carriage return, strips them and reads what follows as one): "CSV injection".
-FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+# A spreadsheet reads a cell starting with one of these as a formula (or, for tab, carriage
+# return, line feed and space, strips them and reads what follows as one; some read the
+# full-width equals sign U+FF1D as "="): "CSV injection".
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r", "\n", " ", "\uff1d")
 CSV_CHUNK_ROWS = 2000
 
 
 def csv_cell(value: Any) -> str:
     """One exported value as text a spreadsheet shows as text, never runs as a formula.
 
-    A text starting with =, +, -, @, tab or carriage return gets a leading single quote,
-    which spreadsheets read as "this is text" and do not display. Numbers stay numbers:
+    A text starting with =, +, -, @, tab, carriage return, line feed, space or a
+    full-width equals sign (U+FF1D) gets a leading single quote, which spreadsheets read
+    as "this is text" and do not display. Numbers stay numbers:
     -5 is not a formula. JSON values are exported as JSON text, escaped the same way.
     """
     if value is None:

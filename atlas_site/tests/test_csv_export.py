@@ -23,6 +23,11 @@ HOSTILE = [
     ("\t=1+1", "'\t=1+1"),
     ("\r=1+1", "'\r=1+1"),
     ("=", "'="),
+    ("\n=1+1", "'\n=1+1"),
+    (" =1", "' =1"),
+    ("  +SUM(A1:A9)", "'  +SUM"),
+    ("\uff1d1+1", "'\uff1d1+1"),  # full-width equals sign, read as "=" by some spreadsheets
+    ('\uff1dHYPERLINK("http://evil.example")', "'\uff1dHYPERLINK"),
 ]
 
 
@@ -38,7 +43,7 @@ def test_a_cell_that_a_spreadsheet_would_run_gets_a_leading_quote(value, starts)
     [
         ("plain text", "plain text"),
         ("a=b", "a=b"),  # only a leading trigger matters
-        (" =1", " =1"),
+        ("a \uff1d b", "a \uff1d b"),
         ("", ""),
         (None, ""),
         (-5, "-5"),  # numbers are never formulas
