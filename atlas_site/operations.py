@@ -1,8 +1,9 @@
 """Operations endpoints: /healthz, /readyz and /metrics, for probes and Prometheus.
 
 None of them needs a login: probes and scrapers carry no session. /healthz and /readyz
-say nothing but up or down per component; /metrics exposes dataset names and volumes,
-so in production restrict it to the monitoring network (at the proxy or ingress).
+say nothing but up or down per component (no host, worker or node name, no address and
+no error text: those go to the log); /metrics exposes dataset names and volumes, so in
+production restrict it to the monitoring network (at the proxy or ingress).
 """
 
 import logging
@@ -67,6 +68,10 @@ def check_storage() -> str:
     return "ok"
 
 
+class WorkerMissingError(RuntimeError):
+    """No worker answered the ping (the broker did)."""
+
+
 def check_worker() -> str:
     from atlas_site.celery import app
 
@@ -76,8 +81,10 @@ def check_worker() -> str:
         # limit=1: return at the first reply instead of waiting out the timeout.
         replies = app.control.ping(timeout=WORKER_PING_TIMEOUT, limit=1, connection=conn)
     if not replies:
-        raise RuntimeError(f"no Celery worker answered a ping within {WORKER_PING_TIMEOUT} s")
-    return f"ok ({', '.join(name for reply in replies for name in reply)})"
+        raise WorkerMissingError(f"no Celery worker answered a ping within {WORKER_PING_TIMEOUT} s")
+    # The replies name the workers' nodes (celery@<host>): for the log, not for the answer.
+    logger.debug("readyz: workers answering: %s", [name for reply in replies for name in reply])
+    return "ok"
 
 
 READINESS_CHECKS: dict[str, Callable[[], str]] = {
@@ -88,19 +95,31 @@ READINESS_CHECKS: dict[str, Callable[[], str]] = {
 }
 
 
+def public_detail(error: Exception) -> str:
+    """What an unauthenticated caller is told about a failed check: a fixed text. The
+    error's own message goes to the log only: it may name hosts, ports, users, buckets or
+    workers, and a probe's answer is readable by anyone who reaches the port."""
+    if isinstance(error, WorkerMissingError):
+        return f"no worker answered within {WORKER_PING_TIMEOUT:g} s"
+    if isinstance(error, TimeoutError):
+        return "timed out"
+    return "unavailable"
+
+
 def readiness() -> dict[str, dict]:
-    """Each component: {"ok": bool, "detail": str, "ms": float}."""
+    """Each component: {"ok": bool, "detail": str, "ms": float}; details are fixed texts."""
     results = {}
     for name, check in READINESS_CHECKS.items():
         started = time.monotonic()
         try:
-            detail, ok = check(), True
+            check()
+            detail, ok = "ok", True
         except Exception as error:  # any failure means "not ready"
-            detail, ok = f"{type(error).__name__}: {error}", False
-            logger.warning("readyz: %s is not ready: %s", name, detail)
+            detail, ok = public_detail(error), False
+            logger.warning("readyz: %s is not ready: %s: %s", name, type(error).__name__, error)
         results[name] = {
             "ok": ok,
-            "detail": detail[:300],
+            "detail": detail,
             "ms": round((time.monotonic() - started) * 1000, 1),
         }
     return results

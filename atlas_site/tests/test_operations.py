@@ -1,5 +1,6 @@
 """/healthz, /readyz and /metrics against the real database, Redis and a real worker."""
 
+import socket
 import uuid
 from datetime import UTC, date, datetime
 
@@ -43,7 +44,11 @@ def test_readyz_is_ready_with_every_component_up():
     assert body["status"] == "ready"
     assert set(body["components"]) == {"database", "broker", "storage", "worker"}
     assert all(component["ok"] for component in body["components"].values())
-    assert body["components"]["worker"]["detail"].startswith("ok (readyz-")
+    # The worker answered, but its node name (celery@<host>) is not for anonymous callers.
+    assert body["components"]["worker"]["detail"] == "ok"
+    text = response.content.decode()
+    assert "readyz-" not in text and "celery@" not in text
+    assert socket.gethostname() not in text
 
 
 @pytest.mark.django_db
@@ -52,7 +57,7 @@ def test_readyz_names_a_missing_worker(client):
     assert response.status_code == 503
     body = response.json()
     assert body["failing"] == ["worker"]
-    assert "no Celery worker answered" in body["components"]["worker"]["detail"]
+    assert body["components"]["worker"]["detail"] == "no worker answered within 1 s"
     assert body["components"]["database"]["ok"] and body["components"]["broker"]["ok"]
 
 
@@ -66,6 +71,8 @@ def test_readyz_names_a_broker_that_is_down(client):
     assert "broker" in body["failing"]
     assert not body["components"]["broker"]["ok"]
     assert body["components"]["database"]["ok"] and body["components"]["storage"]["ok"]
+    # The error's text names the broker's address: it goes to the log, not to the caller.
+    assert "127.0.0.1" not in response.content.decode()
 
 
 @pytest.mark.django_db
@@ -75,7 +82,44 @@ def test_readyz_names_storage_that_cannot_be_written(client):
     assert response.status_code == 503
     body = response.json()
     assert {"storage", "worker"} == set(body["failing"])
-    assert body["components"]["storage"]["detail"]
+    assert body["components"]["storage"]["detail"] == "unavailable"
+    assert "/dev/null" not in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_readyz_names_no_host_worker_or_error_text(client, monkeypatch, caplog):
+    # A worker answering from a named host, and a check failing with a revealing message:
+    # the anonymous answer keeps up/down per component and nothing that identifies.
+    from atlas_site import operations
+    from atlas_site.celery import app
+
+    monkeypatch.setattr(
+        app.control,
+        "ping",
+        lambda **options: [{"celery@worker-7.internal.example": {"ok": "pong"}}],
+    )
+
+    def failing_storage():
+        raise OSError("cannot write s3://secret-bucket at 10.1.2.3:9000 as atlas-admin")
+
+    monkeypatch.setitem(operations.READINESS_CHECKS, "storage", failing_storage)
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["failing"] == ["storage"]
+    assert {name: c["ok"] for name, c in body["components"].items()} == {
+        "database": True,
+        "broker": True,
+        "storage": False,
+        "worker": True,
+    }
+    assert body["components"]["worker"]["detail"] == "ok"
+    assert body["components"]["storage"]["detail"] == "unavailable"
+    text = response.content.decode()
+    for secret in ("worker-7", "internal.example", "secret-bucket", "10.1.2.3", "atlas-admin"):
+        assert secret not in text
+    # The operator still finds the reason in the log.
+    assert "secret-bucket" in caplog.text
 
 
 def metric_samples(response) -> dict[tuple[str, tuple], float]:
