@@ -9,6 +9,7 @@ from functools import wraps
 
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
+from django.utils.cache import add_never_cache_headers
 
 from governance.compliance.roles import COMPLIANCE_OFFICER, DATA_STEWARD, VIEWER
 
@@ -29,14 +30,22 @@ def can_read_audit(user) -> bool:
 
 
 def dashboard_view(view):
-    """Login required (redirect to the admin login), then an Atlas role (403 otherwise)."""
+    """Login required (redirect to the admin login), then an Atlas role (403 otherwise).
+
+    Every answer is `Cache-Control: no-store` (with Django's never-cache headers): a page
+    drawn for one user's permissions must not be kept by a browser or a proxy, where the
+    next person at that machine, or behind that proxy, would read it.
+    """
 
     @wraps(view)
     def wrapper(request, *args, **kwargs):
         if not request.user.is_authenticated:
-            return redirect_to_login(request.get_full_path(), LOGIN_URL)
-        if not can_read_dashboards(request.user):
+            response = redirect_to_login(request.get_full_path(), LOGIN_URL)
+        elif not can_read_dashboards(request.user):
             raise PermissionDenied("The dashboards are for Atlas's viewers, stewards and officers.")
-        return view(request, *args, **kwargs)
+        else:
+            response = view(request, *args, **kwargs)
+        add_never_cache_headers(response)
+        return response
 
     return wrapper

@@ -42,6 +42,19 @@ def test_every_role_reads_every_page(client, request, promoted, role):
         assert f"<h1>{heading}</h1>" in response.content.decode(), url
 
 
+def test_no_page_is_kept_by_a_browser_or_proxy_cache(client, viewer):
+    # Pages drawn for one user's permissions: the next person at that browser (or behind
+    # that proxy) must not be served them from a cache.
+    for url in PAGES:
+        assert "no-store" in client.get(url)["Cache-Control"], url  # the login redirect
+    client.force_login(viewer)
+    for url in PAGES:
+        response = client.get(url)
+        assert response.status_code == 200, url
+        directives = {part.strip() for part in response["Cache-Control"].split(",")}
+        assert {"no-store", "private"} <= directives, url
+
+
 def charts_of(response) -> dict[str, dict]:
     html = response.content.decode()
     return {
