@@ -27,6 +27,7 @@ from governance.compliance.classification import level_changed
 from governance.compliance.clearance import cleared_groups, set_cleared_groups
 from governance.compliance.impact import preview_pattern_impact
 from governance.compliance.models import (
+    AuditAction,
     AuditLog,
     ClassificationLevel,
     ClassificationSuggestion,
@@ -38,6 +39,7 @@ from governance.compliance.pii.validators import get_validator
 from governance.compliance.services import (
     PiiValidatorFunction,
     accept_suggestion,
+    record_audit,
     reject_suggestion,
     try_pattern,
 )
@@ -52,6 +54,11 @@ IMPACT_FIELDS = (
     "min_confidence",
     "enabled",
 )
+
+# An impact preview's audit entry keeps these counts per source, dataset and field (never
+# the excerpts), for at most this many fields.
+IMPACT_COUNTS = ("before", "after", "gained", "lost")
+IMPACT_AUDIT_ROWS = 100
 
 # --- Classification levels --------------------------------------------------------------
 
@@ -241,7 +248,46 @@ class PiiPatternAdmin(AuditedModelAdmin):
             preview = preview_pattern_impact(candidate=form.instance, saved=saved)
         except InvalidPatternError as exc:  # another stored pattern that cannot run
             return JsonResponse({"error": str(exc)}, status=400)
+        self._audit_impact_preview(request, form.instance, saved, preview)
         return JsonResponse(preview)
+
+    def _audit_impact_preview(self, request, candidate: PiiPattern, saved, preview: dict):
+        """Who previewed which pattern (as typed) over how many records, and the counts.
+
+        A preview reads recent records a compliance officer may not otherwise look at, and
+        a pattern typed to match one value would show whether it is there: the entry lets
+        an auditor see that. It holds counts only, never the preview's excerpts.
+        """
+        previewed = {name: getattr(candidate, name) for name in IMPACT_FIELDS}
+        for name in ("confidence", "min_confidence"):
+            previewed[name] = str(previewed[name])
+        fields = [
+            {key: row[key] for key in ("source", "dataset", "field", *IMPACT_COUNTS)}
+            for row in preview["rows"][:IMPACT_AUDIT_ROWS]
+        ]
+        what = f"PII pattern {saved.name!r}" if saved else "a new PII pattern"
+        totals = preview["totals"]
+        record_audit(
+            actor=request.user,
+            action=AuditAction.ACTION,
+            object_type=self.opts.label_lower,
+            object_id=str(saved.pk) if saved else "",
+            object_repr=(saved.name if saved else candidate.name or "new pattern"),
+            after={
+                "preview": "impact",
+                "pattern": previewed,
+                "sample": preview["sample"],
+                "totals": totals,
+                "fields": fields,
+                "fields_not_listed": max(0, len(preview["rows"]) - IMPACT_AUDIT_ROWS),
+            },
+            detail=(
+                f"previewed the impact of {what} on {preview['sample']['chart_records']} chart "
+                f"and {preview['sample']['quarantined_records']} quarantined records: "
+                f"{totals['after']} values matched ({totals['gained']} gained, "
+                f"{totals['lost']} lost)"
+            ),
+        )
 
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
         context = {"can_try_pattern": self.has_try_permission(request), **(extra_context or {})}

@@ -1,6 +1,8 @@
 """The PII pattern impact preview: what an edited pattern would match in recent chart and
 quarantined records, gained and lost against the saved one, with masked excerpts only."""
 
+import json
+
 import pytest
 from django.urls import reverse
 
@@ -151,7 +153,57 @@ def test_the_endpoint_previews_the_posted_form_and_saves_nothing(client, officer
     assert response.json()["totals"] == {"before": 3, "after": 1, "gained": 1, "lost": 3}
     pattern.refresh_from_db()
     assert pattern.regex == r"\b\d{3}-\d{2}-\d{4}\b"
-    assert AuditLog.objects.count() == audits
+    # Nothing saved; the preview itself is audited (see below).
+    assert AuditLog.objects.count() == audits + 1
+
+
+@pytest.mark.django_db
+def test_a_preview_is_audited_with_counts_and_no_excerpt(client, officer, promoted):
+    pattern = PiiPattern.objects.get(name=SSN)
+    client.force_login(officer)
+    regex = r"\b\d{3} \d{2} \d{4}\b"
+    response = client.post(reverse(IMPACT_URL), form_of(pattern, regex=regex))
+    assert response.status_code == 200
+    preview = response.json()
+    assert any(row["examples"] for row in preview["rows"])  # the answer has excerpts...
+
+    entry = AuditLog.objects.get(object_type="compliance.piipattern", action="action")
+    assert (entry.actor, entry.actor_id) == (officer.username, officer.pk)
+    assert entry.object_id == str(pattern.pk) and entry.object_repr == SSN
+    assert entry.after["pattern"]["regex"] == regex
+    assert entry.after["pattern"]["pii_type"] == pattern.pii_type
+    assert entry.after["totals"] == {"before": 3, "after": 1, "gained": 1, "lost": 3}
+    assert entry.after["sample"]["chart_records"] == 3
+    assert {(f["source"], f["dataset"], f["field"]) for f in entry.after["fields"]} == {
+        (row["source"], row["dataset"], row["field"]) for row in preview["rows"]
+    }
+    assert "1 values matched (1 gained, 3 lost)" in entry.detail
+    # ...the audit entry has none: no excerpt, no value of the records scanned.
+    stored = json.dumps([entry.before, entry.after, entry.detail])
+    assert "examples" not in stored
+    for row in preview["rows"]:
+        for example in row["examples"]:
+            assert example["excerpt"] not in stored
+    for value in ("123-45-6789", "234-56-7890", "345 67 8901", "456-78-9012", "6789", "8901"):
+        assert value not in stored
+
+
+@pytest.mark.django_db
+def test_a_new_pattern_preview_is_audited_and_a_refused_one_is_not(client, officer, promoted):
+    client.force_login(officer)
+    data = form_of(PiiPattern.objects.get(name=SSN), name="Employee id", regex=r"EMP-\d{6}")
+    data.update(pii_type="other", validator="none", pattern_id="")
+    assert client.post(reverse(IMPACT_URL), data).status_code == 200
+    entry = AuditLog.objects.get(object_type="compliance.piipattern", action="action")
+    assert entry.object_id == "" and entry.object_repr == "Employee id"
+    assert entry.after["pattern"]["regex"] == r"EMP-\d{6}"
+    assert entry.after["totals"]["gained"] == 2
+    assert "a new PII pattern" in entry.detail
+
+    # A preview refused by the form's checks read no record: nothing to audit.
+    data.update(regex="[0-9")
+    assert client.post(reverse(IMPACT_URL), data).status_code == 400
+    assert AuditLog.objects.filter(object_type="compliance.piipattern").count() == 1
 
 
 @pytest.mark.django_db
