@@ -27,6 +27,7 @@ COPY explore ./explore
 COPY chart ./chart
 COPY navigate ./navigate
 COPY governance ./governance
+COPY dashboards ./dashboards
 COPY static ./static
 COPY templates ./templates
 COPY docker/entrypoint.sh /usr/local/bin/atlas-entrypoint
