@@ -36,10 +36,11 @@ owning the dataset) — the same rule as the API.
 """
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.options import ActionLocation
 from django.contrib.admin.utils import unquote
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.template.response import TemplateResponse
 from django.templatetags.static import static
@@ -267,32 +268,61 @@ class LandingBatchAdminMixin:
 
 
 class ApiTokenForm(forms.ModelForm):
+    """Issuing a token. `request` is set by ApiTokenAdmin.get_form: the datasets a token
+    may be limited to are checked against the user it is issued for."""
+
+    request = None
+
     class Meta:
         model = ApiToken
-        fields = ("user", "name", "expires_at")
+        fields = ("user", "name", "expires_at", "datasets")
+
+    def clean(self):
+        cleaned = super().clean()
+        if self.instance.pk is not None:
+            return cleaned  # nothing of an issued token is edited
+        issuer = self.request.user
+        user = (cleaned.get("user") if issuer.is_superuser else None) or issuer
+        chosen = cleaned.get("datasets")
+        try:
+            services.check_token_terms(
+                user=user,
+                expires_at=cleaned.get("expires_at"),
+                datasets=list(chosen) if chosen else None,
+            )
+        except ValidationError as error:
+            self.add_error(None, error)
+        return cleaned
 
 
 class ApiTokenAdmin(admin.ModelAdmin):
-    """Personal API tokens: issued here (shown once), revoked here, never deleted."""
+    """Personal API tokens: issued here (shown once), revoked here, never deleted.
+
+    A token expires after ATLAS_API_TOKEN_DAYS unless its issuer picks another time, and
+    may be limited to some of the datasets its user may change (only those are offered).
+    """
 
     form = ApiTokenForm
     list_display = (
         "prefix",
         "name",
         "user",
+        "reach",
         "created_at",
         "last_used_at",
         "expires_at",
         "revoked_at",
     )
-    list_filter = (("revoked_at", admin.EmptyFieldListFilter), "expires_at")
+    list_filter = (("revoked_at", admin.EmptyFieldListFilter), "expires_at", "all_datasets")
     list_select_related = ("user",)
     search_fields = ("prefix", "name", "user__username")
     actions = ["revoke_tokens"]
+    filter_horizontal = ("datasets",)
     readonly_fields = (
         "user",
         "name",
         "prefix",
+        "reach",
         "created_at",
         "last_used_at",
         "expires_at",
@@ -327,8 +357,15 @@ class ApiTokenAdmin(admin.ModelAdmin):
         return obj is None or request.user.is_superuser or obj.user_id == request.user.pk
 
     def get_queryset(self, request):
-        tokens = super().get_queryset(request)
+        tokens = super().get_queryset(request).prefetch_related("datasets")
         return tokens if request.user.is_superuser else tokens.filter(user=request.user)
+
+    @admin.display(description="Reaches")
+    def reach(self, obj) -> str:
+        if obj.all_datasets:
+            return "every dataset its user may change"
+        slugs = sorted(dataset.slug for dataset in obj.datasets.all())
+        return ", ".join(slugs) if slugs else "no dataset (its datasets were deleted)"
 
     def get_readonly_fields(self, request, obj=None):
         return () if obj is None else self.readonly_fields
@@ -336,25 +373,55 @@ class ApiTokenAdmin(admin.ModelAdmin):
     def get_fields(self, request, obj=None):
         if obj is not None:
             return self.readonly_fields
-        return (
-            ("user", "name", "expires_at") if request.user.is_superuser else ("name", "expires_at")
-        )
+        fields = ("name", "expires_at", "datasets")
+        return ("user", *fields) if request.user.is_superuser else fields
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        return type(form.__name__, (form,), {"request": request})
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        field = super().formfield_for_dbfield(db_field, request, **kwargs)
+        if db_field.name == "expires_at" and field is not None:
+            days = settings.ATLAS_API_TOKEN_DAYS
+            field.help_text = (
+                f"Empty: {days} days from now." if days else "Empty: the token does not expire."
+            )
+        return field
+
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        if db_field.name == "datasets":
+            # Only datasets the issuer may change can be chosen (superusers: any, checked
+            # against the token's user when the form is sent).
+            kwargs["queryset"] = selectors.datasets_for_user(user=request.user).prefetch_related(
+                None
+            )
+            kwargs["help_text"] = (
+                "Empty: every dataset the user may change, now and later. Otherwise the "
+                "token reaches only the datasets chosen."
+            )
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
 
     def save_model(self, request, obj, form, change):
         if change:
             return  # nothing of a token is edited; revoking is an action
         user = form.cleaned_data.get("user") if request.user.is_superuser else None
+        chosen = form.cleaned_data.get("datasets")
         token, plain = services.issue_api_token(
             user=user or request.user,
             name=form.cleaned_data["name"],
             actor=request.user,
             expires_at=form.cleaned_data.get("expires_at"),
+            datasets=list(chosen) if chosen else None,
         )
         obj.__dict__.update(
             {field.attname: getattr(token, field.attname) for field in token._meta.concrete_fields}
         )
         obj._state.adding = False
         obj._plain_token = plain
+
+    def save_related(self, request, form, formsets, change):
+        pass  # issue_api_token stored the token's datasets; nothing is edited later
 
     def response_add(self, request, obj, post_url_continue=None):
         # The one time the token is shown: on this page, not in a message (messages

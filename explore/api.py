@@ -7,19 +7,22 @@ built in, and no framework beyond Django itself.
 Authentication: `Authorization: Bearer <token>`, a personal API token issued in the
 admin (only its SHA-256 digest is stored). A token acts as its user and reaches the
 datasets that user may ingest into: with the 'change dataset' permission (stewards)
-every dataset, otherwise those the user owns (explore.selectors.can_ingest).
-Errors are JSON: {"detail": "..."}; 401 without a usable token, 403 for a dataset
-the token's user may not change, 429 (with Retry-After) for an address that sent too
-many refused tokens (AXES_FAILURE_LIMIT) until its cool-off (AXES_COOLOFF_MINUTES) ends.
-Refused tokens are counted and audited like failed admin logins (atlas_site.security).
+every dataset, otherwise those the user owns (explore.selectors.can_ingest); a token
+limited to some datasets reaches only those of them. Tokens expire
+(ATLAS_API_TOKEN_DAYS after they are issued, 90 by default) unless issued otherwise.
+Errors are JSON: {"detail": "..."}; 401 without a usable token, 404 for a dataset or
+batch that does not exist or that the token may not use (the same answer for both, so
+that a token cannot find out which datasets exist), 429 (with Retry-After) for an
+address that sent too many refused tokens (AXES_FAILURE_LIMIT) until its cool-off
+(AXES_COOLOFF_MINUTES) ends. Refused tokens are counted and audited like failed admin
+logins (atlas_site.security). Every answer carries `Cache-Control: no-store`.
 """
 
 from datetime import datetime
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
-from django.http import HttpRequest
-from django.shortcuts import get_object_or_404
+from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from ninja import Body, File, Form, NinjaAPI, Schema, Status
 from ninja.errors import AuthenticationError
@@ -77,7 +80,26 @@ class TokenAuth(HttpBearer):
         return api_token
 
 
-api = NinjaAPI(
+class AtlasNinjaAPI(NinjaAPI):
+    """Every answer (results, errors, the 401 and 422 ninja makes itself) is `no-store`:
+    batch statuses and dataset lists are the token's user's business, not a cache's."""
+
+    def create_response(self, request, data, *, status=None, temporal_response=None):
+        response = super().create_response(
+            request, data, status=status, temporal_response=temporal_response
+        )
+        return _no_store(response)
+
+    def create_temporal_response(self, request) -> HttpResponse:
+        return _no_store(super().create_temporal_response(request))
+
+
+def _no_store(response: HttpResponse) -> HttpResponse:
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+api = AtlasNinjaAPI(
     title="Atlas ingestion API",
     version="1",
     description=__doc__,
@@ -93,7 +115,7 @@ def _api_error(request, exc: ApiError):
 
 @api.exception_handler(LockedOutError)
 def _locked_out(request, exc: LockedOutError):
-    return security.lockout_response(request)
+    return _no_store(security.lockout_response(request))
 
 
 @api.exception_handler(services.IngestError)
@@ -192,10 +214,17 @@ class BatchOut(Schema):
 # --- Endpoints ------------------------------------------------------------------------------
 
 
+def _token_may_use(request, dataset: Dataset) -> bool:
+    api_token = request.auth
+    return selectors.can_ingest(user=api_token.user, dataset=dataset) and api_token.reaches(dataset)
+
+
 def _dataset_for(request, slug: str) -> Dataset:
-    dataset = get_object_or_404(Dataset, slug=slug)
-    if not selectors.can_ingest(user=request.auth.user, dataset=dataset):
-        raise ApiError(403, f"your token may not send data to dataset {slug!r}")
+    # A dataset the token may not use gets the very answer of one that does not exist:
+    # a 403 would tell any token holder which slugs exist.
+    dataset = Dataset.objects.filter(slug=slug).first()
+    if dataset is None or not _token_may_use(request, dataset):
+        raise ApiError(404, f"there is no dataset {slug!r} for your token")
     return dataset
 
 
@@ -224,13 +253,20 @@ def list_datasets(request):
                 for field in dataset.fields.all()
             ],
         }
-        for dataset in selectors.datasets_for_user(user=request.auth.user)
+        for dataset in _datasets_of(request.auth)
     ]
+
+
+def _datasets_of(api_token):
+    datasets = selectors.datasets_for_user(user=api_token.user)
+    if not api_token.all_datasets:
+        datasets = datasets.filter(pk__in=api_token.datasets.values("pk"))
+    return datasets
 
 
 @api.post(
     "/datasets/{slug}/files",
-    response={202: BatchOut, 400: Error, 403: Error, 404: Error, 409: DuplicateError, 413: Error},
+    response={202: BatchOut, 400: Error, 404: Error, 409: DuplicateError, 413: Error},
     summary="Upload a file (CSV, JSON Lines or JSON array; gzip too)",
 )
 def upload_file(
@@ -259,7 +295,7 @@ def upload_file(
 
 @api.post(
     "/datasets/{slug}/records",
-    response={202: BatchOut, 400: Error, 403: Error, 404: Error, 409: DuplicateError, 413: Error},
+    response={202: BatchOut, 400: Error, 404: Error, 409: DuplicateError, 413: Error},
     summary="Post records as a JSON array of objects",
 )
 def post_records(request, slug: str, records: list[dict[str, Any]] = Body(...)):  # noqa: B008
@@ -276,11 +312,12 @@ def post_records(request, slug: str, records: list[dict[str, Any]] = Body(...)):
 
 @api.get(
     "/batches/{batch_id}",
-    response={200: BatchOut, 403: Error, 404: Error},
+    response={200: BatchOut, 404: Error},
     summary="A batch's status, counts and outcome",
 )
 def batch_status(request, batch_id: int):
-    batch = get_object_or_404(LandingBatch.objects.select_related("dataset"), pk=batch_id)
-    if not selectors.can_ingest(user=request.auth.user, dataset=batch.dataset):
-        raise ApiError(403, f"your token may not read batches of dataset {batch.dataset.slug!r}")
+    # As with datasets: another dataset's batch is answered like a batch that does not exist.
+    batch = LandingBatch.objects.select_related("dataset").filter(pk=batch_id).first()
+    if batch is None or not _token_may_use(request, batch.dataset):
+        raise ApiError(404, f"there is no batch {batch_id} for your token")
     return selectors.batch_status(batch=batch)

@@ -253,6 +253,11 @@ ATLAS_MAX_RECORD_BYTES = int(env("ATLAS_MAX_RECORD_BYTES", str(16 * 1024**2)))
 ATLAS_INGEST_STATEMENT_ROWS = int(env("ATLAS_INGEST_STATEMENT_ROWS", "100000"))
 # Celery queue of the load tasks; empty: the default queue.
 ATLAS_INGEST_QUEUE = env("ATLAS_INGEST_QUEUE")
+# API tokens stop working this many days after they are issued, unless the issuer picks
+# another time; 0: new tokens never expire. Tokens issued before keep their own expiry.
+ATLAS_API_TOKEN_DAYS = int(env("ATLAS_API_TOKEN_DAYS", "90"))
+if ATLAS_API_TOKEN_DAYS < 0:
+    raise ValueError("ATLAS_API_TOKEN_DAYS is a number of days: 0 or more.")
 
 # --- Promotion ------------------------------------------------------------------------
 # Celery queue of the promotion tasks (chart and navigate); empty: the default queue.

@@ -1,16 +1,18 @@
 """The admin pieces: upload page and progress, retrying batches, issuing and revoking tokens."""
 
 import re
+from datetime import timedelta
 
 import pytest
 import yaml
 from django.contrib.admin.models import LogEntry
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.utils import timezone
 
 from explore import services
 from explore.models import BatchStatus, LandingBatch
 from explore.tests.conftest import store
-from governance.pipeline.models import ApiToken
+from governance.pipeline.models import ApiToken, Dataset
 
 pytestmark = pytest.mark.django_db
 
@@ -160,3 +162,88 @@ def test_viewers_have_no_token_admin(client, viewer):
     client.force_login(viewer)
     # The model's view permission comes with the Viewer role; issuing does not.
     assert client.get("/admin/pipeline/apitoken/add/").status_code == 403
+
+
+def test_a_token_issued_in_the_admin_expires_by_default_and_may_be_limited(
+    client, steward, customers, settings
+):
+    orders = Dataset.objects.create(slug="orders", name="Orders", auto_promote=False)
+    client.force_login(steward)
+    form = client.get("/admin/pipeline/apitoken/add/").content.decode()
+    assert "Empty: 90 days from now." in form
+    assert 'name="datasets"' in form
+
+    before = timezone.now()
+    response = client.post("/admin/pipeline/apitoken/add/", {"name": "default"})
+    assert response.status_code == 200
+    token = ApiToken.objects.get(name="default")
+    assert token.all_datasets and token.expires_at >= before + timedelta(days=90)
+    assert "every dataset steward may change" in response.content.decode()
+
+    response = client.post(
+        "/admin/pipeline/apitoken/add/", {"name": "orders only", "datasets": [orders.pk]}
+    )
+    assert response.status_code == 200
+    assert "<code>orders</code>" in response.content.decode()
+    token = ApiToken.objects.get(name="orders only")
+    assert not token.all_datasets and list(token.datasets.all()) == [orders]
+    change_page = client.get(f"/admin/pipeline/apitoken/{token.pk}/change/").content.decode()
+    assert "orders" in change_page
+
+    past = timezone.now() - timedelta(days=1)
+    response = client.post(
+        "/admin/pipeline/apitoken/add/",
+        {
+            "name": "past",
+            "expires_at_0": past.strftime("%Y-%m-%d"),
+            "expires_at_1": past.strftime("%H:%M:%S"),
+        },
+    )
+    assert response.status_code == 200
+    assert "The expiry must be in the future." in response.content.decode()
+    assert not ApiToken.objects.filter(name="past").exists()
+
+    settings.ATLAS_API_TOKEN_DAYS = 0
+    assert (
+        "Empty: the token does not expire."
+        in client.get("/admin/pipeline/apitoken/add/").content.decode()
+    )
+
+
+def test_only_datasets_the_user_may_change_can_be_chosen(
+    client, customers, superuser, viewer, django_user_model
+):
+    # Someone who may issue tokens and owns one dataset, without the steward's rights.
+    from django.contrib.auth.models import Permission
+
+    owner = django_user_model.objects.create_user("owner", password="x" * 20, is_staff=True)
+    owner.user_permissions.add(
+        *Permission.objects.filter(
+            content_type__app_label="pipeline", codename__in=["add_apitoken", "view_apitoken"]
+        )
+    )
+    mine = Dataset.objects.create(slug="mine", name="Mine", owner=owner, auto_promote=False)
+    client.force_login(owner)
+    form = client.get("/admin/pipeline/apitoken/add/").content.decode()
+    offered = re.findall(r'<option value="(\d+)"', form)
+    assert offered == [str(mine.pk)]
+    response = client.post(
+        "/admin/pipeline/apitoken/add/", {"name": "theirs", "datasets": [customers.pk]}
+    )
+    assert "Select a valid choice" in response.content.decode()
+    assert not ApiToken.objects.exists()
+
+    # A superuser may pick any dataset, but not one beyond the user the token is for.
+    client.force_login(superuser)
+    response = client.post(
+        "/admin/pipeline/apitoken/add/",
+        {"name": "for viewer", "user": viewer.pk, "datasets": [customers.pk]},
+    )
+    assert "viewer may not send data to customers" in response.content.decode()
+    assert not ApiToken.objects.exists()
+    response = client.post(
+        "/admin/pipeline/apitoken/add/",
+        {"name": "for owner", "user": owner.pk, "datasets": [mine.pk]},
+    )
+    token = ApiToken.objects.get(name="for owner")
+    assert token.user == owner and list(token.datasets.all()) == [mine]

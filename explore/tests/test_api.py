@@ -4,6 +4,7 @@ import json
 from datetime import timedelta
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
@@ -11,7 +12,7 @@ from explore import services
 from explore.models import BatchStatus, LandingBatch
 from explore.tests.conftest import gz
 from governance.compliance.models import AuditLog
-from governance.pipeline.models import Dataset
+from governance.pipeline.models import ApiToken, Dataset
 
 pytestmark = pytest.mark.django_db
 
@@ -72,17 +73,40 @@ def test_a_token_reaches_only_datasets_its_user_may_change(
     plain = services.issue_api_token(user=viewer, name="viewer", actor=viewer)[1]
     assert client.get("/api/datasets", **auth(plain)).json() == []
     response = upload(client, plain)
-    assert response.status_code == 403
-    assert response.json() == {"detail": "your token may not send data to dataset 'customers'"}
+    assert response.status_code == 404
+    assert response.json() == {"detail": "there is no dataset 'customers' for your token"}
     assert not LandingBatch.objects.exists()
 
     # Owning a dataset is enough for that dataset, and only that one.
     owned = Dataset.objects.create(slug="mine", name="Mine", owner=viewer, auto_promote=False)
     assert [d["slug"] for d in client.get("/api/datasets", **auth(plain)).json()] == ["mine"]
     assert upload(client, plain, slug="mine").status_code == 202
-    assert upload(client, plain, slug="customers", name="x.csv").status_code == 403
+    assert upload(client, plain, slug="customers", name="x.csv").status_code == 404
     assert owned.batches.count() == 1
-    assert client.post("/api/datasets/nothing/files", **auth(plain)).status_code in (404, 422)
+    assert upload(client, plain, slug="nothing", name="y.csv").status_code == 404
+
+
+def test_a_dataset_the_token_may_not_use_is_answered_like_a_missing_one(client, customers, viewer):
+    # A 403 for existing datasets and a 404 for the others would let any token holder
+    # list the dataset slugs: both get the same status and the same body.
+    plain = services.issue_api_token(user=viewer, name="viewer", actor=viewer)[1]
+    records = json.dumps([{"id": 1}])
+    for send in (
+        lambda slug: upload(client, plain, slug=slug),
+        lambda slug: client.post(
+            f"/api/datasets/{slug}/records",
+            records,
+            content_type="application/json",
+            **auth(plain),
+        ),
+    ):
+        forbidden, missing = send("customers"), send("no-such-slug")
+        assert forbidden.status_code == missing.status_code == 404
+        assert forbidden.json()["detail"].replace("customers", "X") == missing.json()[
+            "detail"
+        ].replace("no-such-slug", "X")
+        assert forbidden.headers.keys() == missing.headers.keys()
+    assert not LandingBatch.objects.exists()
 
 
 def test_list_datasets_shows_the_contract(client, customers, token):
@@ -161,7 +185,9 @@ def test_post_records(client, customers, token):
     assert not_an_array.status_code in (400, 422)
 
 
-def test_batch_status_of_another_users_dataset_is_403(client, customers, token, viewer):
+def test_batch_status_of_another_users_dataset_is_a_404_like_a_missing_batch(
+    client, customers, token, viewer
+):
     batch = services.store_upload(
         dataset=customers,
         file=SimpleUploadedFile("c.csv", CSV),
@@ -169,9 +195,140 @@ def test_batch_status_of_another_users_dataset_is_403(client, customers, token, 
         actor="tests",
     )
     plain = services.issue_api_token(user=viewer, name="viewer", actor=viewer)[1]
-    assert client.get(f"/api/batches/{batch.pk}", **auth(plain)).status_code == 403
+    theirs = client.get(f"/api/batches/{batch.pk}", **auth(plain))
+    missing = client.get(f"/api/batches/{batch.pk + 1000}", **auth(plain))
+    assert theirs.status_code == missing.status_code == 404
+    assert theirs.json()["detail"].replace(str(batch.pk), "N") == missing.json()["detail"].replace(
+        str(batch.pk + 1000), "N"
+    )
+    assert "customers" not in theirs.content.decode()
     assert client.get(f"/api/batches/{batch.pk}", **auth(token)).status_code == 200
     assert client.get("/api/batches/999999", **auth(token)).status_code == 404
+
+
+# --- Caching ------------------------------------------------------------------------------
+
+
+def test_every_api_answer_is_no_store(client, customers, token, settings):
+    records = json.dumps([{"id": 1}])
+    batch = upload(client, token).json()["id"]
+    answers = {
+        "list": client.get("/api/datasets", **auth(token)),
+        "accepted": client.post(
+            "/api/datasets/customers/records",
+            records,
+            content_type="application/json",
+            **auth(token),
+        ),
+        "status": client.get(f"/api/batches/{batch}", **auth(token)),
+        "missing": client.get("/api/batches/999999", **auth(token)),
+        "unauthenticated": client.get("/api/datasets"),
+        "refused token": client.get("/api/datasets", **auth("atl_nope")),
+        "invalid": client.get("/api/batches/not-a-number", **auth(token)),
+        "conflict": upload(client, token),
+    }
+    settings.AXES_FAILURE_LIMIT = 1  # the refused token above already reached the limit
+    answers["locked out"] = client.get("/api/datasets", **auth("atl_nope"))
+    statuses = {name: response.status_code for name, response in answers.items()}
+    assert statuses == {
+        "list": 200,
+        "accepted": 202,
+        "status": 200,
+        "missing": 404,
+        "unauthenticated": 401,
+        "refused token": 401,
+        "invalid": 422,
+        "conflict": 409,
+        "locked out": 429,
+    }
+    for name, response in answers.items():
+        assert "no-store" in response.get("Cache-Control", ""), name
+
+
+# --- Token expiry and dataset limits ----------------------------------------------------------
+
+
+def test_tokens_expire_after_the_configured_days_by_default(client, customers, steward, settings):
+    before = timezone.now()
+    token, _ = services.issue_api_token(user=steward, name="default", actor=steward)
+    assert before + timedelta(days=90) <= token.expires_at <= timezone.now() + timedelta(days=90)
+    settings.ATLAS_API_TOKEN_DAYS = 7
+    token, _ = services.issue_api_token(user=steward, name="week", actor=steward)
+    assert token.expires_at - before < timedelta(days=7, minutes=1)
+    settings.ATLAS_API_TOKEN_DAYS = 0
+    token, _ = services.issue_api_token(user=steward, name="forever", actor=steward)
+    assert token.expires_at is None
+    chosen = timezone.now() + timedelta(days=3)
+    token, _ = services.issue_api_token(
+        user=steward, name="chosen", actor=steward, expires_at=chosen
+    )
+    assert token.expires_at == chosen
+    with pytest.raises(ValidationError) as refused:
+        services.issue_api_token(
+            user=steward, name="past", actor=steward, expires_at=timezone.now()
+        )
+    assert "expires_at" in refused.value.message_dict
+    assert not ApiToken.objects.filter(name="past").exists()
+    entry = AuditLog.objects.filter(object_type="pipeline.apitoken").order_by("id").first()
+    assert entry.after["expires_at"] and entry.after["datasets"] == "all"
+
+
+def test_a_token_issued_before_expiry_and_limits_keeps_working(client, customers, steward):
+    # What migration pipeline 0008 leaves an existing token with: no expiry, every dataset.
+    from importlib import import_module
+
+    migration = import_module("governance.pipeline.migrations.0008_apitoken_dataset_scope")
+    added = {op.name: op.field for op in migration.Migration.operations}
+    assert added["all_datasets"].default is True
+    plain = "atl_" + "x" * 43
+    ApiToken.objects.create(
+        user=steward, name="old", token_hash=services.hash_token(plain), prefix=plain[:8]
+    )
+    token = ApiToken.objects.get(name="old")
+    assert token.expires_at is None and token.all_datasets
+    assert [d["slug"] for d in client.get("/api/datasets", **auth(plain)).json()] == ["customers"]
+    assert upload(client, plain).status_code == 202
+
+
+def test_a_token_limited_to_datasets_reaches_only_those(client, customers, steward):
+    orders = Dataset.objects.create(slug="orders", name="Orders", auto_promote=False)
+    token, plain = services.issue_api_token(
+        user=steward, name="orders only", actor=steward, datasets=[orders]
+    )
+    assert not token.all_datasets and list(token.datasets.all()) == [orders]
+    assert [d["slug"] for d in client.get("/api/datasets", **auth(plain)).json()] == ["orders"]
+    assert upload(client, plain, slug="orders").status_code == 202
+    refused = upload(client, plain, slug="customers", name="other.csv")
+    assert refused.status_code == 404
+    assert refused.json() == {"detail": "there is no dataset 'customers' for your token"}
+    assert not customers.batches.exists()
+
+    # Batches of the datasets it does not reach are out of its sight too.
+    full = services.issue_api_token(user=steward, name="all", actor=steward)[1]
+    batch = upload(client, full, name="third.csv").json()["id"]
+    assert client.get(f"/api/batches/{batch}", **auth(full)).status_code == 200
+    assert client.get(f"/api/batches/{batch}", **auth(plain)).status_code == 404
+
+    entry = AuditLog.objects.get(object_type="pipeline.apitoken", object_id=str(token.pk))
+    assert entry.after["datasets"] == ["orders"]
+
+    # Its dataset deleted, a limited token reaches nothing (it does not fall back to "all").
+    gone = Dataset.objects.create(slug="gone", name="Gone", auto_promote=False)
+    plain = services.issue_api_token(user=steward, name="gone", actor=steward, datasets=[gone])[1]
+    gone.delete()
+    assert client.get("/api/datasets", **auth(plain)).json() == []
+    assert upload(client, plain, name="fourth.csv").status_code == 404
+
+
+def test_a_token_cannot_be_limited_beyond_its_user(customers, viewer, steward):
+    with pytest.raises(ValidationError) as refused:
+        services.issue_api_token(user=viewer, name="x", actor=steward, datasets=[customers])
+    assert "viewer may not send data to customers" in " ".join(
+        refused.value.message_dict["datasets"]
+    )
+    with pytest.raises(ValidationError):
+        services.issue_api_token(user=steward, name="none", actor=steward, datasets=[])
+    assert not ApiToken.objects.exists()
 
 
 def test_openapi_description_and_docs_are_served(client):

@@ -336,7 +336,10 @@ class ApiToken(models.Model):
     """A personal token for the HTTP API (`/api/`). Only its SHA-256 digest is stored.
 
     The plain token is shown once, when it is issued; a token reaches the datasets its
-    user may change (see explore.selectors.can_ingest).
+    user may change (see explore.selectors.can_ingest), all of them or, when
+    `all_datasets` is off, only those listed in `datasets`. A limited token whose
+    datasets are all deleted reaches none: the flag, not an empty list, says "all".
+    Tokens issued before limits and expiry existed keep all_datasets on and no expiry.
     """
 
     user = models.ForeignKey(
@@ -355,6 +358,17 @@ class ApiToken(models.Model):
     expires_at = models.DateTimeField(
         null=True, blank=True, help_text="Optional: the token stops working at this time."
     )
+    all_datasets = models.BooleanField(
+        default=True,
+        help_text="The token reaches every dataset its user may change; "
+        "otherwise only the datasets listed.",
+    )
+    datasets = models.ManyToManyField(
+        Dataset,
+        blank=True,
+        related_name="api_tokens",
+        help_text="Only these datasets (of those the user may change), when the token is limited.",
+    )
 
     class Meta:
         db_table = qualified(PIPELINE, "api_token")
@@ -366,6 +380,12 @@ class ApiToken(models.Model):
 
     def is_usable(self, now) -> bool:
         return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
+
+    def reaches(self, dataset: Dataset) -> bool:
+        """Whether the token's limit lets it use `dataset` (the user's own rights aside)."""
+        if self.all_datasets:
+            return True
+        return self.datasets.filter(pk=dataset.pk).exists()
 
 
 class DeadLetter(models.Model):
