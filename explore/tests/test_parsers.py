@@ -111,6 +111,31 @@ def test_jsonl_objects_and_each_kind_of_bad_line():
     assert reader.blank_lines == 1
 
 
+@pytest.mark.parametrize(
+    "bad",
+    ['{"n": 1e999}', '{"n": -1e999}', '{"n": [1, {"m": 1E400}]}', '{"n": NaN}', '{"n": -Infinity}'],
+)
+def test_jsonl_out_of_range_number_is_an_unreadable_line_and_the_rest_reads(bad):
+    """Found by an outside probe: 1e999 failed the whole batch (ValueError from the encoder)."""
+    _, records = read("jsonl", b'{"a": 1}\n' + bad.encode() + b'\n{"a": 3}\n')
+    assert [r[0] for r in records] == [1, 2, 3]
+    assert payload(records[0]) == {"a": 1} and payload(records[2]) == {"a": 3}
+    assert records[1][1] == bad and records[1][2] is None
+    assert "out of range" in records[1][3] or "is not valid JSON" in records[1][3]
+
+
+@pytest.mark.parametrize("bad", ["1e999", "-1e999", "NaN", "Infinity"])
+def test_json_array_out_of_range_number_is_an_unreadable_element(bad):
+    data = f'[{{"a": 1}}, {{"n": {bad}, "m": "x"}}, {{"a": 3}}]'.encode()
+    _, records = read("json", data, chunk_bytes=5)
+    assert [payload(r) for r in records] == [{"a": 1}, None, {"a": 3}]
+    assert records[1][1] == f'{{"n": {bad}, "m": "x"}}'
+    if bad.endswith("e999"):
+        assert records[1][3] == parsers.OUT_OF_RANGE_ERROR
+    else:
+        assert f"{bad} is not valid JSON" in records[1][3]
+
+
 def test_jsonl_raw_text_is_the_line_as_received():
     _, records = read("jsonl", b'  {"b":2,   "a":1}  \r\n')
     assert records[0][1] == '  {"b":2,   "a":1}  '
