@@ -3,7 +3,9 @@ import os
 from celery import Celery
 from celery.contrib.django.task import DjangoTask
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "atlas_site.settings.local")
+# A worker started without DJANGO_SETTINGS_MODULE is taken for a deployment: production
+# settings (bin/run and the tests name theirs), never the development keys by default.
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "atlas_site.settings.production")
 
 
 def database_outage_retry() -> dict:

@@ -1,6 +1,7 @@
 # Shared by bin/run and bin/test (sourced, not run): messages, Python, the virtualenv.
 # shellcheck shell=bash disable=SC2034,SC2015,SC2012
-# (SC2034: ATLAS_EMBEDDED_PG* are read by the scripts that source this file.)
+# (SC2034: ATLAS_EMBEDDED_PG* and RUNSERVER_ADDRPORT are read by the scripts that source
+# this file.)
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"
@@ -129,6 +130,20 @@ decide_database() {
             ATLAS_EMBEDDED_PG_STARTED=*) ATLAS_EMBEDDED_PG_STARTED="${line#ATLAS_EMBEDDED_PG_STARTED=}" ;;
         esac
     done <<<"$output"
+}
+
+# decide_bind PORT: exports ATLAS_BIND, the address the development server listens on
+# (atlas_site/devserver.py: 127.0.0.1 unless ATLAS_BIND names another, with a warning for one
+# other machines can reach, refused there without keys of your own), and sets
+# RUNSERVER_ADDRPORT for `manage.py runserver`.
+decide_bind() {
+    local host
+    host="$(cd "$ROOT" && "$VENV_PY" atlas_site/devserver.py)" || die "Not starting Atlas (see above)."
+    export ATLAS_BIND="$host"
+    case "$host" in
+        *:*) RUNSERVER_ADDRPORT="[$host]:$1" ;;
+        *) RUNSERVER_ADDRPORT="$host:$1" ;;
+    esac
 }
 
 stop_embedded_database() {

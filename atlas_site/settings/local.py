@@ -1,12 +1,33 @@
-"""Settings for running Atlas on a workstation (`bin/run`)."""
+"""Settings for running Atlas on a workstation (`bin/run`).
 
+Their defaults (DEBUG on, development keys written in this repository) hold only while no
+other machine can reach the development server: bound to any other address (`ATLAS_BIND`,
+or `manage.py runserver ADDR:PORT`), they refuse to start without keys of your own, and
+DEBUG is off unless ATLAS_ALLOW_NETWORK_DEBUG=true (atlas_site/devserver.py). Deployments
+use atlas_site.settings.production, which never reads these defaults (wsgi.py and the
+Celery app default to it).
+"""
+
+import os
+import sys
 from pathlib import Path
 
+from django.core.exceptions import ImproperlyConfigured
+
+from atlas_site.devserver import BindError, check, debug_default, listening_host
 from atlas_site.settings.base import *  # noqa: F403
 from atlas_site.settings.base import BASE_DIR, env, env_bool
 
-DEBUG = env_bool("DEBUG", True)
-# A stable development key; production refuses to start without its own.
+# --- Who can reach the development server ------------------------------------------------
+ATLAS_BIND = listening_host(sys.argv, os.environ)
+try:
+    check(ATLAS_BIND, os.environ)
+except BindError as error:
+    raise ImproperlyConfigured(str(error)) from None
+
+DEBUG = env_bool("DEBUG", debug_default(ATLAS_BIND))
+# Stable development keys, for loopback only (check() above refuses them otherwise);
+# production refuses to start without its own.
 SECRET_KEY = env("SECRET_KEY", "atlas-local-development-key-not-for-production-use-0123456789")
 ATLAS_ENCRYPTION_KEYS = env(
     "ATLAS_ENCRYPTION_KEYS", "local:ZGV2LW9ubHktMzItYnl0ZS1rZXktZm9yLWF0bGFzISE="
@@ -46,8 +67,6 @@ if ATLAS_BROKER == "filesystem":
     ):
         _folder.mkdir(parents=True, exist_ok=True)
 elif ATLAS_BROKER is not None:
-    from django.core.exceptions import ImproperlyConfigured
-
     raise ImproperlyConfigured(
         f"ATLAS_BROKER={ATLAS_BROKER!r} is not understood; leave it unset (Redis) or "
         "set it to 'filesystem'."
