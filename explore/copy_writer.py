@@ -73,9 +73,13 @@ def copy_records(
     received_at: datetime,
     statement_rows: int = 100_000,
     write_rows: int = 2_000,
-    on_progress: Callable[[CopyResult], None] | None = None,
+    on_progress: Callable[..., None] | None = None,
 ) -> CopyResult:
-    """COPY every record into raw_record; return the counts. Call inside a transaction."""
+    """COPY every record into raw_record; return the counts. Call inside a transaction.
+
+    `on_progress(result, statement_done)` is called with the counts so far after each
+    `write_rows` rows handed to COPY (statement_done False) and after each statement.
+    """
     cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
     result = CopyResult()
     write_rows = min(write_rows, statement_rows)
@@ -85,9 +89,11 @@ def copy_records(
     while True:
         with cursor.copy(COPY_SQL) as copy:
             result.statements += 1
-            written = _copy_some(copy, iterator, prefix, result, statement_rows, write_rows)
+            written = _copy_some(
+                copy, iterator, prefix, result, statement_rows, write_rows, on_progress
+            )
         if on_progress is not None:
-            on_progress(result)
+            on_progress(result, True)
         if written < statement_rows:
             return result
 
@@ -99,10 +105,12 @@ def _copy_some(
     result: CopyResult,
     limit: int,
     write_rows: int,
+    on_progress: Callable[..., None] | None = None,
 ) -> int:
     """Write up to `limit` records into one COPY statement; return how many."""
     lines: list[str] = []
     parsed = failed = 0
+    counted_parsed = counted_failed = 0  # already added to result
     for line_number, raw, payload, error in records:
         if "\x00" in raw:
             raw, payload, error = raw.replace("\x00", "\\x00"), None, error or NUL_ERROR
@@ -131,11 +139,17 @@ def _copy_some(
         if len(lines) >= write_rows:
             copy.write("".join(lines))
             lines.clear()
+            result.rows_parsed += parsed - counted_parsed
+            result.rows_failed += failed - counted_failed
+            result.rows_total = result.rows_parsed + result.rows_failed
+            counted_parsed, counted_failed = parsed, failed
+            if on_progress is not None:
+                on_progress(result, False)
             if parsed + failed >= limit:
                 break
     if lines:
         copy.write("".join(lines))
-    result.rows_parsed += parsed
-    result.rows_failed += failed
-    result.rows_total += parsed + failed
+    result.rows_parsed += parsed - counted_parsed
+    result.rows_failed += failed - counted_failed
+    result.rows_total = result.rows_parsed + result.rows_failed
     return parsed + failed

@@ -21,7 +21,9 @@ cut there and reported) and one read buffer.
 
 Problems with the file as a whole (no header, not an array, ...) raise FormatError.
 `check_head` finds them from the first bytes, so that a bad file is refused before
-anything is stored.
+anything is stored. A reader given `max_lines` raises LimitExceededError on the line
+past it (lines after a CSV header, blank ones too; a JSON array's elements): a file
+far larger than it looked (a decompression bomb) stops there, whatever it holds.
 """
 
 import codecs
@@ -45,6 +47,18 @@ BOM = "\ufeff"
 
 class FormatError(ValueError):
     """The file as a whole cannot be read in its format; the message says why."""
+
+
+class LimitExceededError(Exception):
+    """The load went past one of its caps; the message names the cap and its setting."""
+
+
+def too_many_lines(limit: int, what: str = "lines") -> LimitExceededError:
+    return LimitExceededError(
+        f"the file holds more than {limit:,} {what}, the limit per batch "
+        "(ATLAS_MAX_LINES_PER_BATCH); nothing of it was kept: split it into smaller files "
+        "or raise the limit"
+    )
 
 
 # --- JSON helpers ----------------------------------------------------------------------
@@ -244,12 +258,18 @@ def check_head(
 
 
 class _Reader:
-    def __init__(self, stream: BinaryIO, *, max_record_bytes: int):
+    def __init__(self, stream: BinaryIO, *, max_record_bytes: int, max_lines: int | None = None):
         self.stream = stream
         self.max_record_bytes = max_record_bytes
+        self.max_lines = max_lines
         self.blank_lines = 0
         self.warnings: list[str] = []
         self.header: list[str] = []
+
+    @property
+    def lines_read(self) -> int:
+        """Lines (a JSON array: elements) read so far, blank ones too; for progress."""
+        return 0
 
     def __iter__(self) -> Iterator[Record]:
         raise NotImplementedError
@@ -284,9 +304,10 @@ class _LineBlocks:
 
     block_bytes = 1 << 20
 
-    def __init__(self, stream: BinaryIO, max_bytes: int):
+    def __init__(self, stream: BinaryIO, max_bytes: int, max_lines: int | None = None):
         self._read = stream.read
         self._limit = max_bytes
+        self._max_lines = max_lines  # of the whole file, counted per block
         self.blocks: list[tuple[int, list[str]]] = []  # (number of its first line, lines)
         self.problems: dict[int, str] = {}
         self.lines_read = 0
@@ -352,6 +373,8 @@ class _LineBlocks:
         if first == 1 and lines:
             lines[0] = lines[0].removeprefix(BOM)
         self.lines_read += len(lines)
+        if self._max_lines is not None and self.lines_read > self._max_lines:
+            raise too_many_lines(self._max_lines - 1)  # CsvReader counts its header in
         self.blocks = [
             block for block in self.blocks if block[0] + len(block[1]) > self.first_needed
         ]
@@ -379,8 +402,14 @@ class _LineBlocks:
 class CsvReader(_Reader):
     """CSV with a header row; each record's payload maps header name -> text value."""
 
+    @property
+    def lines_read(self) -> int:
+        source = getattr(self, "_source", None)
+        return max(source.lines_read - 1, 0) if source is not None else 0
+
     def __iter__(self) -> Iterator[Record]:
-        source = _LineBlocks(self.stream, self.max_record_bytes)
+        limit = None if self.max_lines is None else self.max_lines + 1  # and the header
+        source = self._source = _LineBlocks(self.stream, self.max_record_bytes, limit)
         lines = itertools.chain.from_iterable(source)
         first = next(lines, None)
         if first is None:
@@ -439,15 +468,25 @@ class CsvReader(_Reader):
 class JsonLinesReader(_Reader):
     """One JSON object per line."""
 
+    _line_number = 0
+
+    @property
+    def lines_read(self) -> int:
+        return self._line_number
+
     def __iter__(self) -> Iterator[Record]:
         readline = self.stream.readline
         limit = self.max_record_bytes
+        max_lines = self.max_lines if self.max_lines is not None else float("inf")
         line_number = 0
         while True:
             data = readline(limit)
             if not data:
                 return
             line_number += 1
+            self._line_number = line_number
+            if line_number > max_lines:
+                raise too_many_lines(self.max_lines)
             problem = ""
             if len(data) >= limit and not data.endswith(b"\n"):
                 data = _skip_rest_of_line(readline, data, limit)
@@ -547,8 +586,14 @@ class JsonArrayReader(_Reader):
     """
 
     chunk_bytes = 1 << 20
+    _index = 0
+
+    @property
+    def lines_read(self) -> int:
+        return self._index
 
     def __iter__(self) -> Iterator[Record]:
+        max_elements = self.max_lines if self.max_lines is not None else float("inf")
         self._read = self.stream.read
         # Undecodable bytes become lone surrogates here, so that one bad element does
         # not stop the file; _checked_text turns them into a per-element error.
@@ -578,6 +623,9 @@ class JsonArrayReader(_Reader):
                 self.pos += 1
                 break
             index += 1
+            if index > max_elements:
+                raise too_many_lines(self.max_lines, "elements")
+            self._index = index
             yield self._element(index)
             if not self._skip_whitespace():
                 self.warnings.append(
@@ -713,8 +761,10 @@ def _json_error(exc: Exception, start: int) -> str:
 READERS = {CSV: CsvReader, JSONL: JsonLinesReader, JSON: JsonArrayReader}
 
 
-def reader_for(fmt: str, stream: BinaryIO, *, max_record_bytes: int) -> _Reader:
+def reader_for(
+    fmt: str, stream: BinaryIO, *, max_record_bytes: int, max_lines: int | None = None
+) -> _Reader:
     try:
-        return READERS[fmt](stream, max_record_bytes=max_record_bytes)
+        return READERS[fmt](stream, max_record_bytes=max_record_bytes, max_lines=max_lines)
     except KeyError:
         raise FormatError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}") from None

@@ -44,7 +44,9 @@ def find_api_token(*, token: str) -> ApiToken | None:
 
 
 def batch_progress(*, batch: LandingBatch) -> dict[str, Any] | None:
-    """How far a load in progress has got (rows and stored bytes read so far)."""
+    """How far a load in progress has got: rows handed to COPY, lines and decompressed
+    bytes read, and stored bytes read (the fraction of the file). Written at most once a
+    second while the file is read (explore.services._LoadProgress)."""
     if batch.status != BatchStatus.LOADING:
         return None
     from explore.services import PROGRESS_KEY
@@ -54,7 +56,7 @@ def batch_progress(*, batch: LandingBatch) -> dict[str, Any] | None:
     except Exception:
         return None
     if not progress:
-        return {"rows": 0, "bytes_read": 0, "fraction": 0.0}
+        return {"rows": 0, "bytes_read": 0, "lines_read": 0, "content_bytes": 0, "fraction": 0.0}
     fraction = progress["bytes_read"] / batch.size_bytes if batch.size_bytes else None
     return {**progress, "fraction": min(fraction, 1.0) if fraction is not None else None}
 

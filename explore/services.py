@@ -13,6 +13,11 @@ The path of a file:
    decryption and a parser (explore.parsers) into raw records with COPY
    (explore.copy_writer). Files stored before encryption are read as they are.
 
+A load is bounded: a file that decompresses past ATLAS_MAX_DECOMPRESSED_BYTES, holds
+more than ATLAS_MAX_LINES_PER_BATCH lines or takes longer than ATLAS_MAX_LOAD_SECONDS
+to read fails with a reason naming the cap, and keeps no raw record (a gzip bomb of a
+few kilobytes cannot become millions of rows or keep a worker busy for long).
+
 A load is idempotent and crash-safe. A session advisory lock makes one loader per
 batch (a killed worker's connection closes and frees it); a conditional UPDATE
 claims the batch (stored or interrupted -> loading) and must change exactly one
@@ -62,6 +67,11 @@ logger = logging.getLogger(__name__)
 GZIP_MAGIC = b"\x1f\x8b"
 READ_BYTES = 1 << 20
 PROGRESS_KEY = "explore:batch-progress:{}"
+# Progress is written at most once a second while the file is read (bytes and lines,
+# not only per COPY statement), and lives this long after its last write: a load whose
+# worker was killed (nothing could clear it) stops showing rows it will never commit.
+PROGRESS_INTERVAL = 1.0
+PROGRESS_TTL = 120
 
 
 def max_upload_bytes() -> int:
@@ -70,6 +80,19 @@ def max_upload_bytes() -> int:
 
 def max_record_bytes() -> int:
     return getattr(settings, "ATLAS_MAX_RECORD_BYTES", 16 * 1024**2)
+
+
+def max_decompressed_bytes() -> int:
+    """Bytes a batch's file may hold once decompressed; 20x the upload limit by default."""
+    return getattr(settings, "ATLAS_MAX_DECOMPRESSED_BYTES", None) or 20 * max_upload_bytes()
+
+
+def max_lines_per_batch() -> int:
+    return getattr(settings, "ATLAS_MAX_LINES_PER_BATCH", 50_000_000)
+
+
+def max_load_seconds() -> float:
+    return getattr(settings, "ATLAS_MAX_LOAD_SECONDS", 2400)
 
 
 # --- Refusals --------------------------------------------------------------------------
@@ -356,13 +379,90 @@ def _open_stored(batch: LandingBatch) -> _CountingReader:
     return _CountingReader(open_batch_file(batch))
 
 
-def _set_progress(batch_id: int, *, rows: int, bytes_read: int) -> None:
+class _BoundedReader(io.RawIOBase):
+    """The decompressed content, read within the load's caps (bytes and seconds).
+
+    Raises parsers.LimitExceededError past ATLAS_MAX_DECOMPRESSED_BYTES or once the load
+    has read for ATLAS_MAX_LOAD_SECONDS (the clock starts at the first read, so waiting
+    for the dataset's load lock does not count); calls `tick` after each read, which
+    is how progress is reported while a COPY statement is still filling.
+    """
+
+    def __init__(self, source, *, max_bytes: int, max_seconds: float, tick=None):
+        self._read = source.read
+        self._max_bytes = max_bytes
+        self._max_seconds = max_seconds
+        self._deadline: float | None = None
+        self._tick = tick
+        self.bytes_read = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        now = time.monotonic()
+        if self._deadline is None:
+            self._deadline = now + self._max_seconds
+        elif now > self._deadline:
+            raise parsers.LimitExceededError(
+                f"the load took longer than {self._max_seconds:g} s, the limit "
+                f"(ATLAS_MAX_LOAD_SECONDS), after {self.bytes_read:,} bytes of content; "
+                "nothing of it was kept: split the file or raise the limit"
+            )
+        # One byte more than the cap allows, to tell "exactly at the cap" from "past it".
+        data = self._read(min(len(buffer), self._max_bytes - self.bytes_read + 1))
+        size = len(data)
+        self.bytes_read += size
+        if self.bytes_read > self._max_bytes:
+            raise parsers.LimitExceededError(
+                f"the file decompresses to more than {self._max_bytes:,} bytes, the limit "
+                "(ATLAS_MAX_DECOMPRESSED_BYTES); nothing of it was kept: split the file "
+                "or raise the limit"
+            )
+        buffer[:size] = data
+        if self._tick is not None:
+            self._tick()
+        return size
+
+
+class _LoadProgress:
+    """A load's progress in the cache: after each COPY statement, and at most once every
+    PROGRESS_INTERVAL in between, as rows go to COPY and as the file is read (a file of
+    blank lines, or a slow first statement, still shows its bytes and lines moving)."""
+
+    def __init__(self, batch_id: int, *, stored: _CountingReader):
+        self.batch_id = batch_id
+        self.stored = stored
+        self.content: _BoundedReader | None = None
+        self.reader: parsers._Reader | None = None
+        self.rows = 0
+        self._last = time.monotonic()
+
+    def copied(self, result: CopyResult, statement_done: bool = True) -> None:
+        self.rows = result.rows_total
+        self.write(force=statement_done)
+
+    def write(self, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last < PROGRESS_INTERVAL:
+            return
+        self._last = now
+        _set_progress(
+            self.batch_id,
+            rows=self.rows,
+            bytes_read=self.stored.bytes_read,
+            lines_read=self.reader.lines_read if self.reader is not None else 0,
+            content_bytes=self.content.bytes_read if self.content is not None else 0,
+        )
+
+
+def _set_progress(batch_id: int, *, rows: int, bytes_read: int, **more: int) -> None:
     # Progress lives in the cache: the load's rows are invisible until it commits.
     try:
         cache.set(
             PROGRESS_KEY.format(batch_id),
-            {"rows": rows, "bytes_read": bytes_read, "at": time.time()},
-            timeout=24 * 3600,
+            {"rows": rows, "bytes_read": bytes_read, **more, "at": time.time()},
+            timeout=PROGRESS_TTL,
         )
     except Exception:  # a cache outage must not fail a load
         logger.warning("could not record the progress of batch %s", batch_id, exc_info=True)
@@ -376,6 +476,8 @@ def _clear_progress(batch_id: int) -> None:
 
 
 def _failure_reason(exc: BaseException) -> str:
+    if isinstance(exc, parsers.LimitExceededError):
+        return str(exc)
     if isinstance(exc, envelope.EnvelopeError):
         return f"the stored file cannot be decrypted: {exc}"
     if isinstance(exc, (gzip.BadGzipFile, zlib.error, EOFError)):
@@ -419,6 +521,8 @@ def load_batch(*, batch_id: int, triggered_by: str = "celery") -> Run | None:
         run.started_at = timezone.now()
         run.detail = {"batch_id": batch.pk, "file": batch.file.name, "sha256": batch.sha256}
         run.save(update_fields=["status", "started_at", "detail"])
+        # This attempt starts from nothing: no rows of an earlier, killed one are shown.
+        _set_progress(batch_id, rows=0, bytes_read=0)
         try:
             detail = _copy_batch(batch, run)
         except (OperationalError, InterfaceError):
@@ -426,14 +530,19 @@ def load_batch(*, batch_id: int, triggered_by: str = "celery") -> Run | None:
             # 'loading'; the task's retry (or a re-delivery) claims it again.
             raise
         except Exception as exc:
-            logger.exception("loading batch %s failed", batch_id)
+            if isinstance(exc, parsers.LimitExceededError):
+                logger.warning("loading batch %s stopped: %s", batch_id, exc)
+            else:
+                logger.exception("loading batch %s failed", batch_id)
             reason = _failure_reason(exc)
             LandingBatch.objects.filter(pk=batch_id).update(
                 status=BatchStatus.FAILED, error=reason[:5000]
             )
-            _clear_progress(batch_id)
             return finish_run(run, RunStatus.FAILED, actor=triggered_by, error=reason, kept=False)
-        _clear_progress(batch_id)
+        finally:
+            # Whatever ended the load (a failure, a time limit, a lost database, a
+            # shutdown), its rows were rolled back: stop showing them.
+            _clear_progress(batch_id)
         run = finish_run(run, RunStatus.SUCCEEDED, actor=triggered_by, detail=detail)
         if batch.dataset.auto_promote and detail["rows_parsed"]:
             _request_promotion(batch)
@@ -474,15 +583,24 @@ def _copy_batch(batch: LandingBatch, run: Run) -> dict:
     started = time.monotonic()
     source = _open_stored(batch)
     with io.BufferedReader(source, buffer_size=READ_BYTES) as raw_stream:
-        stream = (
+        content = (
             gzip.GzipFile(fileobj=raw_stream, mode="rb")
             if batch.compression == Compression.GZIP
             else raw_stream
         )
-        reader = parsers.reader_for(batch.format, stream, max_record_bytes=max_record_bytes())
-
-        def progress(result: CopyResult) -> None:
-            _set_progress(batch.pk, rows=result.rows_total, bytes_read=source.bytes_read)
+        progress = _LoadProgress(batch.pk, stored=source)
+        bounded = progress.content = _BoundedReader(
+            content,
+            max_bytes=max_decompressed_bytes(),
+            max_seconds=max_load_seconds(),
+            tick=progress.write,
+        )
+        reader = progress.reader = parsers.reader_for(
+            batch.format,
+            io.BufferedReader(bounded, buffer_size=READ_BYTES),
+            max_record_bytes=max_record_bytes(),
+            max_lines=max_lines_per_batch(),
+        )
 
         with transaction.atomic(), connection.cursor() as cursor:
             # One load per dataset at a time, until commit: the rows of a dataset then
@@ -506,7 +624,7 @@ def _copy_batch(batch: LandingBatch, run: Run) -> dict:
                 dataset_id=batch.dataset_id,
                 received_at=batch.received_at,
                 statement_rows=getattr(settings, "ATLAS_INGEST_STATEMENT_ROWS", 100_000),
-                on_progress=progress,
+                on_progress=progress.copied,
             )
             last_raw_id = _next_raw_id(cursor) - 1
             seconds = time.monotonic() - started

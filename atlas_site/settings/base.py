@@ -249,6 +249,15 @@ ATLAS_MAX_UPLOAD_BYTES = int(env("ATLAS_MAX_UPLOAD_BYTES", str(2 * 1024**3)))
 # A line (or JSON array element) longer than this is kept cut at this length, with an
 # error: it bounds the memory one record may take.
 ATLAS_MAX_RECORD_BYTES = int(env("ATLAS_MAX_RECORD_BYTES", str(16 * 1024**2)))
+# Caps of one load (explore.services): a batch past one fails with a reason naming it and
+# keeps no raw record. Bytes once decompressed (default 20x ATLAS_MAX_UPLOAD_BYTES: a gzip
+# bomb stops there), lines per batch (blank ones too; a JSON array's elements), and seconds
+# spent reading the file (below CELERY_TASK_SOFT_TIME_LIMIT, so the load ends with its reason).
+ATLAS_MAX_DECOMPRESSED_BYTES = int(
+    env("ATLAS_MAX_DECOMPRESSED_BYTES", str(20 * ATLAS_MAX_UPLOAD_BYTES))
+)
+ATLAS_MAX_LINES_PER_BATCH = int(env("ATLAS_MAX_LINES_PER_BATCH", "50000000"))
+ATLAS_MAX_LOAD_SECONDS = float(env("ATLAS_MAX_LOAD_SECONDS", "2400"))
 # Rows per COPY statement: bounds the foreign-key check events PostgreSQL queues.
 ATLAS_INGEST_STATEMENT_ROWS = int(env("ATLAS_INGEST_STATEMENT_ROWS", "100000"))
 # Celery queue of the load tasks; empty: the default queue.

@@ -24,7 +24,13 @@
       text += ": " + number(status.rows_total) + " lines, " + number(status.rows_parsed) +
         " read, " + number(status.rows_failed) + " could not be read";
     } else if (status.status === "loading" && status.progress) {
-      text += ": " + number(status.progress.rows) + " lines so far";
+      // Lines read move with the file (blank ones too); rows reach COPY in steps.
+      const progress = status.progress;
+      const lines = Math.max(progress.lines_read || 0, progress.rows || 0);
+      text += ": " + number(lines) + " lines so far";
+      if (progress.content_bytes) {
+        text += ", " + number(progress.content_bytes) + " bytes of content read";
+      }
     }
     summary.textContent = text;
 
