@@ -14,12 +14,13 @@ def database_outage_retry() -> dict:
     Their services leave the work claimable when the database goes away mid-way (a
     load's one transaction is rolled back; a promotion keeps its committed chunks), so
     retrying is safe. Up to about 45 minutes: 60 retries, at most 60 s apart (with
-    jitter); past that, the pipeline's tick sends the stalled work again.
+    jitter); past that, the pipeline's tick sends the stalled work again. Django's
+    errors and psycopg's own (raised from a COPY) alike: atlas_site.outages.
     """
-    from django.db import InterfaceError, OperationalError
+    from atlas_site.outages import DATABASE_OUTAGE_ERRORS
 
     return {
-        "autoretry_for": (OperationalError, InterfaceError),
+        "autoretry_for": DATABASE_OUTAGE_ERRORS,
         "retry_backoff": True,
         "retry_backoff_max": 60,
         "max_retries": 60,

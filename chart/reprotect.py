@@ -30,10 +30,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import InterfaceError, OperationalError, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from atlas_site import advisory_locks
+from atlas_site.outages import DATABASE_OUTAGE_ERRORS
 from chart.evaluation import Outcome, RecordEvaluator, excerpt_at_level
 from chart.models import LEGACY_MASKED, TYPED_VALUES, ChartRecord, QuarantinedRecord
 from chart.protected import corrected_context, originals, typed
@@ -134,7 +135,7 @@ def reprotect_chart(*, dataset: Dataset, run: Run, chunk_size: int = CHUNK_SIZE)
         try:
             totals = _reprotect_records(dataset=dataset, run=run, chunk_size=chunk_size)
             record_chart_lineage(dataset=dataset, run=run)
-        except (OperationalError, InterfaceError):
+        except DATABASE_OUTAGE_ERRORS:
             # The database went away: the run stays 'running' with its committed chunks,
             # and the task's retry resumes after the last of them.
             raise

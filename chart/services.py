@@ -15,11 +15,12 @@ from collections import Counter, defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from django.db import InterfaceError, OperationalError, connection, transaction
+from django.db import connection, transaction
 from django.db.models import F, TextField
 from django.db.models.functions import Cast
 from django.utils import timezone
 
+from atlas_site.outages import DATABASE_OUTAGE_ERRORS
 from chart.contract import CompiledContract
 from chart.evaluation import (
     Failure,
@@ -588,9 +589,10 @@ def promote_to_chart(
         except GateFailedError as failure:
             # Under a failed 'fail' gate nothing of the run was kept.
             return finish_run(run, RunStatus.FAILED, error=str(failure), actor=actor, kept=False)
-        except (OperationalError, InterfaceError):
-            # The database went away: the run stays 'running' with its committed chunks,
-            # and the task's retry (once the database is back) resumes from the watermark.
+        except DATABASE_OUTAGE_ERRORS:
+            # The database went away (Django's errors, or psycopg's from a COPY): the run
+            # stays 'running' with its committed chunks, and the task's retry (once the
+            # database is back) resumes from the watermark.
             raise
         except Exception as error:
             logger.exception("promotion of %s to chart failed", dataset.slug)

@@ -46,11 +46,12 @@ from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.files import File
-from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.text import get_valid_filename
 
 from atlas_site import advisory_locks
+from atlas_site.outages import DATABASE_OUTAGE_ERRORS
 from atlas_site.schemas import sql_name
 from explore import parsers
 from explore.copy_writer import CopyResult, copy_records
@@ -525,7 +526,7 @@ def load_batch(*, batch_id: int, triggered_by: str = "celery") -> Run | None:
         _set_progress(batch_id, rows=0, bytes_read=0)
         try:
             detail = _copy_batch(batch, run)
-        except (OperationalError, InterfaceError):
+        except DATABASE_OUTAGE_ERRORS:  # Django's, or psycopg's from the COPY
             # The database went away: nothing can be recorded. The batch stays
             # 'loading'; the task's retry (or a re-delivery) claims it again.
             raise

@@ -18,9 +18,10 @@ from dataclasses import asdict, dataclass
 from datetime import date
 
 from django.core.exceptions import ValidationError
-from django.db import InterfaceError, OperationalError, connection, transaction
+from django.db import connection, transaction
 from django.db.models import Max
 
+from atlas_site.outages import DATABASE_OUTAGE_ERRORS
 from atlas_site.schemas import sql_name
 from chart.models import ChartRecord
 from governance.pipeline.models import (
@@ -496,7 +497,7 @@ def promote_to_navigate(
                     watermark.position = last_id
                     watermark.save(update_fields=["position", "updated_at"])
                 Run.objects.filter(pk=run.pk).update(rows_in=rows_in, rows_promoted=rows_in)
-        except (OperationalError, InterfaceError):
+        except DATABASE_OUTAGE_ERRORS:
             # The database went away: nothing of this transaction was kept and the run
             # stays 'running'; the task's retry (once the database is back) redoes it.
             raise
