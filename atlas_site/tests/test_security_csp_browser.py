@@ -90,6 +90,9 @@ def test_admin_pages_run_their_scripts_without_csp_violations(
         reverse("admin:quality_qualitydimension_changelist"),
     ):
         open_page(page, f"{live_server.url}{url}", violations)
+    # Issuing an API token: the datasets picker is built by the admin's SelectFilter2.js.
+    open_page(page, f"{live_server.url}{reverse('admin:pipeline_apitoken_add')}", violations)
+    assert page.locator("#id_datasets_from").count() == 1
     assert violations() == []
 
     # The control: an inline script is refused and reported, so an empty list means it.
