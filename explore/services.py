@@ -310,6 +310,26 @@ def _send_load(batch_id: int, via: str) -> None:
     load_batch_task.apply_async((batch_id, via), **options)
 
 
+class QueueError(Exception):
+    """A load's task could not be sent (the broker is unreachable); its batch stays stored."""
+
+
+def send_load(batch_id: int, *, via: str = "upload") -> None:
+    """Send the batch's load task now; QueueError, with a one-line reason, when it cannot be.
+
+    For callers that must report the failure (manage.py ingest), unlike queue_load.
+    """
+    try:
+        _send_load(batch_id, via)
+    except Exception as exc:
+        cause = " ".join(str(exc).split())[:300] or type(exc).__name__
+        raise QueueError(
+            f"batch {batch_id} is stored, but its load could not be queued: the broker "
+            f"(Redis) cannot be reached ({cause}); the batch loads once it is sent again "
+            "(the pipeline's tick resends it, or Load again on the batch list)"
+        ) from exc
+
+
 def queue_load(batch_id: int, *, via: str = "upload") -> None:
     """Queue the batch's load once the current transaction commits.
 

@@ -1,14 +1,21 @@
 """manage.py ingest and seed_demo."""
 
 import gzip
+import os
+import subprocess
+import sys
+import time
 from io import StringIO
 
 import pytest
+from django.conf import settings as django_settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db import connection
 
+from atlas_site.testing.celery_worker import database_url
 from explore.models import BatchStatus, LandingBatch, RawRecord
-from governance.pipeline.models import Dataset
+from governance.pipeline.models import Dataset, Run, RunKind
 
 pytestmark = pytest.mark.django_db
 
@@ -93,3 +100,42 @@ def test_seed_demo_loads_the_examples_and_can_run_again():
     assert "customers: unchanged" in again
     assert f"already received as batch {batch.pk}" in again
     assert dataset.batches.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_ingest_during_a_redis_outage_exits_non_zero_with_one_line(tmp_path):
+    """The command runs in a process of its own whose broker (and cache) is a closed port."""
+    Dataset.objects.create(slug="outage", name="Outage", auto_promote=False)
+    path = tmp_path / "outage.csv"
+    path.write_bytes(b"id,name\n1,Ann\n2,Bob\n")
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "atlas_site.settings.test",
+        "DATABASE_URL": database_url(connection.settings_dict["NAME"]),
+        "REDIS_URL": "redis://127.0.0.1:9/0",  # discard: nothing answers
+    }
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "manage.py", "ingest", "outage", str(path)],
+        cwd=django_settings.BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    elapsed = time.monotonic() - started
+
+    assert result.returncode != 0, result.stdout + result.stderr
+    batch = LandingBatch.objects.get(dataset__slug="outage")
+    assert result.stdout == f"batch {batch.pk}\n"
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"CommandError: batch {batch.pk} is stored, but its load could not")
+    assert "broker (Redis) cannot be reached" in lines[0]
+    assert batch.status == BatchStatus.STORED  # the tick or "Load again" sends it later
+    assert not Run.objects.filter(kind=RunKind.INGEST).exists()
+    assert elapsed < 60
+    # The subprocess stored the file in the test settings' MEDIA_ROOT.
+    (django_settings.BASE_DIR / "var" / "test-media" / batch.file.name).unlink()

@@ -76,10 +76,18 @@ class Command(BaseCommand):
                     actor=actor,
                     format=format,
                     via="cli",
+                    # Sent below, so that a broker outage is this command's error (a
+                    # non-zero exit and one line) instead of a logged traceback.
+                    queue=False,
                 )
             except services.IngestError as exc:
                 raise CommandError(f"refused: {exc}") from None
         self.stdout.write(f"batch {batch.pk}")
+        if not inline:
+            try:
+                services.send_load(batch.pk, via="cli")
+            except services.QueueError as exc:
+                raise CommandError(str(exc)) from None
         if inline:
             services.load_batch(batch_id=batch.pk, triggered_by="manage.py ingest --inline")
         if wait or inline:
