@@ -6,15 +6,33 @@ payloads (JSON text) and verdicts (values already JSON text) crosses between
 processes: both pickle fast. Workers never touch the database: the promoting process
 does every read and write, in order, so the watermark and crash-safety rules of
 chart.services hold whatever the number of workers.
+
+A worker holds nothing of its parent's but memory. The fork copies every file
+descriptor, among them the promoting process's PostgreSQL and Redis sockets: kept open
+in a worker that outlives its parent (the parent killed by the OOM killer), they would
+keep the parent's session alive, `idle in transaction` and holding the dataset's
+advisory locks, so that no other worker could ever take the promotion up. So each worker
+first drops every inherited socket (without a word on it: a protocol-level close would
+end the parent's session too), and dies with its parent (PR_SET_PDEATHSIG on Linux,
+and a thread that watches the parent elsewhere).
 """
 
+import ctypes
 import gc
 import multiprocessing
 import os
+import signal
+import stat
+import sys
+import threading
+import time
+import warnings
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
+from pathlib import Path
 
 from chart.evaluation import JudgedChunk, RawRow, RecordEvaluator
 
@@ -22,8 +40,70 @@ from chart.evaluation import JudgedChunk, RawRow, RecordEvaluator
 _evaluator: RecordEvaluator | None = None
 
 
+__all__ = ["BrokenProcessPool", "EvaluationPool", "PendingChunk", "evaluation_pool"]
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+PARENT_CHECK_SECONDS = 1.0
+
+
 def _judge_rows(rows: Sequence[RawRow]) -> JudgedChunk:
     return _evaluator.judge(rows)
+
+
+def _start_worker(parent_pid: int) -> None:
+    """First thing in each worker process: hold none of the parent's sockets, die with it."""
+    drop_inherited_sockets()
+    die_with_parent(parent_pid)
+
+
+def drop_inherited_sockets() -> int:
+    """Let go of every socket this process inherited; returns how many.
+
+    Each is replaced by /dev/null (dup2): the descriptor is closed here without anything
+    sent on the socket (the parent's connection goes on as it was), and its number stays
+    taken, so a file opened later cannot be mistaken for it by an object still holding it.
+    """
+    directory = Path("/proc/self/fd")
+    if not directory.is_dir():
+        directory = Path("/dev/fd")
+    devnull = os.open(os.devnull, os.O_RDWR)
+    dropped = 0
+    try:
+        for entry in list(directory.iterdir()):
+            fd = int(entry.name)
+            if fd == devnull:
+                continue
+            try:
+                is_socket = stat.S_ISSOCK(os.fstat(fd).st_mode)
+            except OSError:  # the listing's own descriptor, closed by now
+                continue
+            if is_socket:
+                os.dup2(devnull, fd)
+                dropped += 1
+    finally:
+        os.close(devnull)
+    return dropped
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """Exit when the process `parent_pid` (this one's parent) dies."""
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):  # the thread below still watches
+            pass
+    if os.getppid() != parent_pid:  # it died before the signal was asked for
+        os._exit(1)
+    threading.Thread(
+        target=_watch_parent, args=(parent_pid,), name="atlas-parent-watch", daemon=True
+    ).start()
+
+
+def _watch_parent(parent_pid: int) -> None:
+    while os.getppid() == parent_pid:
+        time.sleep(PARENT_CHECK_SECONDS)
+    os._exit(1)
 
 
 def worker_count() -> int:
@@ -36,7 +116,7 @@ def _children_allowed() -> Iterator[None]:
     # Celery's prefork pool runs tasks in daemonic processes, and multiprocessing
     # refuses children to those (lest they be orphaned). This pool's workers are
     # joined before the task returns, and exit by themselves if their parent dies
-    # (their task queue breaks), so the rule's reason does not apply here.
+    # (die_with_parent), so the rule's reason does not apply here.
     process = multiprocessing.current_process()
     was_daemon = process._config.get("daemon")
     process._config["daemon"] = False
@@ -65,12 +145,26 @@ class EvaluationPool:
         if self.workers <= 1:
             return
         _evaluator = self.evaluator
-        with _children_allowed():
+        with _children_allowed(), warnings.catch_warnings():
+            # Python warns that forking a process with threads (the heartbeat of
+            # atlas_site.ownership) may deadlock a child that takes a lock one of them
+            # held: the workers take none of theirs (no cache, no database).
+            warnings.filterwarnings("ignore", message=".*use of fork\\(\\) may lead to deadlocks")
             self._executor = ProcessPoolExecutor(
-                max_workers=self.workers, mp_context=multiprocessing.get_context("fork")
+                max_workers=self.workers,
+                mp_context=multiprocessing.get_context("fork"),
+                initializer=_start_worker,
+                initargs=(os.getpid(),),
             )
             # Fork every worker now, while the evaluator is the one set above.
             list(self._executor.map(len, [()] * self.workers))
+
+    def restart(self) -> None:
+        """A new set of workers, after one died (the pool is broken then)."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+        self.start()
 
     def close(self) -> None:
         if self._executor is not None:

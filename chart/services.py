@@ -31,7 +31,7 @@ from chart.evaluation import (
     Verdict,
     to_json,
 )
-from chart.evaluation_pool import PendingChunk, evaluation_pool
+from chart.evaluation_pool import BrokenProcessPool, PendingChunk, evaluation_pool
 from chart.models import TYPED_VALUES, ChartRecord, PiiFinding, QuarantinedRecord
 from explore.models import RawRecord
 from governance.compliance.keys import Keyring
@@ -70,11 +70,17 @@ logger = logging.getLogger(__name__)
 
 CHUNK_SIZE = 5000
 CHUNKS_AHEAD = 2  # chunks handed to the evaluation pool while the one before is written
+# A chunk whose judging kills an evaluation process this many times fails the run.
+EVALUATION_CRASHES = 3
 FAILING_EXAMPLES_PER_RULE = 5
 
 
 class GateFailedError(Exception):
     """The dataset's gate says this run fails; nothing of it is kept."""
+
+
+class EvaluationCrashError(RuntimeError):
+    """Judging one chunk killed its evaluation process EVALUATION_CRASHES times."""
 
 
 # --- Building the evaluator -------------------------------------------------------
@@ -629,31 +635,77 @@ def _promote(*, dataset: Dataset, run: Run, chunk_size: int) -> dict:
         # While a chunk is written here, the pool judges the chunks after it. Two are
         # kept ahead, so that the workers still have one to judge when they finish a
         # chunk before this process has finished writing the one before.
+        #
+        # An evaluation process can be killed (the kernel's OOM killer, a crash in C):
+        # the pool breaks and every chunk in it is lost, none written. The pool is
+        # started again and the chunks are read again from the last one written. The
+        # chunks that were in the pool are then judged one at a time, so that a second
+        # crash names its chunk; one that kills its process EVALUATION_CRASHES times
+        # fails the run, naming its raw records.
         watermark = Watermark.objects.filter(dataset=dataset, layer=Layer.CHART).first()
-        last_read = watermark.position if watermark else 0
+        written = watermark.position if watermark else 0
+        last_read: int | None = written
         ahead: deque[tuple[list[RawRow], PendingChunk]] = deque()
+        crashes: Counter = Counter()  # first raw id of a chunk -> crashes while judging it
+        one_at_a_time_until = 0  # raw id: chunks up to it are judged alone
         with evaluation_pool(evaluator) as pool:
             while True:
-                while len(ahead) <= CHUNKS_AHEAD and last_read is not None:
-                    raws = read_chunk(dataset=dataset, after_id=last_read, chunk_size=chunk_size)
-                    if not raws:
-                        last_read = None  # nothing more to read
+                depth = 0 if written < one_at_a_time_until else CHUNKS_AHEAD
+                raws: list[RawRow] = []
+                try:
+                    while len(ahead) <= depth and last_read is not None:
+                        raws = read_chunk(
+                            dataset=dataset, after_id=last_read, chunk_size=chunk_size
+                        )
+                        if not raws:
+                            last_read = None  # nothing more to read
+                            break
+                        last_read = raws[-1][0]
+                        ahead.append((raws, pool.submit(raws)))
+                    if not ahead:
                         break
-                    last_read = raws[-1][0]
-                    ahead.append((raws, pool.submit(raws)))
-                if not ahead:
-                    break
-                raws, pending = ahead.popleft()
+                    raws, pending = ahead[0]
+                    judged = pending.result()
+                except BrokenProcessPool:
+                    # The crash is put to the first chunk not written yet.
+                    chunks = [chunk for chunk, _ in ahead] or [raws]
+                    first, last = chunks[0][0][0], chunks[0][-1][0]
+                    crashes[first] += 1
+                    if crashes[first] >= EVALUATION_CRASHES:
+                        raise EvaluationCrashError(
+                            f"judging the raw records with ids {first} to {last} "
+                            f"({len(chunks[0])} records) killed its evaluation process "
+                            f"{crashes[first]} times (out of memory, or a crash)"
+                        ) from None
+                    in_flight = max(chunk[-1][0] for chunk in [*chunks, raws] if chunk)
+                    logger.warning(
+                        "promotion of %s: an evaluation process died judging raw records "
+                        "%s-%s (crash %s of this chunk); the pool is started again and the "
+                        "promotion goes on after raw record %s",
+                        dataset.slug,
+                        first,
+                        last,
+                        crashes[first],
+                        written,
+                    )
+                    totals["evaluation_restarts"] = totals.get("evaluation_restarts", 0) + 1
+                    one_at_a_time_until = max(one_at_a_time_until, in_flight)
+                    ahead.clear()
+                    pool.restart()
+                    last_read = written
+                    continue
+                ahead.popleft()
                 add(
                     write_chunk(
                         dataset=dataset,
                         run=run,
                         raws=raws,
-                        judged=pending.result(),
+                        judged=judged,
                         rule_book=rule_book,
                         unique_fields=unique_fields,
                     )
                 )
+                written = raws[-1][0]
 
     if dataset.gate_action == GateAction.FAIL:
         # All or nothing: one transaction for the whole run.
