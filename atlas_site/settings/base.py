@@ -213,6 +213,32 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
+# --- Database sessions: a client gone, a transaction forgotten -------------------------
+
+
+def _pg_duration(name: str, default: str) -> str:
+    """A PostgreSQL duration ("5s", "10min"; "0": off), checked: a wrong one in a
+    connection's options would fail every connection."""
+    value = (env(name, default) or "").replace(" ", "")
+    number = value.rstrip("abcdefghijklmnopqrstuvwxyz")
+    if not number.isdigit() or value[len(number) :] not in ("", "us", "ms", "s", "min", "h", "d"):
+        raise ValueError(f"{name} is a PostgreSQL duration such as 5s or 10min, not {value!r}.")
+    return value
+
+
+# While a statement runs, its backend checks this often that its client is still there
+# (client_connection_check_interval, PostgreSQL 14+), so a killed worker's session ends with
+# its locks even while it waits on a lock. The app role's sessions end once idle in a
+# transaction for ATLAS_DB_IDLE_IN_TRANSACTION_TIMEOUT (set on the role by setup_db_roles).
+ATLAS_DB_CLIENT_CHECK_INTERVAL = _pg_duration("ATLAS_DB_CLIENT_CHECK_INTERVAL", "5s")
+ATLAS_DB_IDLE_IN_TRANSACTION_TIMEOUT = _pg_duration("ATLAS_DB_IDLE_IN_TRANSACTION_TIMEOUT", "10min")
+if int(ATLAS_DB_CLIENT_CHECK_INTERVAL.rstrip("abcdefghijklmnopqrstuvwxyz")):
+    _options = DATABASES["default"].setdefault("OPTIONS", {})
+    _options["options"] = (
+        f"{_options.get('options', '')} "
+        f"-c client_connection_check_interval={ATLAS_DB_CLIENT_CHECK_INTERVAL}"
+    ).strip()
+
 # --- Atlas ----------------------------------------------------------------------------
 # Partitions kept ahead of today by the maintenance job.
 ATLAS_PARTITIONS_AHEAD = {

@@ -71,6 +71,16 @@ def setup_db_roles(
             if _ensure_role(cursor, role, password):
                 result.created.append(role)
         _refuse_powerful_app_role(cursor, app)
+        # A transaction left open (its client gone while a stray process keeps the socket,
+        # a forgotten shell) cannot hold its locks for ever: the app role's sessions end
+        # once idle in one for ATLAS_DB_IDLE_IN_TRANSACTION_TIMEOUT ("0": never).
+        from django.conf import settings
+
+        cursor.execute(
+            sql.SQL("ALTER ROLE {} SET idle_in_transaction_session_timeout = {}")
+            .format(sql.Identifier(app), sql.Literal(settings.ATLAS_DB_IDLE_IN_TRANSACTION_TIMEOUT))
+            .as_string(cursor.connection)
+        )
         database = sql.Identifier(connection.settings_dict["NAME"])
         owner_id, app_id = sql.Identifier(owner), sql.Identifier(app)
         _run(cursor, "GRANT CONNECT, CREATE, TEMPORARY ON DATABASE {} TO {}", database, owner_id)
