@@ -1,4 +1,4 @@
-"""Finds PII in string values with the stewards' patterns.
+r"""Finds PII in string values with the stewards' patterns.
 
 A pattern's regex finds candidates, its validator confirms them, context words near
 the value (or in the field's name) raise the confidence, and the pattern's
@@ -11,10 +11,31 @@ only those run their own regex, on the UTF-8 bytes.
 
 Patterns come either from the database (`load_patterns`, used by the pipeline) or
 from plain dicts (`compile_patterns`, used by tests and the benchmark, no database).
+
+Time per value is bounded twice, so that one pathological value or pattern cannot
+stall a promotion:
+- A pattern must stay within regex_safety's bounds (counted repeats, RE2 program size)
+  to be saved, tried or scanned with: that refuses the patterns that are thousands of
+  times slower per byte (one stored before the bounds existed fails the scan with its
+  reason, as any unusable pattern does, instead of slowing every promotion).
+- A value longer than WINDOW_BYTES (8 KiB in UTF-8) is scanned window by window, each
+  window reaching OVERLAP_BYTES into the next (a match up to 1 KiB long is found
+  exactly as in one pass over the value, with the text around it as context), and its
+  scan stops once it has taken SCAN_BUDGET_SECONDS (50 ms): the windows not reached are
+  not scanned, and a warning says so (the field, the length and where the scan
+  stopped, never the value; at most once a minute per process). The shipped patterns
+  scan about 1 MB in that time, so only a pathological pattern or a huge value meets
+  it; a pattern within the bounds can still cost ~10 us per byte on some text (e.g.
+  `[ab][\s\S]{1,600}Z`), and this caps what one value costs at about 0.1 s.
+Values up to WINDOW_BYTES are scanned in one pass, as are the labelled values of
+bench/pii_accuracy.py.
 """
 
+import bisect
+import logging
 import re
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -31,8 +52,19 @@ CONTEXT_WINDOW = 30
 # context, so the boost must be more than 0.20.
 CONTEXT_BOOST = 0.25
 
+# Long values are scanned in windows, within a time budget (see the module doc).
+WINDOW_BYTES = 8 * 1024
+OVERLAP_BYTES = 1024
+SCAN_BUDGET_SECONDS = 0.05
+CUT_WARNING_INTERVAL = 60.0
+
 _SURROGATES = re.compile("[\ud800-\udfff]")
 _FIELD_CONTEXT_CACHE_SIZE = 10_000
+
+logger = logging.getLogger(__name__)
+# Values whose scan stopped at its budget, in this process: how many, and when one was
+# last logged.
+_cut = {"values": 0, "logged_at": float("-inf")}
 
 
 class InvalidPatternError(ValueError):
@@ -64,7 +96,7 @@ class CompiledPattern:
     confidence: float
     min_confidence: float
     boosted_confidence: float  # with a context word
-    find_spans: Callable[[bytes], Iterator[tuple[int, int]]] = field(repr=False)
+    find_spans: Callable[..., Iterator[tuple[int, int]]] = field(repr=False)
     # Field names repeat for every record, so their context check is done once each.
     _field_context: dict[str, bool] = field(default_factory=dict, repr=False)
 
@@ -106,8 +138,9 @@ def _context_regex(words: Iterable[str]) -> re.Pattern[str] | None:
     return re.compile(r"(?<![a-z0-9])(?:" + "|".join(alternatives) + r")s?(?![a-z0-9])")
 
 
-def _span_finder(regex: Any) -> Callable[[bytes], Iterator[tuple[int, int]]]:
-    """Non-overlapping match spans of `regex` in UTF-8 bytes.
+def _span_finder(regex: Any) -> Callable[..., Iterator[tuple[int, int]]]:
+    """Non-overlapping match spans of `regex` in UTF-8 bytes (from `pos` to `endpos`, the
+    rest of the bytes being context for \\b, ^ and $).
 
     Calls the compiled RE2 object directly when the wrapper exposes it: the wrapper's
     finditer costs about three times as much per call, and a scan has a budget of a few
@@ -116,10 +149,14 @@ def _span_finder(regex: Any) -> Callable[[bytes], Iterator[tuple[int, int]]]:
     raw = getattr(regex, "_regexp", None)
     anchor = getattr(getattr(re2, "_Anchor", None), "UNANCHORED", None)
     if raw is None or anchor is None:
-        return lambda subject: (found.span() for found in regex.finditer(subject))
+        return lambda subject, pos=0, endpos=None: (
+            found.span() for found in regex.finditer(subject, pos, endpos)
+        )
 
-    def find_spans(subject: bytes) -> Iterator[tuple[int, int]]:
-        position, end = 0, len(subject)
+    def find_spans(
+        subject: bytes, pos: int = 0, endpos: int | None = None
+    ) -> Iterator[tuple[int, int]]:
+        position, end = pos, len(subject) if endpos is None else endpos
         while position <= end:
             match_start, match_end = raw.Match(anchor, subject, position, end)[0]
             if match_start < 0:
@@ -235,7 +272,11 @@ def load_patterns() -> PatternSet:
 
 
 def scan_value(text: str, patterns: PatternSet, *, field_name: str | None = None) -> list[Match]:
-    """PII found in one string, by position, without overlaps, at or above each threshold."""
+    """PII found in one string, by position, without overlaps, at or above each threshold.
+
+    A value longer than WINDOW_BYTES is scanned in windows within SCAN_BUDGET_SECONDS
+    (see the module doc).
+    """
     if len(text) < 2:
         return []
     try:
@@ -243,14 +284,18 @@ def scan_value(text: str, patterns: PatternSet, *, field_name: str | None = None
     except UnicodeEncodeError:  # lone surrogates from JSON; same length, so offsets hold
         text = _SURROGATES.sub("\ufffd", text)
         encoded = text.encode()
-    candidates = patterns.candidates(encoded)
-    if not candidates:
-        return []
+    if len(encoded) > WINDOW_BYTES:
+        found = _windowed_spans(encoded, patterns, field_name)
+    else:
+        candidates = patterns.candidates(encoded)
+        if not candidates:
+            return []
+        found = [(pattern, pattern.find_spans(encoded)) for pattern in candidates]
     ascii_only = len(encoded) == len(text)
 
     matches = []
-    for pattern in candidates:
-        for start, end in pattern.find_spans(encoded):
+    for pattern, spans in found:
+        for start, end in spans:
             if not ascii_only:  # byte offsets -> character offsets
                 start = len(encoded[:start].decode())
                 end = len(encoded[:end].decode())
@@ -272,15 +317,83 @@ def scan_value(text: str, patterns: PatternSet, *, field_name: str | None = None
     return _without_overlaps(matches)
 
 
+def _windowed_spans(
+    encoded: bytes, patterns: PatternSet, field_name: str | None
+) -> list[tuple[CompiledPattern, list[tuple[int, int]]]]:
+    """(pattern, [span]) of the matches in a long value, window by window, within the budget.
+
+    A window owns the matches that start in its first WINDOW_BYTES - OVERLAP_BYTES bytes
+    and searches OVERLAP_BYTES further, so that those matches are whole; each pattern
+    goes on after the end of its last match, as one pass would. The prefilter sees the
+    window with a byte of context on either side (for \\b, \\B and line anchors).
+    """
+    size = len(encoded)
+    step = WINDOW_BYTES - OVERLAP_BYTES
+    deadline = time.perf_counter() + SCAN_BUDGET_SECONDS
+    resume: dict[int, int] = {}  # id(pattern) -> where its next match may start
+    found = []
+    for start in range(0, size, step):
+        if start and time.perf_counter() > deadline:
+            _note_cut(size, start, field_name)
+            break
+        end = min(size, start + WINDOW_BYTES)
+        owned_end = size if end == size else start + step
+        window = encoded[max(0, start - 1) : min(size, end + 1)]
+        for pattern in patterns.candidates(window):
+            position = max(start, resume.get(id(pattern), 0))
+            spans = []
+            for span in pattern.find_spans(encoded, position, end):
+                if span[0] >= owned_end:
+                    break
+                spans.append(span)
+                resume[id(pattern)] = span[1] if span[1] > span[0] else span[1] + 1
+            if spans:
+                found.append((pattern, spans))
+        if end == size:
+            break
+    return found
+
+
+def _note_cut(size: int, stopped_at: int, field_name: str | None) -> None:
+    _cut["values"] += 1
+    now = time.monotonic()
+    if now - _cut["logged_at"] >= CUT_WARNING_INTERVAL:
+        _cut["logged_at"] = now
+        logger.warning(
+            "PII scan: a value of %d bytes (field %s) took longer than %.0f ms to scan; "
+            "bytes %d and after were not scanned. %d such values in this process so far",
+            size,
+            field_name or "-",
+            SCAN_BUDGET_SECONDS * 1000,
+            stopped_at,
+            _cut["values"],
+        )
+
+
+def values_cut_short() -> int:
+    """How many values this process stopped scanning at SCAN_BUDGET_SECONDS."""
+    return _cut["values"]
+
+
 def _without_overlaps(matches: list[Match]) -> list[Match]:
     """Keep the most confident (then longest) of overlapping matches, in text order."""
     if len(matches) < 2:
         return matches
+    # The kept matches never overlap, so sorted by start their ends are sorted too: a
+    # match overlaps one of them only if it overlaps the last one starting before its
+    # end. (Comparing with every kept match made a value with thousands of candidates,
+    # e.g. megabytes of text, cost seconds.)
+    starts: list[int] = []
+    ends: list[int] = []
     kept: list[Match] = []
     for match in sorted(matches, key=lambda m: (-m.confidence, m.start - m.end, m.start)):
-        if all(match.end <= other.start or other.end <= match.start for other in kept):
-            kept.append(match)
-    return sorted(kept, key=lambda m: m.start)
+        before = bisect.bisect_left(starts, match.end) - 1
+        if before >= 0 and ends[before] > match.start:
+            continue
+        starts.insert(before + 1, match.start)
+        ends.insert(before + 1, match.end)
+        kept.insert(before + 1, match)
+    return kept
 
 
 def scan_values(

@@ -53,8 +53,18 @@ def audit_of(obj):
         ("(a+)+", "catastrophic backtracking"),
         (r"(\d)\1", "cannot run in guaranteed linear time"),
         (r"\d+(?=EUR)", "cannot run in guaranteed linear time"),
+        (r"[\s\S]{1,1000}" * 8 + "Z", "counted repeats allow 8,000 repetitions"),
+        (r"([\s\S]{1,30}){1,30}Z", "RE2 program of 7,264 instructions"),
     ],
-    ids=["invalid", "empty-match", "nested-repeat", "backreference", "lookahead"],
+    ids=[
+        "invalid",
+        "empty-match",
+        "nested-repeat",
+        "backreference",
+        "lookahead",
+        "large-counted-repeats",
+        "large-program",
+    ],
 )
 def test_an_unsafe_pattern_is_refused_on_its_regex_field(client, officer, regex, reason):
     client.force_login(officer)
@@ -213,7 +223,13 @@ def test_the_try_endpoint_applies_the_patterns_validator(client, officer):
 @pytest.mark.django_db
 @pytest.mark.parametrize(
     ("regex", "reason"),
-    [("(", "does not compile"), ("a*", "empty string"), ("(a+)+b", "catastrophic")],
+    [
+        ("(", "does not compile"),
+        ("a*", "empty string"),
+        ("(a+)+b", "catastrophic"),
+        (r"[\s\S]{1,1000}" * 8 + "Z", "counted repeats allow 8,000 repetitions"),
+        (r"([\s\S]{1,30}){1,30}Z", "RE2 program of 7,264 instructions"),
+    ],
 )
 def test_the_try_endpoint_says_why_a_regex_is_refused(client, officer, regex, reason):
     client.force_login(officer)

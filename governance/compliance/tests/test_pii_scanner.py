@@ -1,7 +1,11 @@
+import random
+import time
+
 import pytest
 import re2
 
 from governance.compliance.models import PiiPattern
+from governance.compliance.pii import scanner
 from governance.compliance.pii.labelled import PII_TYPES, labelled_values
 from governance.compliance.pii.scanner import (
     CONTEXT_BOOST,
@@ -287,3 +291,88 @@ def test_an_edit_that_bypasses_updated_at_still_applies():
         confidence="0.30", min_confidence="0.90"
     )
     assert scan_value(text, load_patterns()) == []
+
+
+# --- Time per value bounded ---------------------------------------------------------------------
+
+SLOW_WITHIN_BOUNDS = r"[ab][\s\S]{1,600}Z"  # passes check_pattern; ~10 us a byte on some text
+
+
+def random_text(size: int, seed: int) -> str:
+    rnd = random.Random(seed)
+    return "".join(rnd.choice("ab1 cd\n@.") for _ in range(size))
+
+
+@pytest.mark.django_db
+def test_a_stored_pattern_beyond_the_bounds_fails_the_scan_with_its_reason():
+    """One saved before the bounds existed (or written past the admin) is never run."""
+    probe = r"[\s\S]{1,1000}" * 8 + "Z"
+    PiiPattern.objects.filter(name="IPv4 address").update(regex=probe)
+    with pytest.raises(InvalidPatternError, match="counted repeats allow 8,000 repetitions"):
+        load_patterns()
+
+
+PII_SAMPLES = [
+    "jane.doe@example.com",
+    "4111 1111 1111 1111",
+    "GB82 WEST 1234 5698 7654 32",
+    "ssn 123-45-6789",
+    "+1 415 555 0134",
+    "2001:db8::1",
+    "born 1984-03-12",
+]
+
+
+@pytest.mark.parametrize("filler", ["x", "é"])
+def test_a_long_value_scanned_in_windows_gives_what_one_pass_gives(monkeypatch, filler):
+    """PII right across every window boundary, in ASCII and in two-byte UTF-8 text."""
+    step = scanner.WINDOW_BYTES - scanner.OVERLAP_BYTES
+    parts, size = [], 0
+    for boundary in range(step, 12 * step, step):
+        for shift in (-25, -7, -1, 0, 3):
+            sample = PII_SAMPLES[(boundary // step + shift) % len(PII_SAMPLES)]
+            gap = boundary + shift - size
+            if gap > 1:
+                text = (filler + " ") * (gap // (2 * len((filler + " ").encode())) or 1)
+                parts.append(text)
+                size += len(text.encode())
+            parts.append(f" {sample} ")
+            size += len(f" {sample} ".encode())
+    value = "".join(parts)
+    assert len(value.encode()) > 10 * step
+
+    windowed = scan_value(value, SHIPPED, field_name="notes")
+    monkeypatch.setattr(scanner, "WINDOW_BYTES", 10**9)  # one pass
+    whole = scan_value(value, SHIPPED, field_name="notes")
+
+    assert windowed == whole
+    assert len(whole) > 40
+
+
+def test_a_long_value_scan_stops_at_its_time_budget_and_says_so(caplog):
+    patterns = compile_patterns([*PII_PATTERNS, spec("slow", SLOW_WITHIN_BOUNDS)])
+    check_pattern(SLOW_WITHIN_BOUNDS)
+    value = "mail jane.doe@example.com " + random_text(1_000_000, seed=1)
+    before = scanner.values_cut_short()
+    scanner._cut["logged_at"] = float("-inf")
+
+    started = time.perf_counter()
+    matches = scan_value(value, patterns, field_name="notes")
+    elapsed = time.perf_counter() - started
+
+    # A whole pass takes ~10 s here; the budget is 50 ms, plus the window under way.
+    assert elapsed < 2.0
+    assert [(m.pii_type, m.start) for m in matches][:1] == [("email", 5)]
+    assert scanner.values_cut_short() == before + 1
+    (warning,) = [r for r in caplog.records if r.name == scanner.__name__]
+    assert "field notes" in warning.getMessage() and "were not scanned" in warning.getMessage()
+    assert "jane" not in warning.getMessage()
+
+
+def test_a_value_with_thousands_of_findings_resolves_its_overlaps_quickly():
+    """Resolving overlaps compared each match with every one kept: 5,000 took seconds."""
+    value = " ".join(f"user{i}@example.com" for i in range(5_000))
+    started = time.perf_counter()
+    matches = scan_value(value, SHIPPED)
+    assert time.perf_counter() - started < 1.0
+    assert len(matches) == 5_000 and all(m.pii_type == "email" for m in matches)
