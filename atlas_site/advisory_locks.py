@@ -21,6 +21,9 @@ RETENTION = 7320  # key 0: one retention run at a time
 # Transaction locks (freed at commit or rollback).
 LOAD_DATASET = 7311  # dataset id: loads of one dataset commit one by one
 PARTITION_DDL = 7321  # index in atlas_site.partitions.PARTITIONED_TABLES: DDL per table
+WATCHDOG = 7330  # key 0: one worker's watchdog looks for ownerless work at a time
+AUDIT_CHAIN = 7340  # year * 10 + quarter: appends to one quarter's audit chain (taken by
+# the trigger compliance.audit_log_seal(), whose SQL repeats the number)
 
 
 @contextmanager
@@ -46,12 +49,25 @@ def try_session_lock(namespace: int, key: int) -> Iterator[bool]:
                 logger.warning("could not release advisory lock (%s, %s)", namespace, key)
 
 
+# Advisory locks are the server's, not a database's: pg_locks lists those of every
+# database, so each look-up keeps to the current one.
+_HELD = """
+    SELECT objid, pid FROM pg_locks
+     WHERE locktype = 'advisory' AND granted AND objsubid = 2
+       AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+       AND classid = %s AND objid = ANY(%s)
+"""
+
+
 def is_held(namespace: int, key: int) -> bool:
     """Whether any session holds the session lock (namespace, key); takes nothing."""
+    return key in holders(namespace, [key])
+
+
+def holders(namespace: int, keys: list[int]) -> dict[int, int]:
+    """key -> backend pid of the session holding the session lock (namespace, key)."""
+    if not keys:
+        return {}
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted "
-            "AND classid = %s AND objid = %s AND objsubid = 2)",
-            [namespace, key],
-        )
-        return cursor.fetchone()[0]
+        cursor.execute(_HELD, [namespace, list(keys)])
+        return dict(cursor.fetchall())

@@ -2,6 +2,7 @@ import os
 
 from celery import Celery
 from celery.contrib.django.task import DjangoTask
+from celery.signals import worker_ready, worker_shutting_down
 
 # A worker started without DJANGO_SETTINGS_MODULE is taken for a deployment: production
 # settings (bin/run and the tests name theirs), never the development keys by default.
@@ -67,3 +68,18 @@ app = Celery("atlas", task_cls=AtlasTask)
 # Every CELERY_* Django setting configures the app (see settings/base.py).
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@worker_ready.connect
+def _start_watchdog(sender=None, **kwargs) -> None:
+    """Every worker looks for work whose owner died (governance.pipeline.watchdog)."""
+    from governance.pipeline import watchdog
+
+    watchdog.start(hostname=getattr(sender, "hostname", "") or "")
+
+
+@worker_shutting_down.connect
+def _stop_watchdog(**kwargs) -> None:
+    from governance.pipeline import watchdog
+
+    watchdog.stop()

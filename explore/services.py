@@ -50,7 +50,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.text import get_valid_filename
 
-from atlas_site import advisory_locks
+from atlas_site import advisory_locks, ownership
 from atlas_site.outages import DATABASE_OUTAGE_ERRORS
 from atlas_site.schemas import sql_name
 from explore import parsers
@@ -520,7 +520,7 @@ def load_batch(*, batch_id: int, triggered_by: str = "celery") -> Run | None:
     A load that fails marks the batch failed with the reason; the stored file stays.
     """
     # One loader per batch; a dead worker's closed connection releases it.
-    with advisory_locks.try_session_lock(advisory_locks.LOAD_BATCH, batch_id) as locked:
+    with ownership.owned(advisory_locks.LOAD_BATCH, batch_id) as locked:  # with a heartbeat
         if not locked:
             logger.info("batch %s is being loaded by another worker", batch_id)
             return None

@@ -213,7 +213,17 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
-# --- Database sessions: a client gone, a transaction forgotten -------------------------
+# --- Recovery: who owns running work, and taking it up when its owner died ----------------
+# A load or promotion beats every ATLAS_HEARTBEAT_SECONDS while it holds its lock; when its
+# heartbeat stopped ATLAS_OWNER_TIMEOUT_SECONDS ago and its session still holds the lock
+# (a stray process kept it open), that session is ended (atlas_site.ownership). Every
+# worker's watchdog looks every ATLAS_WATCHDOG_SECONDS (0: off) for work whose owner is gone
+# and sends its task again: once per owner lost, and again after ATLAS_RESEND_AGAIN_SECONDS
+# should that message go missing (governance.pipeline.watchdog).
+ATLAS_HEARTBEAT_SECONDS = float(env("ATLAS_HEARTBEAT_SECONDS", "5"))
+ATLAS_OWNER_TIMEOUT_SECONDS = float(env("ATLAS_OWNER_TIMEOUT_SECONDS", "30"))
+ATLAS_WATCHDOG_SECONDS = float(env("ATLAS_WATCHDOG_SECONDS", "5"))
+ATLAS_RESEND_AGAIN_SECONDS = float(env("ATLAS_RESEND_AGAIN_SECONDS", "120"))
 
 
 def _pg_duration(name: str, default: str) -> str:

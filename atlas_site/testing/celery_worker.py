@@ -11,6 +11,13 @@ their own so that no other worker or test takes their messages:
 The worker reads the suite's DATABASE_URL pointed at the test database and the
 suite's REDIS_URL; `extra_env` adds or overrides settings read from the environment
 (CELERY_BROKER_VISIBILITY_TIMEOUT, ATLAS_PROMOTION_CHUNK_SIZE, ...).
+
+The watchdog (governance.pipeline.watchdog) is off in these workers unless a test turns
+it on (ATLAS_WATCHDOG_SECONDS in `extra_env`): it acts on the whole test database, and
+tests that leave work without an owner on purpose (a redelivery by Redis, a dead letter,
+a new request taking over) must not find it taken up behind their back by a worker that
+another test started. `spawn_beat` starts `celery beat` sending the pipeline's tick to a
+queue of the test's own.
 """
 
 import os
@@ -26,6 +33,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 from django.conf import settings
 
 WORKER_SETTINGS = "atlas_site.testing.worker_settings"
+BEAT_SETTINGS = "atlas_site.testing.beat_settings"
 READY_TIMEOUT = 90
 
 
@@ -60,9 +68,11 @@ class WorkerProcess:
     def alive(self) -> bool:
         return self.process.poll() is None
 
+    ready_marker = " ready."
+
     def wait_ready(self, timeout: float = READY_TIMEOUT) -> None:
         deadline = time.monotonic() + timeout
-        while " ready." not in self.log:
+        while self.ready_marker not in self.log:
             if not self.alive():
                 raise WorkerError(f"the Celery worker exited:\n{self.log[-5000:]}")
             if time.monotonic() > deadline:
@@ -115,6 +125,7 @@ def spawn_worker(
         "DATABASE_CONN_MAX_AGE": "0",
         "REDIS_URL": settings.REDIS_URL,
         "PYTHONUNBUFFERED": "1",
+        "ATLAS_WATCHDOG_SECONDS": "0",
         **(extra_env or {}),
     }
     command = [
@@ -177,3 +188,52 @@ def start_worker(
         yield worker
     finally:
         worker.stop()
+
+
+class BeatProcess(WorkerProcess):
+    """A running `celery beat`."""
+
+    ready_marker = "beat: Starting"
+
+
+def spawn_beat(
+    *, queue: str, log_path: Path | None = None, database: str | None = None
+) -> BeatProcess:
+    """Start `celery beat` sending the pipeline's tick (every minute, and once at start)
+    to `queue`; returns at once (see `wait_ready`)."""
+    if database is None:
+        from django.db import connection
+
+        database = connection.settings_dict["NAME"]
+    if log_path is None:
+        log_path = Path(tempfile.mkdtemp(prefix="atlas-beat-")) / "beat.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": BEAT_SETTINGS,
+        "DATABASE_URL": database_url(database),
+        "REDIS_URL": settings.REDIS_URL,
+        "PYTHONUNBUFFERED": "1",
+        "ATLAS_TEST_BEAT_QUEUE": queue,
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "atlas_site",
+        "beat",
+        "--schedule",
+        str(log_path.parent / "beat-schedule"),
+        "--loglevel=INFO",
+    ]
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
+            command,
+            cwd=settings.BASE_DIR,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    return BeatProcess(process, queue=queue, log_path=log_path)

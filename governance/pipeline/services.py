@@ -1,16 +1,16 @@
 """Writes of the pipeline area: runs and their lifecycle, promotion locks, the tick."""
 
 import logging
+import uuid
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import transaction
-from django.db.models import Q
+from django.db import connection, transaction
 from django.utils import timezone
 
-from atlas_site import advisory_locks
+from atlas_site import advisory_locks, ownership
 from governance.compliance.models import AuditAction
 from governance.compliance.services import record_audit
 from governance.pipeline.models import Dataset, Layer, Run, RunKind, RunStatus, Watermark
@@ -57,9 +57,10 @@ def run_lock(run: Run):
     """Hold a session advisory lock on one run; False when another delivery of its task has it.
 
     A task may be delivered twice: the delivery that holds this lock is the only one
-    that may start, skip or finish the run.
+    that may start, skip or finish the run. While it holds it, its process beats for it
+    (atlas_site.ownership), so that a watchdog can tell when its owner is gone.
     """
-    with advisory_locks.try_session_lock(advisory_locks.RUN, run.pk) as acquired:
+    with ownership.owned(advisory_locks.RUN, run.pk) as acquired:
         yield acquired
 
 
@@ -331,12 +332,19 @@ def tick(*, now: datetime | None = None) -> list[Run]:
 
 # --- Work nobody is doing -------------------------------------------------------------
 
-# Work waiting this long, or left by a dead worker, has its task sent again (at most
-# once per period). A task can be lost on the way: Redis was down when it was to be
-# sent (the batch was stored, the run created: the request did not fail for it), or
-# its retries ran out while the database was down.
+# Work waiting this long has its task sent again (at most once per period). A task can
+# be lost on the way: Redis was down when it was to be sent (the batch was stored, the
+# run created: the request did not fail for it), or its retries ran out while the
+# database was down.
 STALLED_AFTER = timedelta(minutes=10)
 RESENT_KEY = "atlas:resent:{}:{}"
+# The runs whose task is sent again when they stall (a re-processing run is a person's
+# request, answered on their page; an ingest run goes with its batch).
+RESENT_KINDS = (RunKind.PROMOTE_CHART, RunKind.PROMOTE_NAVIGATE, RunKind.REPROTECT)
+# Sent by name, as the re-protect task is (a layer below never imports the one above).
+LOAD_TASK = "explore.tasks.load_batch"
+PROMOTE_CHART_TASK = "chart.tasks.promote_to_chart"
+PROMOTE_NAVIGATE_TASK = "navigate.tasks.promote_to_navigate"
 
 
 def _first_resend(kind: str, pk: int) -> bool:
@@ -354,8 +362,9 @@ def resend_stalled_work(*, now: datetime) -> dict[str, list[int]]:
     Every task is safe to deliver twice (a load claims its batch, a promotion its run,
     under advisory locks), so sending one again costs at most a delivery that finds
     the work done. Stalled: a batch stored or a run queued STALLED_AFTER ago and still
-    waiting, or a batch 'loading' / a run 'running' whose lock no session holds (its
-    worker died, or its retries ran out).
+    waiting (at most once per period each), or a batch 'loading' / a run 'running'
+    whose owner is gone (`resend_ownerless_work`, which every worker's watchdog also
+    runs every few seconds).
     """
     from chart.tasks import promote_to_chart
     from explore.models import BatchStatus, LandingBatch
@@ -364,22 +373,15 @@ def resend_stalled_work(*, now: datetime) -> dict[str, list[int]]:
 
     before = now - STALLED_AFTER
     resent: dict[str, list[int]] = {"batches": [], "runs": []}
-    batches = LandingBatch.objects.filter(
-        Q(status=BatchStatus.STORED, created_at__lt=before) | Q(status=BatchStatus.LOADING)
-    ).order_by("pk")
-    for pk, status in batches.values_list("pk", "status"):
-        if status == BatchStatus.LOADING and advisory_locks.is_held(advisory_locks.LOAD_BATCH, pk):
-            continue
+    batches = LandingBatch.objects.filter(status=BatchStatus.STORED, created_at__lt=before)
+    for pk in batches.order_by("pk").values_list("pk", flat=True):
         if _first_resend("batch", pk):
             queue_load(pk, via="resent")
             resent["batches"].append(pk)
     runs = Run.objects.filter(
-        Q(status=RunStatus.QUEUED, created_at__lt=before) | Q(status=RunStatus.RUNNING),
-        kind__in=[RunKind.PROMOTE_CHART, RunKind.PROMOTE_NAVIGATE, RunKind.REPROTECT],
+        status=RunStatus.QUEUED, created_at__lt=before, kind__in=RESENT_KINDS
     ).order_by("pk")
     for run in runs:
-        if run.status == RunStatus.RUNNING and advisory_locks.is_held(advisory_locks.RUN, run.pk):
-            continue
         if not _first_resend("run", run.pk):
             continue
         if run.kind == RunKind.PROMOTE_CHART:
@@ -392,4 +394,67 @@ def resend_stalled_work(*, now: datetime) -> dict[str, list[int]]:
         resent["runs"].append(run.pk)
     if resent["batches"] or resent["runs"]:
         logger.warning("sent again the tasks of stalled work: %s", resent)
+    ownerless = resend_ownerless_work()
+    return {kind: sorted(resent[kind] + ownerless[kind]) for kind in resent}
+
+
+def resend_ownerless_work() -> dict[str, list[int]]:
+    """Send again, at once, the task of each batch 'loading' and run 'running' whose owner
+    is gone (atlas_site.ownership: its worker died, or stopped beating); returns their ids.
+
+    Once per owner lost: the mark left here is cleared when a delivery takes the work
+    up, so a second crash of the same work is sent again at once too. Each is sent
+    under a task id of its own work item, the same every time: a task that keeps
+    killing the worker that runs it adds up deliveries under that id and ends as a
+    dead letter (governance.pipeline.dead_letters) instead of being sent for ever.
+    """
+    from explore.models import BatchStatus, LandingBatch
+
+    resent: dict[str, list[int]] = {"batches": [], "runs": []}
+    loading = dict(
+        LandingBatch.objects.filter(status=BatchStatus.LOADING).values_list("pk", "created_at")
+    )
+    for pk in ownership.ownerless(advisory_locks.LOAD_BATCH, sorted(loading)):
+        if ownership.claim_resend(advisory_locks.LOAD_BATCH, pk):
+            queue = getattr(settings, "ATLAS_INGEST_QUEUE", None)
+            _send_on_commit(
+                LOAD_TASK,
+                [pk, "resent"],
+                task_id=_resend_task_id("batch", pk, loading[pk]),
+                **({"queue": queue} if queue else {}),
+            )
+            resent["batches"].append(pk)
+    running = {
+        run.pk: run for run in Run.objects.filter(status=RunStatus.RUNNING, kind__in=RESENT_KINDS)
+    }
+    for pk in ownership.ownerless(advisory_locks.RUN, sorted(running)):
+        if ownership.claim_resend(advisory_locks.RUN, pk):
+            _resend_run(running[pk])
+            resent["runs"].append(pk)
+    if resent["batches"] or resent["runs"]:
+        logger.warning("sent again the tasks of work whose owner is gone: %s", resent)
     return resent
+
+
+def _resend_task_id(kind: str, pk: int, created_at: datetime) -> str:
+    database = connection.settings_dict["NAME"]
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"atlas:{database}:{kind}:{pk}:{created_at}"))
+
+
+def _resend_run(run: Run) -> None:
+    task_id = _resend_task_id("run", run.pk, run.created_at)
+    options = promotion_task_options()
+    if run.kind == RunKind.PROMOTE_CHART:
+        onwards = (run.detail or {}).get("to_layer", Layer.NAVIGATE) == Layer.NAVIGATE
+        _send_on_commit(PROMOTE_CHART_TASK, [run.pk, onwards], task_id=task_id, **options)
+    elif run.kind == RunKind.REPROTECT:
+        _send_on_commit(REPROTECT_TASK, [run.pk], task_id=task_id, **options)
+    else:
+        _send_on_commit(PROMOTE_NAVIGATE_TASK, [run.pk], task_id=task_id, **options)
+
+
+def _send_on_commit(name: str, args: list, **options) -> None:
+    """Send a task by name once this transaction commits (a broker outage is logged)."""
+    from celery import current_app
+
+    transaction.on_commit(lambda: current_app.send_task(name, args=args, **options), robust=True)

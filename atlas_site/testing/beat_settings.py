@@ -1,0 +1,15 @@
+"""Settings of `celery beat` started by tests: the pipeline's tick alone, to the test's queue.
+
+The queue comes from ATLAS_TEST_BEAT_QUEUE (atlas_site.testing.celery_worker.spawn_beat),
+so that only the test's own workers run the ticks.
+"""
+
+import os
+
+from atlas_site.settings.test import *  # noqa: F403
+from atlas_site.settings.test import CELERY_BEAT_SCHEDULE
+
+CELERY_BEAT_SCHEDULE = {"pipeline-tick": CELERY_BEAT_SCHEDULE["pipeline-tick"]}
+CELERY_TASK_ROUTES = {
+    "governance.pipeline.tasks.tick": {"queue": os.environ["ATLAS_TEST_BEAT_QUEUE"]},
+}
