@@ -5,6 +5,7 @@ the maintenance job (`governance.archive.services.ensure_partitions`) keeps real
 partitions ahead of today and moves rows out of DEFAULT using the functions here.
 """
 
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -22,6 +23,11 @@ class PartitionedTable:
     interval: str  # MONTH, QUARTER or YEAR
     key_is_date: bool = False  # a date column; otherwise timestamp with time zone
     append_only: bool = False  # partitions get the audit log's no-TRUNCATE trigger
+    # A BEFORE INSERT row trigger that stamps new rows (the audit log's `at`, id and hash
+    # chain). Being a row trigger, it is cloned onto every partition as it is made. Rows
+    # moved out of DEFAULT or restored from an archive keep their values: those inserts
+    # run with it disabled, in their own transaction (only the owner may).
+    sealed_by: str = ""
 
     @property
     def schema(self) -> str:
@@ -60,7 +66,9 @@ class PartitionedTable:
 
 RAW_RECORDS = PartitionedTable('explore"."raw_record', "received_at", MONTH)
 FACTS = PartitionedTable('navigate"."fact', "period_start", YEAR, key_is_date=True)
-AUDIT_LOG = PartitionedTable('compliance"."audit_log', "at", QUARTER, append_only=True)
+AUDIT_LOG = PartitionedTable(
+    'compliance"."audit_log', "at", QUARTER, append_only=True, sealed_by="seal_entry"
+)
 
 PARTITIONED_TABLES = (RAW_RECORDS, FACTS, AUDIT_LOG)
 
@@ -201,6 +209,21 @@ def table_columns(table: PartitionedTable, cursor) -> list[str]:
     return [row[0] for row in cursor.fetchall()]
 
 
+@contextmanager
+def sealing_disabled(table: PartitionedTable, cursor, relation: str):
+    """Insert into `relation` (the parent, or one partition) keeping the rows' own values.
+
+    Inside a transaction, as the table's owner: `ALTER TABLE … DISABLE TRIGGER` is
+    transactional, so a failure or a rollback leaves the trigger enabled.
+    """
+    if not table.sealed_by:
+        yield
+        return
+    cursor.execute(f"ALTER TABLE {relation} DISABLE TRIGGER {table.sealed_by}")
+    yield
+    cursor.execute(f"ALTER TABLE {relation} ENABLE TRIGGER {table.sealed_by}")
+
+
 def move_default_rows(table: PartitionedTable, cursor) -> dict[str, int]:
     """Give the rows sitting in DEFAULT partitions of their own periods; partition -> rows.
 
@@ -211,7 +234,9 @@ def move_default_rows(table: PartitionedTable, cursor) -> dict[str, int]:
     made for each period the old one holds rows of, the rows inserted again through
     the parent (each lands in its partition, with its id), the count checked, and the
     old DEFAULT dropped. DROP fires no row or TRUNCATE trigger; UPDATE, DELETE and
-    TRUNCATE stay refused throughout.
+    TRUNCATE stay refused throughout. A sealing trigger is disabled for the insert, so
+    the audit log's entries keep their ids, times and hashes (chained by quarter, they
+    still link up in their own partition).
     """
     if not rows_in_default(table, cursor):
         return {}
@@ -235,12 +260,17 @@ def move_default_rows(table: PartitionedTable, cursor) -> dict[str, int]:
     cursor.execute(create_default_partition_sql(table))
     moved = {create_partition(table, cursor, start): rows for start, rows in periods}
     columns = ", ".join(f'"{name}"' for name in table_columns(table, cursor))
-    cursor.execute(
-        f'INSERT INTO {parent} ({columns}) SELECT {columns} FROM "{table.schema}"."{moving}"'
-    )
-    if cursor.rowcount != sum(moved.values()):
+    # Row triggers fire on the partition a row lands in: the new ones, made just now.
+    with ExitStack() as unsealed:
+        for name in moved:
+            unsealed.enter_context(sealing_disabled(table, cursor, f'"{table.schema}"."{name}"'))
+        cursor.execute(
+            f'INSERT INTO {parent} ({columns}) SELECT {columns} FROM "{table.schema}"."{moving}"'
+        )
+        inserted = cursor.rowcount
+    if inserted != sum(moved.values()):
         raise RuntimeError(
-            f"moving rows out of {table.default_partition}: {cursor.rowcount} inserted, "
+            f"moving rows out of {table.default_partition}: {inserted} inserted, "
             f"{sum(moved.values())} expected"
         )
     cursor.execute(f'DROP TABLE "{table.schema}"."{moving}"')

@@ -439,19 +439,34 @@ def seed(today: date) -> None:
             """
         ),
     )
-    timed(
-        f"compliance: {AUDIT_ENTRIES:,} audit entries",
-        lambda: execute(
-            f"""
-            INSERT INTO "compliance"."audit_log"
-                   (at, actor, action, object_type, object_id, object_repr, user_agent, detail)
-            SELECT %(now)s::timestamptz - (g * interval '1 minute'), 'celery', 'run',
-                   'pipeline.run', g::text, 'run ' || g, '', 'benchmark entry'
-              FROM generate_series(1, {AUDIT_ENTRIES}) AS g
-            """,
-            params={"now": now},
-        ),
-    )
+
+    # Back-dated entries: the trigger seal_entry stamps every new entry with the time it
+    # is written, so they are written as the owner can (the trigger off, ids drawn here,
+    # in one transaction), then chained as migration 0009 chained the entries before it.
+    def audit_entries() -> None:
+        from django.db import connection, transaction
+
+        from governance.compliance import audit_chain
+
+        with transaction.atomic():
+            execute(
+                'ALTER TABLE "compliance"."audit_log" DISABLE TRIGGER seal_entry',
+                f"""
+                INSERT INTO "compliance"."audit_log"
+                       (id, at, actor, action, object_type, object_id, object_repr,
+                        user_agent, detail)
+                SELECT nextval('"compliance"."audit_log_id_seq"'),
+                       %(now)s::timestamptz - (g * interval '1 minute'), 'celery', 'run',
+                       'pipeline.run', g::text, 'run ' || g, '', 'benchmark entry'
+                  FROM generate_series(1, {AUDIT_ENTRIES}) AS g
+                """,
+                'ALTER TABLE "compliance"."audit_log" ENABLE TRIGGER seal_entry',
+                params={"now": now},
+            )
+            with connection.cursor() as cursor:
+                audit_chain.rechain_all(cursor)
+
+    timed(f"compliance: {AUDIT_ENTRIES:,} audit entries", audit_entries)
     # The benchmark logs in with force_login: no password at all.
     officer = get_user_model().objects.create_user("bench-officer", is_staff=True)
     officer.groups.add(Group.objects.get(name=COMPLIANCE_OFFICER))

@@ -47,6 +47,7 @@ from psycopg.types.json import Jsonb
 
 from atlas_site import advisory_locks
 from atlas_site.partitions import (
+    AUDIT_LOG,
     MONTH,
     PARTITIONED_TABLES,
     QUARTER,
@@ -58,11 +59,12 @@ from atlas_site.partitions import (
     ensure_table_partitions,
     move_default_rows,
     rows_in_default_for_range,
+    sealing_disabled,
     table_columns,
 )
 from governance.archive import selectors
 from governance.archive.models import ArchivedPartition, RetentionAction, RetentionPolicy
-from governance.compliance import envelope
+from governance.compliance import audit_chain, envelope
 from governance.compliance.keys import Keyring
 from governance.compliance.models import AuditAction
 from governance.compliance.services import record_audit
@@ -738,12 +740,18 @@ def _copy_in(cursor, partition: selectors.Partition, key: str) -> tuple[str, int
                     f"the object {key} has columns the table lacks: {unknown or 'no header'}"
                 )
             column_sql = ", ".join(f'"{name}"' for name in header)
-            with cursor.copy(
-                f"COPY {partition.sql_name} ({column_sql}) FROM STDIN (FORMAT csv)"
-            ) as copy:
-                while block := unzipped.read(READ_CHUNK):
-                    copy.write(block)
-            rows = cursor.rowcount
+            # The audit log's entries come back with their own ids, times and hashes.
+            with sealing_disabled(partition.table, cursor, partition.sql_name):
+                with cursor.copy(
+                    f"COPY {partition.sql_name} ({column_sql}) FROM STDIN (FORMAT csv)"
+                ) as copy:
+                    while block := unzipped.read(READ_CHUNK):
+                        copy.write(block)
+                rows = cursor.rowcount
+            if partition.table is AUDIT_LOG and not {"prev_hash", "hash"} <= set(header):
+                # Archived before the audit log was chained: its entries are chained now,
+                # as migration 0009 chained the entries in the database then.
+                audit_chain.rechain(cursor, partition.name)
             _drain(opened)  # to the end: the final chunk authenticated, nothing after it
             reader.drain()
             return reader.digest.hexdigest(), reader.size, rows

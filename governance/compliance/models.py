@@ -155,6 +155,12 @@ class AuditLog(models.Model):
     The database refuses UPDATE, DELETE and TRUNCATE on this table (triggers created
     in its migration). `actor_id` is a plain value, not a foreign key, so that the
     entry outlives the user it names.
+
+    The database also sets `id`, `at`, `prev_hash` and `hash` of every new entry (the
+    trigger `seal_entry`, migration 0009), whatever the client sends: `at` is the
+    statement's time, ids come in chain order, and each entry is chained by sha256 to
+    the one before it in its quarter (`governance.compliance.audit_chain`;
+    `manage.py verify_audit_log` checks the chain).
     """
 
     id = models.BigAutoField(primary_key=True)
@@ -170,6 +176,18 @@ class AuditLog(models.Model):
     remote_addr = models.GenericIPAddressField(null=True, blank=True)
     user_agent = models.CharField(max_length=300, blank=True)
     detail = models.TextField(blank=True)
+    # The db_default is a placeholder the trigger replaces; having one makes Django read
+    # the stored values back (RETURNING), as it does `id` and `at`.
+    prev_hash = models.BinaryField(
+        db_default=b"",
+        editable=False,
+        help_text="sha256 of the entry before it in its quarter (set by the database).",
+    )
+    hash = models.BinaryField(
+        db_default=b"",
+        editable=False,
+        help_text="sha256 of prev_hash and this entry (set by the database).",
+    )
 
     class Meta:
         db_table = qualified(COMPLIANCE, "audit_log")

@@ -2,20 +2,23 @@
 
 import gzip
 import hashlib
-from datetime import date
+import io
+from datetime import date, datetime, timedelta
 
 import pytest
+from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.core.management import CommandError, call_command
 from django.db import IntegrityError, connection, transaction
 
-from atlas_site.partitions import AUDIT_LOG, RAW_RECORDS, existing_partitions
+from atlas_site.partitions import AUDIT_LOG, RAW_RECORDS, existing_partitions, table_columns
 from explore.models import RawRecord
 from governance.archive import selectors, services
 from governance.archive.models import ArchivedPartition, RetentionPolicy
 from governance.archive.tests.conftest import OLD_MONTH, at, land_raw, make_partition, raw_rows_of
 from governance.compliance.envelope import decrypt_bytes
 from governance.compliance.models import AuditLog
+from governance.compliance.tests.history import write_history
 from governance.pipeline.models import Run, RunKind, RunStatus
 from governance.pipeline.services import create_run
 
@@ -282,16 +285,31 @@ def _refused(sql: str) -> None:
         cursor.execute(sql)
 
 
+def old_audit_entries(count: int, first: datetime) -> list[int]:
+    """Entries of an earlier quarter (written as the owner can: see write_history)."""
+    return write_history(
+        [first + timedelta(hours=n) for n in range(1, count + 1)],
+        actor="old",
+        action="update",
+        object_type="x",
+        object_id="{n}",
+        object_repr="r",
+        detail='line\n"two"',
+    )
+
+
+def verified(quarter: str) -> str:
+    out = io.StringIO()
+    call_command("verify_audit_log", quarter=quarter, stdout=out)
+    return out.getvalue()
+
+
 def test_an_audit_log_quarter_is_archived_and_restored_and_stays_append_only():
     q1 = date(2024, 1, 1)
     make_partition(AUDIT_LOG, q1)
+    old_audit_entries(30, at(date(2024, 2, 1)))
+    assert "30 entries verified" in verified("2024-Q1")
     with connection.cursor() as cursor:
-        cursor.execute(
-            'INSERT INTO "compliance"."audit_log" (at, actor, action, object_type, object_id, '
-            "object_repr, user_agent, detail) SELECT %s + n * interval '1 hour', 'old', 'update', "
-            "'x', n::text, 'r', '', 'line\n\"two\"' FROM generate_series(1, 30) n",
-            [at(date(2024, 2, 1))],
-        )
         cursor.execute(
             'SELECT * FROM "compliance"."audit_log" WHERE at < %s ORDER BY id',
             [at(date(2024, 4, 1))],
@@ -322,9 +340,48 @@ def test_an_audit_log_quarter_is_archived_and_restored_and_stays_append_only():
             [at(date(2024, 4, 1))],
         )
         assert cursor.fetchall() == original
+    # The restored quarter's chain is whole again (ids, times and hashes kept as archived).
+    assert "compliance.audit_log_2024_q1 (2024-Q1): 30 entries verified" in verified("2024-Q1")
     _refused('UPDATE "compliance"."audit_log_2024_q1" SET actor = \'x\'')
     _refused('DELETE FROM "compliance"."audit_log_2024_q1"')
     _refused('TRUNCATE "compliance"."audit_log_2024_q1"')
+
+
+def test_an_audit_log_archive_made_before_the_chain_is_chained_when_restored():
+    make_partition(AUDIT_LOG, date(2024, 1, 1))
+    old_audit_entries(12, at(date(2024, 3, 1)))
+    chain_columns = ("prev_hash", "hash")
+    with connection.cursor() as cursor:
+        cursor.execute('SELECT * FROM "compliance"."audit_log_2024_q1" ORDER BY id')
+        original = cursor.fetchall()
+        # The rows as an archive made before migration 0009 held them: no chain columns.
+        columns = [c for c in table_columns(AUDIT_LOG, cursor) if c not in chain_columns]
+        column_sql = ", ".join(f'"{name}"' for name in columns)
+        with cursor.copy(
+            f'COPY (SELECT {column_sql} FROM "compliance"."audit_log_2024_q1" ORDER BY id) '
+            "TO STDOUT (FORMAT csv, HEADER)"
+        ) as copy:
+            before_the_chain = gzip.compress(b"".join(bytes(block) for block in copy))
+    RetentionPolicy.objects.create(layer="compliance", keep_months=12)
+    assert run_retention().status == RunStatus.SUCCEEDED
+    manifest = ArchivedPartition.objects.get(table_name="compliance.audit_log")
+    default_storage.delete(manifest.object_key)
+    default_storage.save(manifest.object_key, ContentFile(before_the_chain))
+    ArchivedPartition.objects.filter(pk=manifest.pk).update(
+        encryption_key_id=None,
+        byte_size=len(before_the_chain),
+        sha256=hashlib.sha256(before_the_chain).hexdigest(),
+    )
+    manifest.refresh_from_db()
+
+    services.restore_archived(manifest=manifest, actor="officer")
+
+    # Chained in id order from the rows as restored: the same hashes as before.
+    with connection.cursor() as cursor:
+        cursor.execute('SELECT * FROM "compliance"."audit_log_2024_q1" ORDER BY id')
+        assert cursor.fetchall() == original
+    assert "12 entries verified" in verified("2024-Q1")
+    _refused('UPDATE "compliance"."audit_log_2024_q1" SET actor = \'x\'')
 
 
 def test_restore_refuses_a_range_with_rows_a_missing_or_corrupt_object(dataset):
@@ -390,11 +447,13 @@ def test_upkeep_moves_rows_out_of_default_into_their_own_partitions(dataset):
     with connection.cursor() as cursor:
         cursor.execute('SELECT * FROM "explore"."raw_record_default" ORDER BY id')
         before = cursor.fetchall()
+    old_audit_entries(3, at(date(2023, 5, 2)))
+    with connection.cursor() as cursor:
         cursor.execute(
-            'INSERT INTO "compliance"."audit_log" (at, actor, action, object_type, object_id, '
-            "object_repr, user_agent, detail) VALUES (%s, 'old', 'update', '', '', '', '', '')",
-            [at(date(2023, 5, 2))],
+            'SELECT * FROM "compliance"."audit_log_default" WHERE at < %s ORDER BY id',
+            [at(date(2023, 7, 1), 0)],
         )
+        audit_before = cursor.fetchall()
     assert len(before) == 15
 
     since = last_audit_id()
@@ -404,7 +463,12 @@ def test_upkeep_moves_rows_out_of_default_into_their_own_partitions(dataset):
         "raw_record_2023_06": 12,
         "raw_record_2023_07": 3,
     }
-    assert reports["compliance.audit_log"].moved == {"audit_log_2023_q2": 1}
+    assert reports["compliance.audit_log"].moved == {"audit_log_2023_q2": 3}
+    # The entries kept their ids, times and hashes, and their chain holds in the partition.
+    with connection.cursor() as cursor:
+        cursor.execute('SELECT * FROM "compliance"."audit_log_2023_q2" ORDER BY id')
+        assert cursor.fetchall() == audit_before
+    assert "compliance.audit_log_2023_q2 (2023-Q2): 3 entries verified" in verified("2023-Q2")
     assert reports["explore.raw_record"].rows_in_default == 0
     with connection.cursor() as cursor:
         cursor.execute('SELECT count(*) FROM "explore"."raw_record_default"')
