@@ -8,6 +8,8 @@ grants the app role:
 - SELECT, INSERT, UPDATE, DELETE on every table, and use of every sequence;
 - on the audit log (`compliance.audit_log` and each of its partitions) only SELECT and
   INSERT: no UPDATE, DELETE or TRUNCATE (its triggers refuse those to everyone too);
+- on the audit log's id sequence only USAGE, which is what its trigger's `nextval`
+  needs: no UPDATE, so no `setval` (ids reused), and no SELECT;
 - no CREATE on any schema and ownership of nothing, so no ALTER, DROP or other DDL.
 
 Default privileges make tables the owner creates later (a migration, a partition made
@@ -89,6 +91,7 @@ def setup_db_roles(
         for schema in SCHEMAS:
             _grant_schema(cursor, schema, owner_id, app_id)
         result.audit_relations = _make_audit_log_append_only(cursor, app_id)
+        _draw_only_audit_log_ids(cursor, app_id)
     return result
 
 
@@ -231,3 +234,19 @@ def _make_audit_log_append_only(cursor, app_id) -> int:
         _run(cursor, "REVOKE ALL ON {} FROM {}", relation, app_id)
         _run(cursor, f"GRANT {APPEND_ONLY_PRIVILEGES} ON {{}} TO {{}}", relation, app_id)
     return len(relations)
+
+
+def _draw_only_audit_log_ids(cursor, app_id) -> None:
+    """The audit log's id sequence: `nextval` (its trigger draws ids as the inserting
+    role) and nothing else, so the app role cannot move it back with `setval`."""
+    cursor.execute(
+        "SELECT pg_get_serial_sequence(%s, 'id') WHERE to_regclass(%s) IS NOT NULL",
+        [AUDIT_LOG, AUDIT_LOG],
+    )
+    found = cursor.fetchone()
+    if found is None or found[0] is None:  # an empty database, before its first `migrate`
+        return
+    (sequence,) = found
+    # pg_get_serial_sequence's text is already quoted and schema-qualified.
+    _run(cursor, "REVOKE ALL ON SEQUENCE {} FROM {}", sql.SQL(sequence), app_id)
+    _run(cursor, "GRANT USAGE ON SEQUENCE {} TO {}", sql.SQL(sequence), app_id)
