@@ -8,6 +8,8 @@ so `@admin.register` anywhere lands on this site.
 from django.contrib.admin import AdminSite
 from django.contrib.admin.apps import AdminConfig
 
+from atlas_site.request_checks import reject_empty_to_field
+
 # The order a steward reads the index in: the catalog first, then the three layers in
 # the order records move through them, then the other governance areas, then users.
 APP_ORDER = ("pipeline", "explore", "chart", "navigate", "quality", "compliance", "archive", "auth")
@@ -47,6 +49,11 @@ class AtlasAdminSite(AdminSite):
     site_header = "Atlas"
     site_title = "Atlas"
     index_title = "Pipeline and governance"
+
+    def admin_view(self, view, cacheable=False):
+        # Every admin page, Django's and Atlas's, refuses an empty ?_to_field= (a 500 in
+        # Django's change and delete views; atlas_site.request_checks).
+        return super().admin_view(reject_empty_to_field(view), cacheable)
 
     def get_app_list(self, request, app_label=None):
         app_list = super().get_app_list(request, app_label)

@@ -48,6 +48,7 @@ from django.urls import NoReverseMatch, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from atlas_site.request_checks import object_or_404, parse_pk
 from explore import selectors, services
 from explore.models import BatchStatus, LandingBatch
 from explore.parsers import FORMATS
@@ -129,9 +130,7 @@ class DatasetIngestAdminMixin:
         return response
 
     def _ingest_dataset(self, request, object_id: str) -> Dataset:
-        dataset = Dataset.objects.filter(pk=unquote(object_id)).first()
-        if dataset is None:
-            raise Http404("No such dataset.")
+        dataset = object_or_404(Dataset.objects.all(), unquote(object_id))  # "abc": a 404
         if not selectors.can_ingest(user=request.user, dataset=dataset):
             raise PermissionDenied
         return dataset
@@ -168,8 +167,9 @@ class DatasetIngestAdminMixin:
                 return HttpResponseRedirect(f"{url}?batch={batch.pk}")
         request.current_app = self.admin_site.name
         batch = None
-        if request.GET.get("batch", "").isdigit():
-            batch = LandingBatch.objects.filter(dataset=dataset, pk=request.GET["batch"]).first()
+        batch_id = parse_pk(LandingBatch, request.GET.get("batch") or None)
+        if batch_id is not None:
+            batch = LandingBatch.objects.filter(dataset=dataset, pk=batch_id).first()
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,
@@ -237,9 +237,7 @@ class LandingBatchAdminMixin:
         return _status_box(url, obj)
 
     def batch_status_view(self, request, object_id):
-        batch = LandingBatch.objects.select_related("dataset").filter(pk=unquote(object_id)).first()
-        if batch is None:
-            raise Http404("No such batch.")
+        batch = object_or_404(LandingBatch.objects.select_related("dataset"), unquote(object_id))
         if not self.has_view_permission(request, batch):
             raise PermissionDenied
         return JsonResponse(selectors.batch_status(batch=batch))

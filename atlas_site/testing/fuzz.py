@@ -183,3 +183,51 @@ def upload(draw) -> tuple[str, bytes]:
             data = data[: draw(st.integers(0, len(data)))]  # truncated
         extension += ".gz"
     return f"{name}.{extension}" if extension else name, data
+
+
+# --- URLs -------------------------------------------------------------------------------
+
+# What a crafted link puts where a page expects an id (a path segment) or a filter value
+# (a query parameter). NUL is probed apart: it must be a 400 (atlas_site.request_checks).
+HOSTILE_IDS = [
+    "abc",
+    "-1",
+    "0",
+    "1.5",
+    "1e3",
+    "99999999999999999999",
+    "%",
+    "'",
+    "..",
+    "\u00e9",
+    " 1",
+    "1 OR 1=1",
+    "\U0001f4a9",
+]
+HOSTILE_QUERY_VALUES = [
+    *HOSTILE_IDS,
+    "",
+    " ",
+    "\\",
+    "1e999",
+    "NaN",
+    "-0",
+    "[]",
+    "{}",
+    '{"a": 1}',
+    "2024-13-45",
+    "1970-01-01T00:00:00",
+    "9999-12-31",
+    "\u202e",
+    "\\u0000",
+    "<script>alert(1)</script>",
+    "x" * 2000,
+    "9" * 400,
+]
+
+
+def values_for(position: int, count: int, values: list[str]) -> list[str]:
+    """`count` values from `values`, starting at a place that moves with `position`, so that
+    every value is tried somewhere while each parameter gets only a few."""
+    count = min(count, len(values))
+    return [values[(position * count + i) % len(values)] for i in range(count)]

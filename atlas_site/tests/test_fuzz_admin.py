@@ -1,28 +1,49 @@
-"""Fuzzing the admin forms stewards and officers fill in: never a 500, never a half-saved row.
+"""Fuzzing the admin: its forms, and every URL's path ids and query parameters. Never a 500.
 
 Each form (dataset with its contract inline, contract field, PII pattern, quality rule,
 metric definition) is posted by a superuser with values drawn per field: mostly valid
 choices, and hostile text everywhere else (NULs, control characters, right-to-left
 marks, SQL, templates, catastrophic regexes, deep JSON, huge numbers). The answer must
 be the form again with its errors (200) or a saved object (302) whose text fields hold
-exactly what was posted (trimmed, as Django does).
+exactly what was posted (trimmed, as Django does). Every admin and dashboard URL is
+requested with hostile ids in its path and hostile values in its query parameters (see
+the section at the end).
 
 Bounded and derandomized (atlas_site.testing.fuzz, profile "ci").
 """
 
+import inspect
 import json
+import re
 from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlencode
 
 import pytest
 from django import forms
 from django.contrib import admin
+from django.contrib.contenttypes.models import ContentType
 from django.contrib.postgres.forms import SimpleArrayField
+from django.db import transaction
 from django.test import RequestFactory
+from django.urls import NoReverseMatch, Resolver404, resolve, reverse
 from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from atlas_site.testing.fuzz import deep_json, examples, hostile_text, json_values, report
+from atlas_site.testing.fuzz import (
+    HOSTILE_IDS,
+    HOSTILE_QUERY_VALUES,
+    deep_json,
+    examples,
+    hostile_text,
+    json_values,
+    report,
+    values_for,
+)
+from atlas_site.tests.test_admin_pages import one_of_each  # noqa: F401  (a fixture)
+from atlas_site.tests.test_roles_urls import PARAM_MODELS, Route, model_admins, owner_of, routes
 from governance.compliance.models import PiiPattern
 from governance.pipeline.models import Dataset, DatasetField
 from governance.quality.models import QualityRule
@@ -240,3 +261,145 @@ def test_rule_parameters_left_empty_are_none_and_must_be_an_object(
         assert response.status_code == 200
         assert outcome in response.content.decode()
         assert not QualityRule.objects.exists()
+
+
+# --- Every admin URL: hostile path ids and query parameters -------------------------------------
+#
+# The URLs come from the URL resolver (atlas_site.tests.test_roles_urls.routes: every named
+# pattern of the admin and the dashboards), so a new page is fuzzed as soon as it is routed.
+# Each path parameter gets a few hostile ids and a NUL; each query parameter a page reads (its
+# changelist's filters, search, ordering and paging, what its view's code reads from
+# request.GET, and one nobody reads) a few hostile values, and each page a NUL in its query
+# string. The answer must never be a 500, and a NUL must be a 400. Found by an outside probe:
+# NUL in five filters and non-numeric ids in two custom pages answered 500.
+
+SENTINEL = "8675309"  # stands for the parameter under test while its URL is reversed
+# Parameters Django's own views read through helpers the scan of request.GET does not see.
+KNOWN_PARAMS = {
+    "admin:autocomplete": ("app_label", "model_name", "field_name", "term", "page"),
+    "admin:login": ("next",),
+    "admin:logout": ("next",),
+    "admin:password_change": ("next",),
+}
+CHANGELIST_PARAMS = ("q", "o", "p", "all", "e", "_changelist_filters")
+EVERY_PAGE_PARAMS = ("_to_field", "_popup", "zz-nobody-reads-this")
+_GET_PARAM = re.compile(r"""request\.GET(?:\.get|\.getlist|\.pop)?[(\[]\s*["']([\w-]+)["']""")
+
+
+@dataclass
+class Target:
+    route: Route
+    model: Any
+    model_admin: Any
+    view: str | None
+    kwargs: dict
+
+
+def url_targets() -> list[Target]:
+    """Each route with a seeded value for each of its parameters."""
+    registry = model_admins()
+    targets = []
+    for route in routes():
+        model, model_admin, view = owner_of(route, registry)
+        kwargs = {}
+        for param in route.params:
+            if param == "app_label":
+                kwargs[param] = "pipeline"
+            elif param == "content_type_id":
+                kwargs[param] = ContentType.objects.get_for_model(Dataset).pk
+            else:
+                own = param in ("object_id", "pk", "id")
+                source = (model or Dataset) if own else PARAM_MODELS.get(param)
+                assert source is not None, f"{route.name}: fill the parameter {param!r}"
+                obj = source._default_manager.order_by("pk").first()
+                kwargs[param] = 0 if obj is None else obj.slug if param == "slug" else obj.pk
+        targets.append(Target(route, model, model_admin, view, kwargs))
+    return targets
+
+
+def view_get_params(path: str) -> set[str]:
+    """The query parameters the view's own code reads from request.GET."""
+    try:
+        func = resolve(path).func
+    except Resolver404:
+        return set()
+    func = inspect.unwrap(getattr(func, "view_class", func))
+    try:
+        source = inspect.getsource(getattr(func, "get", func))
+    except (OSError, TypeError):
+        return set()
+    return set(_GET_PARAM.findall(source))
+
+
+def changelist_params(target: Target, user) -> list[str]:
+    """The parameters of a change list's filters and date hierarchy."""
+    request = RequestFactory().get("/")
+    request.user = user
+    changelist = target.model_admin.get_changelist_instance(request)
+    names = [name for spec in changelist.filter_specs for name in spec.expected_parameters()]
+    if changelist.date_hierarchy:
+        names += [f"{changelist.date_hierarchy}__{part}" for part in ("year", "month", "day")]
+    return names
+
+
+def fetch(client, url: str):
+    """GET in a savepoint: a view that breaks the transaction leaves the next ones whole."""
+    with transaction.atomic():
+        return client.get(url)
+
+
+@pytest.mark.usefixtures("one_of_each")
+def test_every_admin_url_answers_hostile_path_ids_without_a_500(client, superuser):
+    client.force_login(superuser)
+    client.raise_request_exception = False
+    failures, figures = [], Counter()
+    for position, target in enumerate(url_targets()):
+        for param in target.route.params:
+            try:
+                template = reverse(target.route.name, kwargs={**target.kwargs, param: SENTINEL})
+            except NoReverseMatch:  # a pattern that takes listed values only (app_label)
+                seeded = f"/{target.kwargs[param]}/"
+                template = reverse(target.route.name, kwargs=target.kwargs).replace(
+                    seeded, f"/{SENTINEL}/", 1
+                )
+            for value in [*values_for(position, examples(3), HOSTILE_IDS), "\x00"]:
+                url = template.replace(SENTINEL, quote(value, safe=""), 1)
+                status = fetch(client, url).status_code
+                figures["requests"] += 1
+                figures[f"status {status}"] += 1
+                if status >= 500 or (value == "\x00" and status != 400):
+                    failures.append((status, url))
+    report("admin URLs: path ids", **figures)
+    assert not failures, failures
+    assert figures["requests"] > 300
+
+
+@pytest.mark.usefixtures("one_of_each")
+def test_every_admin_url_answers_hostile_query_parameters_without_a_500(client, superuser):
+    client.force_login(superuser)
+    client.raise_request_exception = False
+    failures, figures = [], Counter()
+    for position, target in enumerate(url_targets()):
+        path = reverse(target.route.name, kwargs=target.kwargs)
+        # The page's own parameters get two values each, the generic ones (search, paging,
+        # popups) one, so that the whole set stays at about a thousand requests.
+        own = [*KNOWN_PARAMS.get(target.route.name, ()), *sorted(view_get_params(path))]
+        generic = list(EVERY_PAGE_PARAMS)
+        if target.view == "changelist":
+            own += changelist_params(target, superuser)
+            generic += CHANGELIST_PARAMS
+        names = dict.fromkeys(own, 2) | {name: 1 for name in generic if name not in own}
+        for index, (name, count) in enumerate(names.items()):
+            values = values_for(position + index, examples(count), HOSTILE_QUERY_VALUES)
+            if index == 0:
+                values.append("\x00")
+            for value in values:
+                url = f"{path}?{urlencode({name: value})}"
+                status = fetch(client, url).status_code
+                figures["requests"] += 1
+                figures[f"status {status}"] += 1
+                if status >= 500 or (value == "\x00" and status != 400):
+                    failures.append((status, url[:300]))
+    report("admin URLs: query parameters", **figures)
+    assert not failures, failures
+    assert figures["requests"] > 800

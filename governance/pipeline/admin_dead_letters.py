@@ -9,6 +9,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from atlas_site.admin_base import ReadOnlyAdmin
+from atlas_site.request_checks import SafeChangeList
 from governance.pipeline.models import DeadLetter
 
 
@@ -27,6 +28,7 @@ class DeadLetterAdmin(ReadOnlyAdmin):
     list_select_related = ("run",)
     search_fields = ("task_id", "task_name")
     date_hierarchy = "last_seen_at"
+
     fields = (
         "task_name",
         "task_id",
@@ -39,6 +41,9 @@ class DeadLetterAdmin(ReadOnlyAdmin):
         "first_seen_at",
         "last_seen_at",
     )
+
+    def get_changelist(self, request, **kwargs):
+        return SafeChangeList  # a hierarchy year out of range is a bad filter, not a 500
 
     @admin.display(description="arguments")
     def arguments(self, obj: DeadLetter) -> str:
