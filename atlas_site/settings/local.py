@@ -45,6 +45,7 @@ if ATLAS_BROKER == "filesystem":
     # The worker and the web server are producer and consumer of the same queue, so the
     # folder messages are written to is the folder they are read from.
     CELERY_BROKER_URL = "filesystem://"
+    CELERY_BROKER_TRANSPORT = None  # not base.py's Redis transport
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),

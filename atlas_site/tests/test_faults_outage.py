@@ -11,6 +11,7 @@ finishes in a fraction of a second.
 """
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -19,6 +20,7 @@ from datetime import timedelta
 
 import psycopg
 import pytest
+import redis
 from django.conf import settings as django_settings
 from django.db import connection
 from django.utils import timezone
@@ -272,6 +274,117 @@ def test_postgres_stopped_with_work_queued_and_in_flight_loses_nothing(stack, da
         assert status in ("succeeded", "skipped") or error.startswith("interrupted"), runs
     assert [k for k, s, _ in runs if k == "ingest" and s == "succeeded"] == ["ingest"] * 3
     print(f"\npostgres outage: {len(batches)} batches, {rows} rows checked, none lost or doubled")
+
+
+# --- Redis restarted under a busy worker ----------------------------------------------------
+
+STORE_DELAYED = """
+import io
+from unittest import mock
+from django.conf import settings
+from explore import services
+from explore.tasks import load_batch
+from governance.pipeline.models import Dataset
+content = b"id,email,tier,amount\\n" + b"".join(
+    b"%d,user%d@example.com,gold,%d.50\\n" % (n, n, n % 90) for n in range({lines})
+)
+with mock.patch.object(services, "queue_load"):  # stored; its load is sent below
+    batch = services.store_upload(
+        dataset=Dataset.objects.get(slug="orders"), file=io.BytesIO(content),
+        filename={name!r}, actor="cli",
+    )
+load_batch.apply_async(
+    (batch.pk, "upload"), countdown={countdown}, queue=settings.ATLAS_INGEST_QUEUE
+)
+print(batch.pk)
+"""
+
+
+@pytest.mark.parametrize("held_load_ends", ["after Redis is back", "while Redis is down"])
+def test_redis_restarted_under_a_busy_worker_loses_nothing(
+    stack, dataset, tmp_path, held_load_ends
+):
+    """kombu 5.7.0 made the worker's main process exit here (atlas_site/broker.py).
+
+    A prefork worker with two processes, as bin/run and docker compose run it (one process
+    per CPU): one process runs a load held before its commit, the other is free, so the
+    worker waits on Redis for more; it also holds a load sent with a countdown (as a retry
+    is), not yet due. Redis restarts (append-only, like docker-compose's). The worker stays
+    (same process), the held load commits and is acknowledged, the delayed load and one
+    queued after Redis is back run, each load runs once, and nothing is left unacknowledged
+    in Redis to be delivered again an hour later.
+    """
+    stack.sql("UPDATE pipeline.dataset SET auto_promote = false")
+    worker = spawn_worker(
+        queue=stack.queue,
+        log_path=tmp_path / "worker.log",
+        # The stack's 8 s visibility timeout would hand the held load's message out again:
+        # keep the default (an hour), so that a second delivery can only be the restart's.
+        extra_env={**stack.env, "CELERY_BROKER_VISIBILITY_TIMEOUT": "3600"},
+        name="busy",
+        pool="prefork",
+        concurrency=2,
+    )
+
+    def received() -> list[str]:
+        return re.findall(r"Task explore\.tasks\.load_batch\[([0-9a-f-]+)\] received", worker.log)
+
+    try:
+        worker.wait_ready()
+        pid = worker.pid
+        with load_gate(stack.postgres.url("atlas"), dataset.pk) as gate:
+            batches = store_files(stack, {"held.csv": 6_000})
+            held = gate.hold_before_commit()
+            delayed = int(
+                stack.python(STORE_DELAYED.format(name="delayed.csv", lines=300, countdown=6))
+            )
+            batches[delayed] = 300
+            wait_for(
+                lambda: len(received()) == 2,
+                30,
+                "the delayed load was not received",
+                lambda: worker.log,
+            )
+
+            stack.redis.stop()
+            if held_load_ends == "while Redis is down":
+                gate.release()
+                wait_for(
+                    lambda: batch_statuses(stack)[held] == "loaded",
+                    60,
+                    "the held load did not end",
+                    lambda: worker.log,
+                )
+            time.sleep(1)  # the worker tries to reconnect
+            assert worker.alive(), worker.log[-5000:]
+            stack.redis.start()
+
+            batches |= store_files(stack, {"queued.csv": 400})  # sent once Redis is back
+            time.sleep(2)  # in the first case the held load still runs, across the reconnection
+        wait_for(
+            lambda: all(status == "loaded" for status in batch_statuses(stack).values()),
+            60,
+            "the loads did not all end",
+            lambda: worker.log,
+        )
+        time.sleep(1)  # the last acknowledgement
+        assert worker.alive() and worker.pid == pid, worker.log[-5000:]
+        broker = redis.Redis.from_url(stack.redis.url(0))
+        left = (broker.hlen("unacked"), broker.zcard("unacked_index"))
+    finally:
+        worker.stop()
+
+    log = worker.log
+    assert "Unrecoverable error" not in log
+    assert "Connection to broker lost" in log  # the restart did reach the worker
+    rows = assert_each_line_once(stack, batches)
+    runs = stack.sql("SELECT status, error FROM pipeline.run WHERE kind = 'ingest'")
+    assert [status for status, _ in runs] == ["succeeded"] * 3, runs
+    # Each load ran once: the held one was not handed out again while it ran, nor after.
+    ran = re.findall(r"Task explore\.tasks\.load_batch\[([0-9a-f-]+)\] succeeded", log)
+    assert len(ran) == len(set(ran)) == 3, ran
+    assert left == (0, 0), "unacknowledged messages left in Redis (delivered again in an hour)"
+    print(f"\nredis restarted under a busy worker ({held_load_ends}): pid {pid} kept, {rows} rows")
 
 
 # --- Resending stalled work (the tick) ---------------------------------------------------
