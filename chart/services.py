@@ -16,11 +16,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from django.db import connection, transaction
-from django.db.models import F, TextField
-from django.db.models.functions import Cast
+from django.db.models import F
 from django.utils import timezone
 
 from atlas_site.outages import DATABASE_OUTAGE_ERRORS
+from chart.chunks import CHUNK_BYTES, CHUNK_SIZE, ChunkReader
 from chart.contract import CompiledContract
 from chart.evaluation import (
     Failure,
@@ -33,7 +33,6 @@ from chart.evaluation import (
 )
 from chart.evaluation_pool import BrokenProcessPool, PendingChunk, evaluation_pool
 from chart.models import TYPED_VALUES, ChartRecord, PiiFinding, QuarantinedRecord
-from explore.models import RawRecord
 from governance.compliance.keys import Keyring
 from governance.compliance.models import (
     ClassificationLevel,
@@ -68,7 +67,6 @@ from governance.quality.scoring import RuleTally, record_scores
 
 logger = logging.getLogger(__name__)
 
-CHUNK_SIZE = 5000
 CHUNKS_AHEAD = 2  # chunks handed to the evaluation pool while the one before is written
 # A chunk whose judging kills an evaluation process this many times fails the run.
 EVALUATION_CRASHES = 3
@@ -267,33 +265,6 @@ def _unique_field_failures(dataset: Dataset, verdicts: list[Verdict], unique_fie
                     Failure(name, RuleKind.UNIQUE, "another record already holds this value")
                 )
             seen[value] = verdict
-
-
-def read_chunk(*, dataset: Dataset, after_id: int, chunk_size: int = CHUNK_SIZE) -> list[RawRow]:
-    """The next raw records of the dataset above `after_id`, in id order.
-
-    Payloads come as JSON text: the worker that judges a record decodes it, which
-    keeps that work off the promoting process.
-    """
-    chunk = (
-        RawRecord.objects.filter(dataset=dataset, id__gt=after_id)
-        .order_by("id")
-        .values_list("id", Cast("payload", TextField()), "parse_error")[:chunk_size]
-    )
-    # The rows must be read by walking the (dataset, id) index and stopping after the
-    # chunk. Without statistics on a freshly landed partition, the planner estimates
-    # that few rows lie above `after_id` and rather fetches all of them with a bitmap
-    # scan and sorts them, for every chunk: a million-row run spent minutes on that.
-    # So bitmap scans are off for this one query (a LOCAL setting ends with the
-    # transaction, hence the transaction; the setting before is put back for an
-    # enclosing one).
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SELECT current_setting('enable_bitmapscan')")
-        before = cursor.fetchone()[0]
-        cursor.execute("SET LOCAL enable_bitmapscan = off")
-        rows = list(chunk)
-        cursor.execute("SELECT set_config('enable_bitmapscan', %s, true)", [before])
-    return rows
 
 
 def write_chunk(
@@ -581,8 +552,13 @@ def promote_to_chart(
     actor=None,
     run: Run | None = None,
     chunk_size: int = CHUNK_SIZE,
+    chunk_bytes: int = CHUNK_BYTES,
 ) -> Run:
-    """Promote every raw record above the watermark into chart or quarantine."""
+    """Promote every raw record above the watermark into chart or quarantine.
+
+    Records are read and committed in chunks of at most `chunk_size` records and
+    `chunk_bytes` of payload (see chart.chunks).
+    """
     if run is None:
         run = create_run(
             dataset=dataset, kind=RunKind.PROMOTE_CHART, triggered_by=triggered_by, actor=actor
@@ -591,7 +567,9 @@ def promote_to_chart(
         if not ours:
             return run
         try:
-            totals = _promote(dataset=dataset, run=run, chunk_size=chunk_size)
+            totals = _promote(
+                dataset=dataset, run=run, chunk_size=chunk_size, chunk_bytes=chunk_bytes
+            )
         except GateFailedError as failure:
             # Under a failed 'fail' gate nothing of the run was kept.
             return finish_run(run, RunStatus.FAILED, error=str(failure), actor=actor, kept=False)
@@ -616,7 +594,9 @@ def prepare_judging(dataset: Dataset) -> tuple[RecordEvaluator, RuleBook]:
     return build_evaluator(dataset, rules), RuleBook(rules)
 
 
-def _promote(*, dataset: Dataset, run: Run, chunk_size: int) -> dict:
+def _promote(
+    *, dataset: Dataset, run: Run, chunk_size: int, chunk_bytes: int = CHUNK_BYTES
+) -> dict:
     evaluator, rule_book = prepare_judging(dataset)
     unique_fields = list(evaluator.unique_fields)
     step = RunStep.objects.create(run=run, name="validate, protect and promote")
@@ -648,15 +628,14 @@ def _promote(*, dataset: Dataset, run: Run, chunk_size: int) -> dict:
         ahead: deque[tuple[list[RawRow], PendingChunk]] = deque()
         crashes: Counter = Counter()  # first raw id of a chunk -> crashes while judging it
         one_at_a_time_until = 0  # raw id: chunks up to it are judged alone
+        reader = ChunkReader(dataset_id=dataset.pk, chunk_size=chunk_size, chunk_bytes=chunk_bytes)
         with evaluation_pool(evaluator) as pool:
             while True:
                 depth = 0 if written < one_at_a_time_until else CHUNKS_AHEAD
                 raws: list[RawRow] = []
                 try:
                     while len(ahead) <= depth and last_read is not None:
-                        raws = read_chunk(
-                            dataset=dataset, after_id=last_read, chunk_size=chunk_size
-                        )
+                        raws = reader.read(after_id=last_read)
                         if not raws:
                             last_read = None  # nothing more to read
                             break

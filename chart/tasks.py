@@ -17,6 +17,7 @@ def promote_to_chart(run_id: int, continue_to_navigate: bool = True) -> str:
         run=run,
         triggered_by=run.triggered_by,
         chunk_size=settings.ATLAS_PROMOTION_CHUNK_SIZE,
+        chunk_bytes=settings.ATLAS_PROMOTION_CHUNK_BYTES,
     )
     if continue_to_navigate and run.status == RunStatus.SUCCEEDED:
         from governance.pipeline.services import request_navigate_promotion

@@ -313,8 +313,10 @@ if ATLAS_API_TOKEN_DAYS < 0:
 # --- Promotion ------------------------------------------------------------------------
 # Celery queue of the promotion tasks (chart and navigate); empty: the default queue.
 ATLAS_PROMOTION_QUEUE = env("ATLAS_PROMOTION_QUEUE")
-# Raw records claimed per chunk; each chunk commits in its own transaction.
+# Raw records claimed per chunk; each chunk commits in its own transaction. A chunk also
+# ends at ATLAS_PROMOTION_CHUNK_BYTES of payload text, so wide records keep memory bounded.
 ATLAS_PROMOTION_CHUNK_SIZE = int(env("ATLAS_PROMOTION_CHUNK_SIZE", "5000"))
+ATLAS_PROMOTION_CHUNK_BYTES = int(env("ATLAS_PROMOTION_CHUNK_BYTES", str(8 * 1024 * 1024)))
 
 # --- Security: login throttling, sessions, Content Security Policy -----------------------
 # django-axes counts failed logins per client address and per account, the admin's login
