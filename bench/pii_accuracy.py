@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from governance.compliance.pii.labelled import (
+from atlas_site.testing.pii_labelled import (
     DEFAULT_SEED,
     DEFAULT_SIZE,
     PII_TYPES,

@@ -40,7 +40,7 @@ django.setup()
 from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 
-from governance.compliance.pii import labelled  # noqa: E402
+from atlas_site.testing import pii_labelled as labelled  # noqa: E402
 from governance.compliance.pii.scanner import load_patterns, scan_value  # noqa: E402
 
 SEED = 20261126

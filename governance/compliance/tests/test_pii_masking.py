@@ -4,8 +4,8 @@ import re
 
 import pytest
 
+from atlas_site.testing.pii_labelled import labelled_values
 from governance.compliance.models import MaskingRule
-from governance.compliance.pii.labelled import labelled_values
 from governance.compliance.pii.masking import (
     EXCERPT_MAX_LENGTH,
     REDACTED,

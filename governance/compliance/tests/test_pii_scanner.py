@@ -4,9 +4,9 @@ import time
 import pytest
 import re2
 
+from atlas_site.testing.pii_labelled import PII_TYPES, labelled_values
 from governance.compliance.models import PiiPattern
 from governance.compliance.pii import scanner
-from governance.compliance.pii.labelled import PII_TYPES, labelled_values
 from governance.compliance.pii.scanner import (
     CONTEXT_BOOST,
     InvalidPatternError,

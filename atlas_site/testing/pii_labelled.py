@@ -8,6 +8,8 @@ strings and MAC addresses that look like IPs, image names that look like emails,
 dates without a birth context, order numbers, ISBNs, UUIDs, timestamps, free text.
 
 Only the standard library's random, with a seed, so every run yields the same set.
+Test and benchmark support (the PII tests, bench/pii_accuracy.py, bench/promote.py), not
+production code: it lives with the test helpers, which the image leaves out.
 """
 
 import ipaddress
