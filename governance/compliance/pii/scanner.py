@@ -410,14 +410,27 @@ def scan_record(record: Mapping[str, Any], patterns: PatternSet) -> dict[str, li
     as JSON numbers.
     """
     found = {}
-    for key, value in record.items():
-        # Flat string fields are the common case; only nested values need the walk.
-        texts = [(key, value)] if isinstance(value, str) else _texts_of(value, str(key))
-        for field_name, text in texts:
-            matches = scan_value(text, patterns, field_name=field_name)
-            if matches:
-                found[field_name] = matches
+    for field_name, text in payload_texts(record):
+        matches = scan_value(text, patterns, field_name=field_name)
+        if matches:
+            found[field_name] = matches
     return found
+
+
+def payload_texts(payload: Any) -> Iterator[tuple[str, str]]:
+    """(field name, text) of every value of a record the PII scan reads: the one walk.
+
+    Strings, and numbers as text (card and phone numbers arrive as JSON numbers too);
+    nested values are named "a.b" and "a[0]"; booleans and nulls hold no PII. A payload
+    that is not an object of named fields (a JSON list or scalar) yields nothing.
+    """
+    if not isinstance(payload, Mapping):
+        return
+    for key, value in payload.items():
+        if isinstance(value, str):
+            yield key, value  # flat string fields are the common case: no walk
+        else:
+            yield from _texts_of(value, str(key))
 
 
 def _texts_of(value: Any, path: str) -> Iterator[tuple[str, str]]:

@@ -12,6 +12,7 @@ from governance.compliance.pii.scanner import (
     InvalidPatternError,
     compile_patterns,
     load_patterns,
+    payload_texts,
     scan_record,
     scan_value,
     scan_values,
@@ -182,6 +183,23 @@ def test_scan_record_names_nested_fields_and_scans_numbers():
         "customer.emails[0]": ["email"],
         "note": ["phone"],
     }
+
+
+def test_payload_texts_is_the_walk_the_scan_reads():
+    payload = {
+        "name": "Ada",
+        "amount": 2.5,
+        "address": {"lines": ["1 Main St", None], "primary": True},
+        "tags": [],
+    }
+    assert list(payload_texts(payload)) == [
+        ("name", "Ada"),
+        ("amount", "2.5"),
+        ("address.lines[0]", "1 Main St"),
+    ]
+    # A line that is not an object of named fields has no field to name.
+    assert list(payload_texts(["x@example.com"])) == []
+    assert list(payload_texts("x@example.com")) == []
 
 
 def test_disabled_specs_are_left_out():
