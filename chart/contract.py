@@ -1,11 +1,12 @@
 """A dataset's contract, compiled once per run and applied to each raw payload.
 
 `CompiledContract.check(payload)` returns the typed values, the fields kept aside
-(not in the contract) and every reason the record fails. A reason's message says what
-was expected, never what was received: the value goes in its excerpt only, which the
-promotion protects at the field's level before storing it. Typed values are JSON-ready:
-integers and booleans as such, decimals as strings (no float rounding), dates and
-datetimes as ISO 8601 (datetimes in UTC).
+(not in the contract) and every reason the record fails (a RuleFailure, under the
+contract's own names for its rules: "type", "required", "range"...). A reason's
+message says what was expected, never what was received: the value goes in its
+excerpt only, which the promotion protects at the field's level before storing it.
+Typed values are JSON-ready: integers and booleans as such, decimals as strings (no
+float rounding), dates and datetimes as ISO 8601 (datetimes in UTC).
 """
 
 import math
@@ -22,6 +23,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
 from governance.pipeline.models import DatasetField, FieldType
+from governance.quality.rules import RuleFailure
 
 EXCERPT_LENGTH = 40
 
@@ -47,27 +49,11 @@ class CoercionError(ValueError):
     """A value that cannot become the contract's type; the message says why."""
 
 
-@dataclass(frozen=True)
-class Reason:
-    field: str
-    rule: str
-    message: str
-    value_excerpt: str = ""
-
-    def as_dict(self) -> dict[str, str]:
-        return {
-            "field": self.field,
-            "rule": self.rule,
-            "message": self.message,
-            "value_excerpt": self.value_excerpt,
-        }
-
-
 @dataclass
 class CheckedRecord:
     data: dict[str, Any]
     extras: dict[str, Any]
-    reasons: list[Reason] = field(default_factory=list)
+    reasons: list[RuleFailure] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -212,14 +198,14 @@ class FieldRule:
             or self.maximum is not None
         )
 
-    def _reason(self, rule: str, message: str, value: Any) -> Reason:
-        return Reason(self.name, rule, message, _excerpt(to_excerpt(value)))
+    def _reason(self, rule: str, message: str, value: Any) -> RuleFailure:
+        return RuleFailure(self.name, rule, message, _excerpt(to_excerpt(value)))
 
-    def check(self, value: Any) -> tuple[Any, list[Reason]]:
+    def check(self, value: Any) -> tuple[Any, list[RuleFailure]]:
         """The typed value (None when absent or invalid) and the reasons it fails."""
         if value is None or (isinstance(value, str) and not value.strip()):  # blank
             if self.required:
-                return None, [Reason(self.name, "required", "a value is required")]
+                return None, [RuleFailure(self.name, "required", "a value is required")]
             return None, []
         try:
             typed = self._coerce(value)
@@ -243,7 +229,7 @@ class FieldRule:
             reasons.extend(self._range_reasons(typed, value))
         return (None if reasons else typed), reasons
 
-    def _range_reasons(self, typed: Any, value: Any) -> list[Reason]:
+    def _range_reasons(self, typed: Any, value: Any) -> list[RuleFailure]:
         if self.data_type not in (FieldType.INTEGER, FieldType.DECIMAL):
             return []
         number = Decimal(str(typed))
@@ -281,7 +267,7 @@ class CompiledContract:
                 data={},
                 extras={},
                 reasons=[
-                    Reason(
+                    RuleFailure(
                         "",
                         "shape",
                         "the record is not an object of named fields",

@@ -42,7 +42,12 @@ from governance.compliance.pii.scanner import Match, PatternSet, scan_value
 from governance.compliance.tokens import TokenKeyring
 from governance.pipeline.models import Transform
 from governance.quality.models import DimensionCode
-from governance.quality.rules import DIMENSION_OF_KIND, KIND_OF_CONTRACT_REASON, RecordRuleCheck
+from governance.quality.rules import (
+    DIMENSION_OF_KIND,
+    KIND_OF_CONTRACT_REASON,
+    RecordRuleCheck,
+    RuleFailure,
+)
 
 # Failures of these dimensions are measured but never hold a record back: an old
 # record (timeliness) or one that supersedes another (uniqueness of the business
@@ -69,23 +74,6 @@ class FieldProtection:
 
 
 @dataclass(slots=True)
-class Failure:
-    field: str
-    rule: str
-    message: str
-    value_excerpt: str = ""
-    quarantines: bool = True
-
-    def as_reason(self) -> dict[str, str]:
-        return {
-            "field": self.field,
-            "rule": self.rule,
-            "message": self.message,
-            "value_excerpt": self.value_excerpt,
-        }
-
-
-@dataclass(slots=True)
 class Finding:
     field: str
     pii_type: str
@@ -104,7 +92,7 @@ class Outcome:
     tokens: dict[str, str] = field(default_factory=dict)
     # Originals of tagged values, encrypted: {"data": {name: …}, "extras": {name: …}}.
     sealed: dict[str, dict[str, str]] = field(default_factory=dict)
-    failures: list[Failure] = field(default_factory=list)
+    failures: list[RuleFailure] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
     business_key: str = ""
     # PII a field's classification already expects, one (field, PII type) pair per
@@ -132,7 +120,7 @@ class Verdict(NamedTuple):
     extras: str  # JSON text of the fields kept aside
     tokens: str  # JSON text of the keyed tokens
     sealed: str  # JSON text of the encrypted originals of tagged values
-    failures: list[Failure]
+    failures: list[RuleFailure]
     findings: list[Finding]
     # The tokens of the dataset's unique fields, as the uniqueness check compares them.
     unique_values: dict[str, str]
@@ -288,14 +276,14 @@ class RecordEvaluator:
         outcome = Outcome(raw_id=raw_id)
         if parse_error:
             outcome.failures.append(
-                Failure("", "parse", f"the line could not be parsed: {parse_error}")
+                RuleFailure("", "parse", f"the line could not be parsed: {parse_error}")
             )
             return outcome, None
         checked = self.contract.check(payload)
         for reason in checked.reasons:
             kind = KIND_OF_CONTRACT_REASON.get(reason.rule, reason.rule)
             outcome.failures.append(
-                Failure(
+                RuleFailure(
                     reason.field,
                     kind,
                     reason.message,
@@ -307,7 +295,7 @@ class RecordEvaluator:
             if failure is not None:
                 dimension = DIMENSION_OF_KIND.get(failure.rule)
                 outcome.failures.append(
-                    Failure(
+                    RuleFailure(
                         failure.field,
                         failure.rule,
                         failure.message,

@@ -23,7 +23,6 @@ from atlas_site.outages import DATABASE_OUTAGE_ERRORS
 from chart.chunks import CHUNK_BYTES, CHUNK_SIZE, ChunkReader
 from chart.contract import CompiledContract
 from chart.evaluation import (
-    Failure,
     FieldProtection,
     JudgedChunk,
     RawRow,
@@ -62,7 +61,7 @@ from governance.pipeline.services import (
     promotion_of,
 )
 from governance.quality.models import CheckResult, QualityRule, RuleKind, RuleOrigin
-from governance.quality.rules import RecordRuleCheck, sync_contract_rules
+from governance.quality.rules import RecordRuleCheck, RuleFailure, sync_contract_rules
 from governance.quality.scoring import RuleTally, record_scores
 
 logger = logging.getLogger(__name__)
@@ -262,7 +261,7 @@ def _unique_field_failures(dataset: Dataset, verdicts: list[Verdict], unique_fie
             )
             if clash:
                 verdict.failures.append(
-                    Failure(name, RuleKind.UNIQUE, "another record already holds this value")
+                    RuleFailure(name, RuleKind.UNIQUE, "another record already holds this value")
                 )
             seen[value] = verdict
 
@@ -475,7 +474,7 @@ def store_verdicts(
     return result
 
 
-def _reasons_json(failures: list[Failure]) -> str:
+def _reasons_json(failures: list[RuleFailure]) -> str:
     # Most records fail nothing: their empty list needs no encoding.
     return to_json([f.as_reason() for f in failures]) if failures else "[]"
 

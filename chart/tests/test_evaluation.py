@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
 from chart.contract import CoercionError, CompiledContract, FieldRule, to_email
-from chart.evaluation import Failure, FieldProtection, RecordEvaluator, Verdict, to_json
+from chart.evaluation import FieldProtection, RecordEvaluator, Verdict, to_json
 from chart.models import ChartRecord, QuarantinedRecord
 from chart.services import RuleBook, promote_to_chart
 from governance.compliance.keys import Keyring
@@ -16,6 +16,7 @@ from governance.compliance.pii.scanner import shipped_patterns
 from governance.compliance.tokens import TokenKeyring
 from governance.pipeline.models import FieldType
 from governance.quality.models import QualityRule, RuleKind
+from governance.quality.rules import RuleFailure
 
 
 @pytest.mark.parametrize(
@@ -152,13 +153,13 @@ def test_tallies_count_failures_and_judged_records_that_passed():
             rule(3, "", RuleKind.UNIQUE),
         ]
     )
-    tier = Failure("tier", RuleKind.ALLOWED_VALUES, "not one of: gold", "bronze")
+    tier = RuleFailure("tier", RuleKind.ALLOWED_VALUES, "not one of: gold", "bronze")
     verdicts = [
         verdict(1),
         verdict(2, tier),
-        verdict(3, tier, Failure("id", RuleKind.TYPE, "expected an integer")),
-        verdict(4, Failure("", "parse", "the line could not be parsed")),  # never judged
-        verdict(5, Failure("notes", RuleKind.NOT_NULL, "a value is required")),  # no such rule
+        verdict(3, tier, RuleFailure("id", RuleKind.TYPE, "expected an integer")),
+        verdict(4, RuleFailure("", "parse", "the line could not be parsed")),  # never judged
+        verdict(5, RuleFailure("notes", RuleKind.NOT_NULL, "a value is required")),  # no such rule
     ]
     tallies = {t.rule.pk: t for t in book.tally(verdicts, duplicate_keys=1)}
     assert (tallies[1].passed, tallies[1].failed) == (2, 2)

@@ -181,12 +181,19 @@ def validate_steward_rule(rule: QualityRule) -> None:
         require("max_length", '"max_length": a positive number')
 
 
-@dataclass
+@dataclass(slots=True)
 class RuleFailure:
-    """A failed rule: the message names fields and what was expected, never a value.
+    """A record failing a rule: the one shape of a failure, from its check to its storage.
 
-    `value_excerpt` is the raw excerpt, for the promotion to protect at the level of
-    `excerpt_fields` (both fields of a cross-field rule) before anything stores it.
+    Made by the contract check (chart.contract, under the contract's own names for its
+    rules), by a record rule here, and by the promotion's uniqueness check; stored as a
+    quarantined record's reasons, a warn-gate record's issues and a check result's
+    examples (`as_reason`). The message names fields and what was expected, never a
+    value. Where a failure is found, `value_excerpt` is the raw excerpt and
+    `excerpt_fields` the fields whose level protects it (both fields of a cross-field
+    rule; none said: the failure's own field); the promotion stores a failure whose
+    excerpt is protected at that level. `quarantines`: whether the failure holds its
+    record back (one of a dimension that is only measured does not).
     """
 
     field: str
@@ -194,6 +201,16 @@ class RuleFailure:
     message: str
     value_excerpt: str = ""
     excerpt_fields: tuple[str, ...] = ()
+    quarantines: bool = True
+
+    def as_reason(self) -> dict[str, str]:
+        """What chart keeps of it: a reason of a quarantined record, an example of a rule."""
+        return {
+            "field": self.field,
+            "rule": self.rule,
+            "message": self.message,
+            "value_excerpt": self.value_excerpt,
+        }
 
 
 def _number(value: Any) -> Decimal | None:
