@@ -201,7 +201,8 @@ def plan_partition(
 
     # The policy that decides each dataset: its own when enabled, else the layer-wide one.
     deciding: dict[int | None, RetentionPolicy | None] = {}
-    for dataset_id in datasets or [None]:
+    dataset_ids: list[int | None] = [*datasets] or [None]
+    for dataset_id in dataset_ids:
         candidate = own.get(dataset_id) if dataset_id is not None else None
         if candidate is None or not candidate.enabled:
             candidate = layer_wide if layer_wide is not None and layer_wide.enabled else None
@@ -214,7 +215,7 @@ def plan_partition(
         )
         return plan
 
-    chosen = list({p.pk: p for p in deciding.values()}.values())
+    chosen = list({p.pk: p for p in deciding.values() if p is not None}.values())
     plan.policies = sorted(p.pk for p in chosen)
     plan.action = (
         RetentionAction.DELETE
@@ -235,7 +236,7 @@ def plan_partition(
             f"{live_archive.pk}) and rows have landed in it since: restore the archive first"
         )
         return plan
-    if last_restore is not None:
+    if last_restore is not None and last_restore.restored_at is not None:
         keep_until = last_restore.restored_at.astimezone(UTC).date() + timedelta(
             days=settings.ATLAS_ARCHIVE_RESTORED_KEEP_DAYS
         )

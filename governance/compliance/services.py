@@ -153,7 +153,7 @@ def try_pattern(
             f"The sample text is longer than {TRY_SAMPLE_MAX_CHARS} characters; try a shorter one."
         )
     compiled = compile_safe(regex)
-    matches = []
+    matches: list[dict[str, Any]] = []
     for match in compiled.finditer(sample_text):
         if len(matches) == max_matches:
             break
