@@ -24,3 +24,8 @@ def qualified(schema: str, table: str) -> str:
 def sql_name(db_table: str) -> str:
     """The quoted SQL name of a (possibly schema-qualified) `db_table`."""
     return '"' + db_table + '"'
+
+
+def sql_table(model) -> str:
+    """The quoted SQL name of a model's table, for raw SQL: '"explore"."raw_record"'."""
+    return sql_name(model._meta.db_table)

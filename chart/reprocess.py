@@ -2,10 +2,11 @@
 
 The raw record in explore is never changed: a steward's fix is kept on the
 quarantined record (`corrected_payload`), and re-processing judges that copy.
-Re-processing goes through the promotion's own code (chart.services: the same
-evaluator with the contract, rules, PII scan and protection, the same gate, the same
-writes of chart records, PII findings and rule tallies) inside a run of its own, so
-that run's counts hold: records in = promoted + quarantined. Each record ends either
+Re-processing goes through the promotion's own code (chart.services.prepare_judging:
+the same evaluator with the contract, rules, PII scan and protection; chart.writing:
+the same gate, the same writes of chart records, PII findings and rule tallies) inside
+a run of its own, so that run's counts hold: records in = promoted + quarantined.
+Business keys are settled by raw record id (chart.supersession). Each record ends either
 in chart (status 're-processed', linked to its chart record) or still quarantined
 with the reasons of this run. The watermark is not touched: these raw records lie
 below it already. Every action is audited.
@@ -21,17 +22,14 @@ from django.db.models import QuerySet, TextField
 from django.db.models.functions import Cast
 from django.utils import timezone
 
+from atlas_site.schemas import sql_table
 from chart.evaluation import RawRow, RecordEvaluator, Verdict, to_json
-from chart.models import ChartRecord, QuarantinedRecord, QuarantineStatus
+from chart.models import QuarantinedRecord, QuarantineStatus
 from chart.protected import corrected_context
-from chart.services import (
-    GateFailedError,
-    RuleBook,
-    _reasons_json,
-    _table,
-    prepare_judging,
-    store_verdicts,
-)
+from chart.rulebook import RuleBook
+from chart.services import prepare_judging
+from chart.supersession import settle_current
+from chart.writing import GateFailedError, reasons_json, store_verdicts
 from explore.models import RawRecord
 from governance.compliance.keys import Keyring, is_encrypted
 from governance.compliance.models import AuditAction
@@ -391,7 +389,7 @@ def _resolve_promoted(dataset: Dataset, run: Run, chart_id_of_raw: dict[int, int
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
-            UPDATE {_table(QuarantinedRecord)} AS q
+            UPDATE {sql_table(QuarantinedRecord)} AS q
                SET status = %(status)s, chart_record_id = promoted.chart_id,
                    reprocess_run_id = %(run)s, resolved_by_id = %(actor)s, resolved_at = now(),
                    resolution_note = format('promoted to chart record %%s in run %%s',
@@ -418,7 +416,7 @@ def _requarantine(dataset: Dataset, run: Run, held_back: list[Verdict]) -> None:
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
-            UPDATE {_table(QuarantinedRecord)} AS q
+            UPDATE {sql_table(QuarantinedRecord)} AS q
                SET reasons = fresh.reasons::jsonb, reprocess_run_id = %s
               FROM unnest(%s::bigint[], %s::text[]) AS fresh(raw_id, reasons)
              WHERE q.dataset_id = %s AND q.raw_record_id = fresh.raw_id
@@ -426,42 +424,10 @@ def _requarantine(dataset: Dataset, run: Run, held_back: list[Verdict]) -> None:
             [
                 run.pk,
                 [v.raw_id for v in held_back],
-                [_reasons_json(v.failures) for v in held_back],
+                [reasons_json(v.failures) for v in held_back],
                 dataset.pk,
             ],
         )
-
-
-def settle_current(dataset: Dataset, chart_ids: list[int]) -> int:
-    """Of each business key just re-processed, the current record is the latest line.
-
-    A re-processed record may be older than a record already in chart with its key
-    (it then arrives superseded) or newer (it supersedes that one): the raw record id
-    orders them, as in a promotion. Returns the records retired.
-    """
-    if not chart_ids:
-        return 0
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"""
-            UPDATE {_table(ChartRecord)} AS old
-               SET is_current = false, superseded_by_id = latest.id
-              FROM (
-                  SELECT DISTINCT ON (business_key) business_key, id
-                    FROM {_table(ChartRecord)}
-                   WHERE dataset_id = %(dataset)s AND is_current
-                     AND business_key IN (
-                         SELECT business_key FROM {_table(ChartRecord)}
-                          WHERE id = ANY(%(ids)s) AND business_key <> ''
-                     )
-                   ORDER BY business_key, raw_record_id DESC
-              ) AS latest
-             WHERE old.dataset_id = %(dataset)s AND old.is_current
-               AND old.business_key = latest.business_key AND old.id <> latest.id
-            """,
-            {"dataset": dataset.pk, "ids": chart_ids},
-        )
-        return cursor.rowcount
 
 
 def reasons_summary(reasons: list[dict]) -> str:

@@ -36,10 +36,11 @@ from django.utils import timezone
 from atlas_site import advisory_locks
 from atlas_site.outages import DATABASE_OUTAGE_ERRORS
 from chart.evaluation import Outcome, RecordEvaluator, excerpt_at_level
+from chart.judging import build_evaluator
+from chart.lineage import record_chart_lineage
 from chart.models import LEGACY_MASKED, TYPED_VALUES, ChartRecord, QuarantinedRecord
 from chart.protected import corrected_context, originals, typed
-from chart.reprocess import settle_current
-from chart.services import build_evaluator, record_chart_lineage
+from chart.supersession import settle_current
 from explore.models import RawRecord
 from governance.compliance.keys import Keyring, field_context, is_encrypted
 from governance.compliance.models import AuditAction

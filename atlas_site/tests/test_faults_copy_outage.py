@@ -17,6 +17,7 @@ from django.db import connection, connections, transaction
 from atlas_site.celery import database_outage_retry
 from atlas_site.outages import DATABASE_OUTAGE_ERRORS
 from chart import services as chart_services
+from chart import writing as chart_writing
 from chart.models import ChartRecord, QuarantinedRecord
 from explore import copy_writer
 from explore import services as explore_services
@@ -121,7 +122,7 @@ def test_a_promotion_that_loses_its_connection_mid_copy_stays_running_and_its_re
 ):
     monkeypatch.setenv("ATLAS_PROMOTION_WORKERS", "1")
     raws = land(customers, [record(number) for number in range(1, 501)])
-    real_copy = chart_services._copy
+    real_copy = chart_writing.copy_rows
     chart_copies = []
 
     def loses_the_server_mid_copy(model, columns, rows):
@@ -131,7 +132,7 @@ def test_a_promotion_that_loses_its_connection_mid_copy_stays_running_and_its_re
                 rows = rows_then_shutdown(rows)
         return real_copy(model, columns, rows)
 
-    monkeypatch.setattr(chart_services, "_copy", loses_the_server_mid_copy)
+    monkeypatch.setattr(chart_writing, "copy_rows", loses_the_server_mid_copy)
     run = Run.objects.create(
         dataset=customers, kind=RunKind.PROMOTE_CHART, status=RunStatus.QUEUED, triggered_by="t"
     )
@@ -147,7 +148,7 @@ def test_a_promotion_that_loses_its_connection_mid_copy_stays_running_and_its_re
     assert run.rows_in == 200
     assert Watermark.objects.get(dataset=customers, layer=Layer.CHART).position == raws[199].pk
 
-    monkeypatch.setattr(chart_services, "_copy", real_copy)
+    monkeypatch.setattr(chart_writing, "copy_rows", real_copy)
     run = chart_services.promote_to_chart(
         dataset=customers, run=run, triggered_by="t", chunk_size=100
     )

@@ -10,7 +10,8 @@ from django.core.validators import validate_email
 from chart.contract import CoercionError, CompiledContract, FieldRule, to_email
 from chart.evaluation import FieldProtection, RecordEvaluator, Verdict, to_json
 from chart.models import ChartRecord, QuarantinedRecord
-from chart.services import RuleBook, promote_to_chart
+from chart.rulebook import RuleBook
+from chart.services import promote_to_chart
 from governance.compliance.keys import Keyring
 from governance.compliance.pii.scanner import shipped_patterns
 from governance.compliance.tokens import TokenKeyring
