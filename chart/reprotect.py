@@ -45,7 +45,7 @@ from explore.models import RawRecord
 from governance.compliance.keys import Keyring, field_context, is_encrypted
 from governance.compliance.models import AuditAction
 from governance.compliance.pii.masking import mask_matches
-from governance.compliance.pii.scanner import scan_value
+from governance.compliance.pii.scanner import SCAN_FIELDS, compile_patterns, scan_value
 from governance.compliance.services import record_audit
 from governance.compliance.tokens import is_token
 from governance.pipeline.models import Dataset, DatasetField, Layer, Run, RunStatus, RunStep
@@ -479,8 +479,6 @@ def scrub_legacy_messages(apps) -> dict[str, int]:
     Run once, by migration chart 0007 (every row existing then is such a row; a second
     pass would mask masked excerpts again). Takes the historical `apps`.
     """
-    from governance.compliance.pii.scanner import SCAN_FIELDS, compile_patterns
-
     DatasetField = apps.get_model("pipeline", "DatasetField")
     PiiPattern = apps.get_model("compliance", "PiiPattern")
     patterns = compile_patterns(
@@ -515,25 +513,6 @@ def scrub_legacy_messages(apps) -> dict[str, int]:
 
         return protect
 
-    def scrubbed(items: Any, protect) -> Any:
-        if not isinstance(items, list):
-            return items
-        clean = []
-        for item in items:
-            if isinstance(item, dict):
-                message = str(item.get("message") or "")
-                item = {
-                    **item,
-                    "message": _VALUE_IN_MESSAGE.sub("", message)
-                    if message.startswith("expected ")
-                    else message,
-                    "value_excerpt": protect(
-                        str(item.get("field") or ""), str(item.get("value_excerpt") or "")
-                    ),
-                }
-            clean.append(item)
-        return clean
-
     counts = {}
     for label, column, dataset_path in (
         ("chart.QuarantinedRecord", "reasons", "dataset_id"),
@@ -554,7 +533,7 @@ def scrub_legacy_messages(apps) -> dict[str, int]:
                 break
             changed = []
             for pk, dataset_id, items in rows:
-                clean = scrubbed(items, excerpt_protector(dataset_id)) if dataset_id else items
+                clean = _scrubbed(items, excerpt_protector(dataset_id)) if dataset_id else items
                 if clean != items:
                     changed.append(model(pk=pk, **{column: clean}))
             model.objects.bulk_update(changed, [column])
@@ -568,3 +547,24 @@ def scrub_legacy_messages(apps) -> dict[str, int]:
         run.save(update_fields=["error"])
         counts["pipeline.Run"] += 1
     return counts
+
+
+def _scrubbed(items: Any, protect: Callable[[str, str], str]) -> Any:
+    """A stored list of reasons (or examples) without values in its messages."""
+    if not isinstance(items, list):
+        return items
+    clean = []
+    for item in items:
+        if isinstance(item, dict):
+            message = str(item.get("message") or "")
+            item = {
+                **item,
+                "message": _VALUE_IN_MESSAGE.sub("", message)
+                if message.startswith("expected ")
+                else message,
+                "value_excerpt": protect(
+                    str(item.get("field") or ""), str(item.get("value_excerpt") or "")
+                ),
+            }
+        clean.append(item)
+    return clean
