@@ -28,7 +28,8 @@ from django.http import StreamingHttpResponse
 from django.utils import timezone
 from django.utils.functional import cached_property
 
-from atlas_site.schemas import sql_name
+from atlas_site.partitions import estimated_rows
+from atlas_site.schemas import sql_table
 from governance.compliance.clearance import Clearance
 from governance.compliance.models import AuditAction
 from governance.compliance.services import changed_values, record_audit, snapshot
@@ -343,23 +344,10 @@ class About(int):
 
 
 def estimated_row_count(model: type[models.Model], using: str = "default") -> int:
-    """Rows in a table (all partitions of a partitioned one) by the planner's statistics.
-
-    A never analysed table or partition counts 0 (reltuples is -1 there), so the
-    estimate errs low and callers fall back to counting.
-    """
-    table = sql_name(model._meta.db_table)
+    """Rows in a table (all partitions of a partitioned one) by PostgreSQL's statistics
+    (`atlas_site.partitions.estimated_rows`)."""
     with connections[using].cursor() as cursor:
-        cursor.execute(
-            """
-            SELECT coalesce(sum(greatest(c.reltuples, 0)), 0)::bigint
-            FROM pg_class c
-            WHERE c.oid IN (SELECT relid FROM pg_partition_tree(%s::regclass) WHERE isleaf)
-               OR (c.oid = %s::regclass AND c.relkind = 'r')
-            """,
-            [table, table],
-        )
-        return cursor.fetchone()[0]
+        return estimated_rows(sql_table(model), cursor)
 
 
 class EstimatedCountPaginator(Paginator):

@@ -1,16 +1,22 @@
 """Range-partitioned tables: which they are, how their partitions are named and made.
 
 Migrations create each parent with a DEFAULT partition (no row is ever refused);
-the maintenance job (`governance.archive.services.ensure_partitions`) keeps real
+the maintenance job (`governance.archive.services.upkeep.ensure_partitions`) keeps real
 partitions ahead of today and moves rows out of DEFAULT using the functions here.
 """
 
+import re
+from collections.abc import Collection
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 
-from django.db import connection
+from django.conf import settings
+from django.db import connection, migrations
 from django.db.backends.utils import split_identifier
+from django.utils import timezone
+
+from atlas_site.schemas import sql_name
 
 MONTH, QUARTER, YEAR = "month", "quarter", "year"
 _MONTHS_PER = {MONTH: 1, QUARTER: 3, YEAR: 12}
@@ -38,8 +44,17 @@ class PartitionedTable:
         return split_identifier(self.db_table)[1]
 
     @property
+    def label(self) -> str:
+        """schema.table, as reports and manifests name it."""
+        return f"{self.schema}.{self.name}"
+
+    @property
     def sql_name(self) -> str:
-        return f'"{self.schema}"."{self.name}"'
+        return sql_name(self.db_table)
+
+    def partition_sql_name(self, partition: str) -> str:
+        """The quoted SQL name of one of its partitions (or any table in its schema)."""
+        return f'"{self.schema}"."{partition}"'
 
     @property
     def default_partition(self) -> str:
@@ -75,9 +90,9 @@ PARTITIONED_TABLES = (RAW_RECORDS, FACTS, AUDIT_LOG)
 
 def by_db_table(db_table: str) -> PartitionedTable:
     for table in PARTITIONED_TABLES:
-        if db_table in (table.db_table, f"{table.schema}.{table.name}", table.name):
+        if db_table in (table.db_table, table.label, table.name):
             return table
-    names = ", ".join(f"{t.schema}.{t.name}" for t in PARTITIONED_TABLES)
+    names = ", ".join(t.label for t in PARTITIONED_TABLES)
     raise LookupError(f"{db_table!r} is not a partitioned Atlas table (known: {names})")
 
 
@@ -87,14 +102,14 @@ APPEND_ONLY_TRUNCATE_TRIGGER = "refuse_truncate"
 def _append_only_sql(table: PartitionedTable, partition: str) -> str:
     return (
         f"CREATE OR REPLACE TRIGGER {APPEND_ONLY_TRUNCATE_TRIGGER} "
-        f'BEFORE TRUNCATE ON "{table.schema}"."{partition}" '
+        f"BEFORE TRUNCATE ON {table.partition_sql_name(partition)} "
         f"FOR EACH STATEMENT EXECUTE FUNCTION {table.schema}.refuse_audit_change();"
     )
 
 
 def create_default_partition_sql(table: PartitionedTable) -> str:
     sql = (
-        f'CREATE TABLE IF NOT EXISTS "{table.schema}"."{table.default_partition}" '
+        f"CREATE TABLE IF NOT EXISTS {table.partition_sql_name(table.default_partition)} "
         f"PARTITION OF {table.sql_name} DEFAULT;"
     )
     if table.append_only:
@@ -102,33 +117,139 @@ def create_default_partition_sql(table: PartitionedTable) -> str:
     return sql
 
 
-def existing_partitions(table: PartitionedTable, cursor=None) -> dict[str, str]:
-    """Partition name -> bound expression, for the partitions attached to `table`."""
-    query = """
-        SELECT child.relname, pg_get_expr(child.relpartbound, child.oid)
+# --- What is attached, and how many rows ----------------------------------------------
+
+# PostgreSQL's estimate of a table's rows, for pg_class `c` LEFT JOIN pg_stat_user_tables
+# `s`: reltuples is kept by ANALYZE and autovacuum, and is -1 until the table was first
+# analysed; the statistics collector's live-tuple count stands in until then.
+_ROW_ESTIMATE = (
+    "CASE WHEN c.reltuples >= 0 THEN c.reltuples::bigint ELSE coalesce(s.n_live_tup, 0) END"
+)
+_RANGE = re.compile(r"FOR VALUES FROM \('([^']+)'\) TO \('([^']+)'\)")
+
+
+@dataclass(frozen=True)
+class Partition:
+    """One range partition attached to a partitioned table: keys from `start` (the UTC
+    day its lower bound falls on) up to `end`.
+
+    Two are equal when table, name and range are: the row estimate and size are what
+    the statistics said when it was listed.
+    """
+
+    table: PartitionedTable
+    name: str
+    start: date
+    end: date
+    rows_estimate: int = field(default=0, compare=False)
+    total_bytes: int | None = field(default=None, compare=False)  # listed with sizes=True
+
+    @property
+    def table_name(self) -> str:
+        return self.table.label
+
+    @property
+    def sql_name(self) -> str:
+        return self.table.partition_sql_name(self.name)
+
+
+def _bound_date(text: str) -> date:
+    # Bounds are midnight UTC (see PartitionedTable.bound); the session may show another zone.
+    if len(text) == 10:
+        return date.fromisoformat(text)
+    return datetime.fromisoformat(text).astimezone(UTC).date()
+
+
+def partition_range(bound: str) -> tuple[date, date] | None:
+    """(start, end) of a partition from its bound expression; None for DEFAULT."""
+    match = _RANGE.search(bound or "")
+    if match is None:
+        return None
+    return _bound_date(match[1]), _bound_date(match[2])
+
+
+def _catalog(table: PartitionedTable, cursor, *, sizes: bool) -> list[tuple[str, str, int, int]]:
+    """(name, bound expression, estimated rows, size or None) of each attached partition."""
+    size = "pg_total_relation_size(c.oid)" if sizes else "NULL"
+    cursor.execute(
+        f"""
+        SELECT c.relname, pg_get_expr(c.relpartbound, c.oid), {_ROW_ESTIMATE}, {size}
           FROM pg_inherits i
           JOIN pg_class parent ON parent.oid = i.inhparent
           JOIN pg_namespace n ON n.oid = parent.relnamespace
-          JOIN pg_class child ON child.oid = i.inhrelid
+          JOIN pg_class c ON c.oid = i.inhrelid
+          LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid
          WHERE n.nspname = %s AND parent.relname = %s
-         ORDER BY child.relname
+         ORDER BY c.relname
+        """,
+        [table.schema, table.name],
+    )
+    return cursor.fetchall()
+
+
+def existing_partitions(table: PartitionedTable, cursor=None) -> dict[str, str]:
+    """Partition name -> bound expression, for the partitions attached to `table`
+    (DEFAULT too; `partition_range` reads a bound)."""
+    if cursor is None:
+        with connection.cursor() as own_cursor:
+            return existing_partitions(table, own_cursor)
+    return {name: bound for name, bound, _rows, _size in _catalog(table, cursor, sizes=False)}
+
+
+def attached_partitions(
+    table: PartitionedTable, cursor=None, *, sizes: bool = False
+) -> list[Partition]:
+    """The table's range partitions in range order (DEFAULT left out), with their
+    estimated rows.
+
+    Reads the catalog and statistics only, so it waits for no lock. `sizes` adds each
+    partition's size on disk, which takes a lock on each (pg_total_relation_size): a
+    page may wait behind partition DDL, partition upkeep should not, so it leaves them.
     """
     if cursor is None:
         with connection.cursor() as own_cursor:
-            own_cursor.execute(query, [table.schema, table.name])
-            return dict(own_cursor.fetchall())
-    cursor.execute(query, [table.schema, table.name])
-    return dict(cursor.fetchall())
+            return attached_partitions(table, own_cursor, sizes=sizes)
+    found = []
+    for name, bound, rows, size in _catalog(table, cursor, sizes=sizes):
+        period = partition_range(bound)
+        if period is not None:
+            found.append(Partition(table, name, *period, rows_estimate=int(rows), total_bytes=size))
+    return sorted(found, key=lambda partition: partition.start)
+
+
+def estimated_rows(relation: str, cursor=None) -> int:
+    """PostgreSQL's estimate of the rows of a table, summed over its partitions when it
+    has them; `relation` is its quoted SQL name. Cheap on any size: statistics only."""
+    if cursor is None:
+        with connection.cursor() as own_cursor:
+            return estimated_rows(relation, own_cursor)
+    cursor.execute(
+        f"""
+        SELECT coalesce(sum({_ROW_ESTIMATE}), 0)
+          FROM pg_class c
+          LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid
+         WHERE c.oid IN (SELECT relid FROM pg_partition_tree(%(table)s::regclass) WHERE isleaf)
+            OR (c.oid = %(table)s::regclass AND c.relkind = 'r')
+        """,
+        {"table": relation},
+    )
+    return int(cursor.fetchone()[0])
+
+
+def size_on_disk(relation: str, cursor) -> int:
+    """Bytes of a table (or partition) with its indexes and TOAST; waits behind DDL on it."""
+    cursor.execute("SELECT pg_total_relation_size(%s::regclass)", [relation])
+    return int(cursor.fetchone()[0])
 
 
 def rows_in_default(table: PartitionedTable, cursor) -> int:
-    cursor.execute(f'SELECT count(*) FROM "{table.schema}"."{table.default_partition}"')
+    cursor.execute(f"SELECT count(*) FROM {table.partition_sql_name(table.default_partition)}")
     return cursor.fetchone()[0]
 
 
 def rows_in_default_for_range(table: PartitionedTable, cursor, start: date, end: date) -> int:
     cursor.execute(
-        f'SELECT count(*) FROM "{table.schema}"."{table.default_partition}" '
+        f"SELECT count(*) FROM {table.partition_sql_name(table.default_partition)} "
         f'WHERE "{table.key}" >= %s AND "{table.key}" < %s',
         [table.bound(start), table.bound(end)],
     )
@@ -145,7 +266,8 @@ def create_partition(table: PartitionedTable, cursor, start: date) -> str:
     name = table.partition_name(start)
     end = table.shift(start, 1)
     cursor.execute(
-        f'CREATE TABLE IF NOT EXISTS "{table.schema}"."{name}" PARTITION OF {table.sql_name} '
+        f"CREATE TABLE IF NOT EXISTS {table.partition_sql_name(name)} "
+        f"PARTITION OF {table.sql_name} "
         f"FOR VALUES FROM ('{table.bound(start)}') TO ('{table.bound(end)}')"
     )
     if table.append_only:
@@ -169,7 +291,7 @@ def ensure_table_partitions(
     ahead: int,
     today: date,
     behind: int = 1,
-    skip: set[str] = frozenset(),
+    skip: Collection[str] = frozenset(),
 ) -> PartitionReport:
     """Make the partitions from `behind` periods before today to `ahead` periods after it.
 
@@ -189,7 +311,7 @@ def ensure_table_partitions(
             continue
         created.append(create_partition(table, cursor, start))
     return PartitionReport(
-        table=f"{table.schema}.{table.name}",
+        table=table.label,
         created=created,
         blocked=blocked,
         rows_in_default=rows_in_default(table, cursor),
@@ -240,7 +362,7 @@ def move_default_rows(table: PartitionedTable, cursor) -> dict[str, int]:
     """
     if not rows_in_default(table, cursor):
         return {}
-    parent, default = table.sql_name, f'"{table.schema}"."{table.default_partition}"'
+    parent, default = table.sql_name, table.partition_sql_name(table.default_partition)
     moving = f"{table.default_partition}_moving"
     # Writers wait (bounded by the caller's lock_timeout) while the rows move.
     cursor.execute(f"LOCK TABLE {parent} IN ACCESS EXCLUSIVE MODE")
@@ -263,9 +385,10 @@ def move_default_rows(table: PartitionedTable, cursor) -> dict[str, int]:
     # Row triggers fire on the partition a row lands in: the new ones, made just now.
     with ExitStack() as unsealed:
         for name in moved:
-            unsealed.enter_context(sealing_disabled(table, cursor, f'"{table.schema}"."{name}"'))
+            unsealed.enter_context(sealing_disabled(table, cursor, table.partition_sql_name(name)))
         cursor.execute(
-            f'INSERT INTO {parent} ({columns}) SELECT {columns} FROM "{table.schema}"."{moving}"'
+            f"INSERT INTO {parent} ({columns}) "
+            f"SELECT {columns} FROM {table.partition_sql_name(moving)}"
         )
         inserted = cursor.rowcount
     if inserted != sum(moved.values()):
@@ -273,15 +396,12 @@ def move_default_rows(table: PartitionedTable, cursor) -> dict[str, int]:
             f"moving rows out of {table.default_partition}: {inserted} inserted, "
             f"{sum(moved.values())} expected"
         )
-    cursor.execute(f'DROP TABLE "{table.schema}"."{moving}"')
+    cursor.execute(f"DROP TABLE {table.partition_sql_name(moving)}")
     return moved
 
 
 def initial_partitions_operation(table: PartitionedTable):
     """A migration operation creating DEFAULT plus the partitions around today."""
-    from django.conf import settings
-    from django.db import migrations
-    from django.utils import timezone
 
     ahead_setting = {MONTH: "months", QUARTER: "quarters", YEAR: "years"}[table.interval]
 

@@ -45,7 +45,7 @@ from datetime import UTC, date, datetime
 
 from django.db import connections
 
-from atlas_site.partitions import AUDIT_LOG, existing_partitions
+from atlas_site.partitions import AUDIT_LOG, existing_partitions, partition_range
 
 GENESIS_PREFIX = "compliance.audit_log "
 REFUSE_TRIGGER = "refuse_update_delete"  # migration 0001
@@ -64,7 +64,6 @@ QUARTER_SQL = (
     "pg_catalog.to_char(pg_catalog.date_trunc('quarter', {t}.at AT TIME ZONE 'UTC'), 'YYYY\"-Q\"Q')"
 )
 _QUARTER = re.compile(r"^\s*(\d{4})\s*-?\s*Q([1-4])\s*$", re.IGNORECASE)
-_BOUND_FROM = re.compile(r"FROM \('(\d{4})-(\d{2})-(\d{2})")
 
 
 def quarter_label(start: date) -> str:
@@ -122,13 +121,11 @@ def _partitions(cursor, quarter: date | None) -> list[tuple[str, date | None]]:
     """(partition name, quarter start; None for DEFAULT), range partitions first in order."""
     ranged, default = [], []
     for name, bound in existing_partitions(AUDIT_LOG, cursor).items():
-        match = _BOUND_FROM.search(bound or "")
-        if match is None:
+        period = partition_range(bound)
+        if period is None:
             default.append((name, None))
-            continue
-        start = date(int(match[1]), int(match[2]), int(match[3]))
-        if quarter is None or start == quarter:
-            ranged.append((name, start))
+        elif quarter is None or period[0] == quarter:
+            ranged.append((name, period[0]))
     return sorted(ranged, key=lambda item: item[1]) + default
 
 
