@@ -1,7 +1,7 @@
 """Archive benchmark: one month of raw records archived (export, read back, drop) and restored.
 
 Fills a past month's partition of explore.raw_record with generated records (in SQL),
-then times what the retention run does with it (governance.archive.services: COPY
+then times what the retention run does with it (governance.archive.services.retention: COPY
 out through gzip and envelope encryption into object storage, the object read back,
 decrypted and checked, the manifest written, the partition detached and dropped) and
 the restore (the object streamed through decryption and gzip into COPY, checked
@@ -55,8 +55,9 @@ def main() -> None:
     from django.db import connection
 
     from atlas_site.partitions import RAW_RECORDS, create_partition
-    from governance.archive import services
     from governance.archive.models import ArchivedPartition, RetentionPolicy
+    from governance.archive.services.restore import restore_archived
+    from governance.archive.services.retention import apply_retention
     from governance.pipeline.models import Dataset, RunKind, RunStatus
     from governance.pipeline.services import create_run
 
@@ -107,7 +108,7 @@ def main() -> None:
         RetentionPolicy.objects.create(layer="explore", dataset=dataset, keep_months=12)
         run = create_run(dataset=None, kind=RunKind.ARCHIVE, triggered_by="bench")
         started = time.perf_counter()
-        run = services.apply_retention(run=run)
+        run = apply_retention(run=run)
         archive_seconds = time.perf_counter() - started
         archive_peak = peak_rss_mb()
         if run.status != RunStatus.SUCCEEDED:
@@ -115,7 +116,7 @@ def main() -> None:
         manifest = ArchivedPartition.objects.get(run=run)
 
         started = time.perf_counter()
-        services.restore_archived(manifest=manifest, actor="bench")
+        restore_archived(manifest=manifest, actor="bench")
         restore_seconds = time.perf_counter() - started
         with connection.cursor() as cursor:
             cursor.execute(f'SELECT count(*) FROM "explore"."{partition}"')

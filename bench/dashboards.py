@@ -91,7 +91,7 @@ def make_partitions(today: date) -> None:
     from django.db import connection
 
     from atlas_site.partitions import AUDIT_LOG, FACTS, RAW_RECORDS, create_partition
-    from governance.archive.services import ensure_partitions
+    from governance.archive.services.upkeep import ensure_partitions
 
     ensure_partitions(today=today)
     with connection.cursor() as cursor:

@@ -17,7 +17,7 @@ from atlas_site.partitions import (
     existing_partitions,
 )
 from explore.models import LandingBatch, RawRecord
-from governance.archive.services import ensure_partitions
+from governance.archive.services.upkeep import ensure_partitions
 
 
 def test_period_arithmetic():

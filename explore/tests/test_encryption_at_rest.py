@@ -206,8 +206,9 @@ def test_reencrypt_objects_rewraps_landing_files_and_archives_under_the_current_
     from django.core.management import call_command
 
     from atlas_site.partitions import RAW_RECORDS
-    from governance.archive import services as archive
     from governance.archive.models import ArchivedPartition, RetentionPolicy
+    from governance.archive.services.restore import restore_archived
+    from governance.archive.services.retention import apply_retention
     from governance.archive.tests.conftest import (
         OLD_MONTH,
         at,
@@ -229,9 +230,7 @@ def test_reencrypt_objects_rewraps_landing_files_and_archives_under_the_current_
     land_raw(dataset, 200, at=at(OLD_MONTH), label=DISTINCT)
     original = raw_rows_of(OLD_MONTH)
     RetentionPolicy.objects.create(layer="explore", keep_months=12)
-    run = archive.apply_retention(
-        run=create_run(dataset=None, kind=RunKind.ARCHIVE, triggered_by="test")
-    )
+    run = apply_retention(run=create_run(dataset=None, kind=RunKind.ARCHIVE, triggered_by="test"))
     assert run.status == RunStatus.SUCCEEDED, run.error
     manifest = ArchivedPartition.objects.get()
     old_key = manifest.object_key
@@ -281,7 +280,7 @@ def test_reencrypt_objects_rewraps_landing_files_and_archives_under_the_current_
         assert load(batch).status == BatchStatus.LOADED, batch.error
         assert batch.rows_total == LINES
         assert load(legacy).status == BatchStatus.LOADED, legacy.error
-        archive.restore_archived(manifest=manifest, actor="tests")
+        restore_archived(manifest=manifest, actor="tests")
         assert raw_rows_of(OLD_MONTH) == original
         out = io.StringIO()
         call_command("reencrypt_objects", stdout=out)

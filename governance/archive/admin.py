@@ -1,7 +1,8 @@
 """Retention in the admin: policies (with legal holds), the retention plan and "Run
 retention now", archived partitions with their restore action, and the retention runs.
 
-Every write goes through governance.archive.services, which audits it.
+Every write goes through governance.archive.services (queued through its tasks), which
+audits it.
 """
 
 from django.conf import settings
@@ -14,8 +15,10 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from atlas_site.admin_base import AuditedModelAdmin, LargeTableAdmin, ReadOnlyAdmin
-from governance.archive import selectors, services
+from governance.archive import selectors, tasks
 from governance.archive.models import ArchivedPartition, ArchiveRun, RetentionPolicy
+from governance.archive.services.ddl import ArchiveError
+from governance.archive.services.restore import restore_archived
 
 
 @admin.register(RetentionPolicy)
@@ -85,7 +88,7 @@ class RetentionPolicyAdmin(AuditedModelAdmin):
         if not self.has_change_permission(request):
             raise PermissionDenied
         with transaction.atomic():
-            run = services.request_retention(
+            run = tasks.request_retention(
                 triggered_by=request.user.get_username(), actor=request.user
             )
         url = reverse("admin:archive_archiverun_change", args=[run.pk])
@@ -134,11 +137,9 @@ class ArchivedPartitionAdmin(ReadOnlyAdmin):
         if settings.ATLAS_MAINTENANCE_QUEUE:
             # Partition DDL runs on the maintenance worker (the owner role); a refusal
             # is written to the audit log.
-            from governance.archive.tasks import restore_archived
-
             for manifest in manifests:
-                restore_archived.apply_async(
-                    (manifest.pk, request.user.pk), **services.maintenance_task_options()
+                tasks.restore_archived.apply_async(
+                    (manifest.pk, request.user.pk), **tasks.maintenance_task_options()
                 )
             if manifests:
                 self.message_user(
@@ -150,8 +151,8 @@ class ArchivedPartitionAdmin(ReadOnlyAdmin):
             return
         for manifest in manifests:
             try:
-                services.restore_archived(manifest=manifest, actor=request.user)
-            except services.ArchiveError as error:
+                restore_archived(manifest=manifest, actor=request.user)
+            except ArchiveError as error:
                 self.message_user(request, f"Not restored: {error}", messages.ERROR)
             else:
                 self.message_user(

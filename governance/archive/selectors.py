@@ -15,7 +15,6 @@ DEFAULT partitions are never retired: partition upkeep moves their rows first.
 """
 
 import calendar
-import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
@@ -27,8 +26,9 @@ from atlas_site.partitions import (
     AUDIT_LOG,
     FACTS,
     RAW_RECORDS,
+    Partition,
     PartitionedTable,
-    existing_partitions,
+    attached_partitions,
 )
 from governance.archive.models import (
     ArchivedPartition,
@@ -58,24 +58,6 @@ WAITING = "waiting"  # not expired yet for some dataset in it (due_on says when)
 NOT_COVERED = "not covered"  # some dataset in it has no policy: kept
 ARCHIVED_BEFORE = "archived before"  # its range has an archive not restored: restore first
 RESTORED = "restored"  # restored recently: kept until ATLAS_ARCHIVE_RESTORED_KEEP_DAYS pass
-
-
-@dataclass(frozen=True)
-class Partition:
-    """One attached range partition (never the DEFAULT one)."""
-
-    table: PartitionedTable
-    name: str
-    start: date
-    end: date
-
-    @property
-    def table_name(self) -> str:
-        return f"{self.table.schema}.{self.table.name}"
-
-    @property
-    def sql_name(self) -> str:
-        return f'"{self.table.schema}"."{self.name}"'
 
 
 @dataclass
@@ -112,27 +94,6 @@ class PlannedPartition:
         }
 
 
-_BOUNDS = re.compile(r"FOR VALUES FROM \('([^']+)'\) TO \('([^']+)'\)")
-
-
-def _bound_date(text: str) -> date:
-    # Bounds are midnight UTC (see PartitionedTable.bound); the session may show another zone.
-    if len(text) == 10:
-        return date.fromisoformat(text)
-    return datetime.fromisoformat(text).astimezone(UTC).date()
-
-
-def partitions(table: PartitionedTable, cursor=None) -> list[Partition]:
-    """The table's range partitions in range order (DEFAULT left out)."""
-    found = []
-    for name, bound in existing_partitions(table, cursor).items():
-        match = _BOUNDS.search(bound or "")
-        if match is None:  # the DEFAULT partition
-            continue
-        found.append(Partition(table, name, _bound_date(match[1]), _bound_date(match[2])))
-    return sorted(found, key=lambda partition: partition.start)
-
-
 def months_before(day: date, months: int) -> date:
     """The same day `months` months earlier (the month's last day when it has fewer days)."""
     year, month = divmod(day.year * 12 + day.month - 1 - months, 12)
@@ -157,15 +118,6 @@ def datasets_in(partition: Partition, cursor) -> list[int]:
     return sorted(row[0] for row in cursor.fetchall())
 
 
-def estimated_rows(partition: Partition, cursor) -> int:
-    """The planner's row estimate (0 for a never analysed partition): cheap on any size."""
-    cursor.execute(
-        "SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE oid = %s::regclass",
-        [partition.sql_name],
-    )
-    return cursor.fetchone()[0]
-
-
 def has_rows(partition: Partition, cursor) -> bool:
     cursor.execute(f"SELECT EXISTS (SELECT FROM {partition.sql_name})")
     return cursor.fetchone()[0]
@@ -185,7 +137,7 @@ def plan_partition(
     own = {p.dataset_id: p for p in policies if p.dataset_id is not None}
     datasets = datasets_in(partition, cursor)
     plan = PlannedPartition(partition=partition, status=WAITING, datasets=datasets)
-    plan.estimated_rows = estimated_rows(partition, cursor)
+    plan.estimated_rows = partition.rows_estimate
 
     covering = [p for p in ([own.get(d) for d in datasets] + [layer_wide]) if p is not None]
     if not datasets:
@@ -269,12 +221,12 @@ def retention_plan(*, today: date | None = None) -> list[PlannedPartition]:
         for layer, table in TABLE_OF_LAYER.items():
             if layer not in by_layer:
                 continue
-            manifests = ArchivedPartition.objects.filter(table_name=f"{table.schema}.{table.name}")
+            manifests = ArchivedPartition.objects.filter(table_name=table.label)
             live = {m.range_start.date(): m for m in manifests if m.restored_at is None}
             restores: dict[date, ArchivedPartition] = {}
             for manifest in manifests.filter(restored_at__isnull=False).order_by("restored_at"):
                 restores[manifest.range_start.date()] = manifest
-            for partition in partitions(table, cursor):
+            for partition in attached_partitions(table, cursor):
                 if partition.end > today:
                     continue  # still filling (or ahead of time)
                 plans.append(
@@ -319,7 +271,7 @@ def manifests_of_range(
 
 
 def partition_for_range(table: PartitionedTable, start: date, cursor=None) -> Partition | None:
-    for partition in partitions(table, cursor):
+    for partition in attached_partitions(table, cursor):
         if partition.start == start:
             return partition
     return None

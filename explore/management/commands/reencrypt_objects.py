@@ -9,7 +9,8 @@ from django.core.management.base import BaseCommand, CommandError
 from explore import services
 from explore.models import LandingBatch
 from governance.archive.models import ArchivedPartition
-from governance.archive.services import ArchiveError, rewrap_archived
+from governance.archive.services.ddl import ArchiveError
+from governance.archive.services.rewrap import rewrap_archived
 from governance.compliance.keys import Keyring
 
 ACTOR = "reencrypt_objects"

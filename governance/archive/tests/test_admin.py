@@ -4,8 +4,8 @@ import pytest
 from django.urls import reverse
 
 from atlas_site.partitions import RAW_RECORDS, existing_partitions
-from governance.archive import services
 from governance.archive.models import ArchivedPartition, ArchiveRun, RetentionPolicy
+from governance.archive.services.retention import apply_retention
 from governance.archive.tests.conftest import OLD_MONTH, at, land_raw, make_partition, raw_rows_of
 from governance.compliance.models import AuditLog
 from governance.pipeline.models import RunKind, RunStatus
@@ -20,9 +20,7 @@ def archived(dataset):
     land_raw(dataset, 15, at=at(OLD_MONTH))
     original = raw_rows_of(OLD_MONTH)
     RetentionPolicy.objects.create(layer="explore", keep_months=12)
-    run = services.apply_retention(
-        run=create_run(dataset=None, kind=RunKind.ARCHIVE, triggered_by="test")
-    )
+    run = apply_retention(run=create_run(dataset=None, kind=RunKind.ARCHIVE, triggered_by="test"))
     assert run.status == RunStatus.SUCCEEDED, run.error
     return ArchivedPartition.objects.get(), original, run
 

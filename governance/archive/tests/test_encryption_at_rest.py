@@ -14,8 +14,12 @@ from django.core.files.storage import FileSystemStorage, default_storage
 from django.test import override_settings
 
 from atlas_site.partitions import RAW_RECORDS
-from governance.archive import services
 from governance.archive.models import ArchivedPartition, RetentionPolicy
+from governance.archive.services.ddl import ArchiveError
+from governance.archive.services.objects import verify_object
+from governance.archive.services.restore import restore_archived
+from governance.archive.services.retention import apply_retention
+from governance.archive.services.rewrap import rewrap_archived
 from governance.archive.tests.conftest import OLD_MONTH, at, land_raw, make_partition, raw_rows_of
 from governance.compliance.envelope import MAGIC, decrypt_bytes, key_id_of
 from governance.pipeline.models import RunKind, RunStatus
@@ -34,7 +38,7 @@ def _test_keys() -> str:
 
 def run_retention():
     run = create_run(dataset=None, kind=RunKind.ARCHIVE, triggered_by="test")
-    return services.apply_retention(run=run)
+    return apply_retention(run=run)
 
 
 def archive_one_month(dataset) -> tuple[ArchivedPartition, list[tuple]]:
@@ -78,7 +82,7 @@ def test_archive_objects_are_not_readable_without_the_key(dataset):
     assert plain.startswith(b"id,received_at,line_number,payload,")
     assert DISTINCT.encode() in plain
 
-    services.restore_archived(manifest=manifest, actor="tests")
+    restore_archived(manifest=manifest, actor="tests")
     assert raw_rows_of(OLD_MONTH) == original
 
 
@@ -92,14 +96,14 @@ def test_through_s3_the_archive_is_not_readable_without_the_key(s3_storage, data
     assert hashlib.sha256(stored).hexdigest() == manifest.sha256
     assert manifest.encryption_key_id == "test"
 
-    services.restore_archived(manifest=manifest, actor="tests")
+    restore_archived(manifest=manifest, actor="tests")
     assert raw_rows_of(OLD_MONTH) == original
 
 
 def test_an_archive_under_an_older_key_restores_after_rotation(dataset):
     manifest, original = archive_one_month(dataset)
     with override_settings(ATLAS_ENCRYPTION_KEYS=f"{NEW_KEY},{_test_keys()}"):
-        services.restore_archived(manifest=manifest, actor="tests")
+        restore_archived(manifest=manifest, actor="tests")
     assert raw_rows_of(OLD_MONTH) == original
 
 
@@ -107,9 +111,9 @@ def test_without_its_key_a_restore_is_refused_and_leaves_nothing(dataset):
     manifest, _original = archive_one_month(dataset)
     with (
         override_settings(ATLAS_ENCRYPTION_KEYS=NEW_KEY),
-        pytest.raises(services.ArchiveError, match="encrypted with key 'test', which is not in"),
+        pytest.raises(ArchiveError, match="encrypted with key 'test', which is not in"),
     ):
-        services.restore_archived(manifest=manifest, actor="tests")
+        restore_archived(manifest=manifest, actor="tests")
     assert raw_rows_of(OLD_MONTH) == []
     manifest.refresh_from_db()
     assert manifest.restored_at is None
@@ -120,7 +124,7 @@ def test_new_archives_use_the_current_key(dataset):
         manifest, original = archive_one_month(dataset)
         assert manifest.encryption_key_id == "new"
         assert key_id_of(default_storage.open(manifest.object_key).read()) == "new"
-        services.restore_archived(manifest=manifest, actor="tests")
+        restore_archived(manifest=manifest, actor="tests")
     assert raw_rows_of(OLD_MONTH) == original
 
 
@@ -135,7 +139,7 @@ def test_an_archive_stored_before_encryption_still_restores(dataset):
     )
     manifest.refresh_from_db()
 
-    services.restore_archived(manifest=manifest, actor="tests")
+    restore_archived(manifest=manifest, actor="tests")
     assert raw_rows_of(OLD_MONTH) == original
 
 
@@ -191,8 +195,8 @@ def test_a_damaged_encrypted_object_fails_verification_and_drops_nothing(
 
 def test_verification_names_a_key_other_than_the_one_expected(dataset):
     manifest, _original = archive_one_month(dataset)
-    with pytest.raises(services.ArchiveError, match="encrypted under key 'test' instead of 'new'"):
-        services.verify_object(
+    with pytest.raises(ArchiveError, match="encrypted under key 'test' instead of 'new'"):
+        verify_object(
             key=manifest.object_key,
             sha256=manifest.sha256,
             rows=manifest.row_count,
@@ -214,8 +218,8 @@ def test_an_archive_is_rewrapped_under_the_current_key_through_s3(s3_storage, da
     manifest, original = archive_one_month(dataset)
     old_key = manifest.object_key
     with override_settings(ATLAS_ENCRYPTION_KEYS=f"{NEW_KEY},{_test_keys()}"):
-        assert services.rewrap_archived(manifest=manifest, actor="tests") is True
-        assert services.rewrap_archived(manifest=manifest, actor="tests") is False
+        assert rewrap_archived(manifest=manifest, actor="tests") is True
+        assert rewrap_archived(manifest=manifest, actor="tests") is False
     assert manifest.encryption_key_id == "new" and manifest.object_key != old_key
     client, bucket = s3_storage["client"], s3_storage["bucket"]
     keys = [item["Key"] for item in client.list_objects_v2(Bucket=bucket)["Contents"]]
@@ -224,7 +228,7 @@ def test_an_archive_is_rewrapped_under_the_current_key_through_s3(s3_storage, da
     assert key_id_of(stored) == "new"
     assert hashlib.sha256(stored).hexdigest() == manifest.sha256
     with override_settings(ATLAS_ENCRYPTION_KEYS=NEW_KEY):
-        services.restore_archived(manifest=manifest, actor="tests")
+        restore_archived(manifest=manifest, actor="tests")
     assert raw_rows_of(OLD_MONTH) == original
 
 
@@ -238,9 +242,9 @@ def test_a_damaged_archive_is_not_rewrapped_and_its_manifest_is_unchanged(datase
 
     with (
         override_settings(ATLAS_ENCRYPTION_KEYS=f"{NEW_KEY},{_test_keys()}"),
-        pytest.raises(services.ArchiveError, match=r"cannot be read back: chunk \d+ .* truncated"),
+        pytest.raises(ArchiveError, match=r"cannot be read back: chunk \d+ .* truncated"),
     ):
-        services.rewrap_archived(manifest=manifest, actor="tests")
+        rewrap_archived(manifest=manifest, actor="tests")
 
     assert ArchivedPartition.objects.values().get(pk=manifest.pk) == before
     assert archive_keys() == [manifest.object_key.rsplit("/", 1)[1]]
@@ -250,9 +254,9 @@ def test_an_archive_whose_key_is_gone_is_not_rewrapped(dataset):
     manifest, _original = archive_one_month(dataset)
     with (
         override_settings(ATLAS_ENCRYPTION_KEYS=NEW_KEY),
-        pytest.raises(services.ArchiveError, match="encrypted with key 'test', which is not in"),
+        pytest.raises(ArchiveError, match="encrypted with key 'test', which is not in"),
     ):
-        services.rewrap_archived(manifest=manifest, actor="tests")
+        rewrap_archived(manifest=manifest, actor="tests")
     manifest.refresh_from_db()
     assert manifest.encryption_key_id == "test"
     assert archive_keys() == [manifest.object_key.rsplit("/", 1)[1]]

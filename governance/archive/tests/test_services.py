@@ -13,8 +13,12 @@ from django.db import IntegrityError, connection, transaction
 
 from atlas_site.partitions import AUDIT_LOG, RAW_RECORDS, existing_partitions, table_columns
 from explore.models import RawRecord
-from governance.archive import selectors, services
+from governance.archive import selectors
 from governance.archive.models import ArchivedPartition, RetentionPolicy
+from governance.archive.services.ddl import ArchiveError
+from governance.archive.services.restore import restore_archived
+from governance.archive.services.retention import apply_retention
+from governance.archive.services.upkeep import ensure_partitions
 from governance.archive.tests.conftest import OLD_MONTH, at, land_raw, make_partition, raw_rows_of
 from governance.compliance.envelope import decrypt_bytes
 from governance.compliance.models import AuditLog
@@ -29,7 +33,7 @@ FEB = date(2024, 2, 1)
 
 def run_retention() -> Run:
     run = create_run(dataset=None, kind=RunKind.ARCHIVE, triggered_by="test")
-    return services.apply_retention(run=run)
+    return apply_retention(run=run)
 
 
 def attached(table=RAW_RECORDS) -> set[str]:
@@ -140,7 +144,7 @@ def test_archive_and_restore_through_s3(s3_storage, dataset):
     assert hashlib.sha256(body).hexdigest() == manifest.sha256
     assert raw_rows_of(OLD_MONTH) == []
 
-    services.restore_archived(manifest=manifest, actor="tests")
+    restore_archived(manifest=manifest, actor="tests")
     assert raw_rows_of(OLD_MONTH) == original
 
     # A corrupt object is refused and leaves nothing half restored.
@@ -158,8 +162,8 @@ def test_archive_and_restore_through_s3(s3_storage, dataset):
     s3_storage["client"].put_object(
         Bucket=s3_storage["bucket"], Key=second.object_key, Body=body[:-30] + b"\0" * 30
     )
-    with pytest.raises(services.ArchiveError, match=r"cannot be read|does not match"):
-        services.restore_archived(manifest=second, actor="tests")
+    with pytest.raises(ArchiveError, match=r"cannot be read|does not match"):
+        restore_archived(manifest=second, actor="tests")
     assert "raw_record_2023_12" not in attached()
 
 
@@ -332,7 +336,7 @@ def test_an_audit_log_quarter_is_archived_and_restored_and_stays_append_only():
     current = AUDIT_LOG.partition_name(AUDIT_LOG.period_start(date.today()))
     _refused(f'TRUNCATE "compliance"."{current}"')
 
-    services.restore_archived(manifest=manifest, actor="officer")
+    restore_archived(manifest=manifest, actor="officer")
 
     with connection.cursor() as cursor:
         cursor.execute(
@@ -374,7 +378,7 @@ def test_an_audit_log_archive_made_before_the_chain_is_chained_when_restored():
     )
     manifest.refresh_from_db()
 
-    services.restore_archived(manifest=manifest, actor="officer")
+    restore_archived(manifest=manifest, actor="officer")
 
     # Chained in id order from the rows as restored: the same hashes as before.
     with connection.cursor() as cursor:
@@ -457,7 +461,7 @@ def test_upkeep_moves_rows_out_of_default_into_their_own_partitions(dataset):
     assert len(before) == 15
 
     since = last_audit_id()
-    reports = {r.table: r for r in services.ensure_partitions()}
+    reports = {r.table: r for r in ensure_partitions()}
 
     assert reports["explore.raw_record"].moved == {
         "raw_record_2023_06": 12,
@@ -484,7 +488,7 @@ def test_upkeep_moves_rows_out_of_default_into_their_own_partitions(dataset):
     _refused('TRUNCATE "compliance"."audit_log_default"')
     _refused('DELETE FROM "compliance"."audit_log_2023_q2"')
     # Nothing left to move the second time.
-    assert all(not r.moved for r in services.ensure_partitions())
+    assert all(not r.moved for r in ensure_partitions())
 
 
 def test_facts_of_two_datasets_are_archived_when_both_expired(dataset, other_dataset):
@@ -540,18 +544,18 @@ def test_upkeep_does_not_make_an_archived_range_again(dataset):
     current = RAW_RECORDS.period_start(date.today())
     previous = RAW_RECORDS.shift(current, -1)
     name = RAW_RECORDS.partition_name(previous)
-    services.ensure_partitions()
+    ensure_partitions()
     land_raw(dataset, 3, at=at(previous))
     RetentionPolicy.objects.create(layer="explore", keep_months=1)
     later = RAW_RECORDS.shift(previous, 3)
 
-    run = services.apply_retention(
+    run = apply_retention(
         run=create_run(dataset=None, kind=RunKind.ARCHIVE, triggered_by="test"), today=later
     )
 
     assert run.status == RunStatus.SUCCEEDED, run.error
     assert ArchivedPartition.objects.get(partition_name=name).row_count == 3
-    services.ensure_partitions()
+    ensure_partitions()
     assert name not in attached()
 
     # Made again by hand and still empty: the next run drops it (its rows are archived).
@@ -559,7 +563,7 @@ def test_upkeep_does_not_make_an_archived_range_again(dataset):
     [plan] = [p for p in selectors.retention_plan(today=later) if p.partition_name == name]
     assert (plan.status, plan.action) == (selectors.DUE, "delete")
     assert "rows are archived" in plan.reason
-    run = services.apply_retention(
+    run = apply_retention(
         run=create_run(dataset=None, kind=RunKind.ARCHIVE, triggered_by="test"), today=later
     )
     assert run.status == RunStatus.SUCCEEDED, run.error

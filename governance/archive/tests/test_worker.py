@@ -21,8 +21,10 @@ from django.db import connection
 
 from atlas_site.partitions import RAW_RECORDS, existing_partitions
 from atlas_site.testing.celery_worker import database_url, spawn_worker
-from governance.archive import services
 from governance.archive.models import ArchivedPartition, RetentionPolicy
+from governance.archive.services.restore import restore_archived
+from governance.archive.services.retention import RETENTION_LOCK
+from governance.archive.tasks import request_retention
 from governance.archive.tests.conftest import OLD_MONTH, at, land_raw, make_partition, raw_rows_of
 from governance.compliance.envelope import decrypt_bytes
 from governance.pipeline.models import Run, RunStatus
@@ -86,7 +88,7 @@ def test_worker_killed_mid_archive_then_redelivered_loses_and_duplicates_nothing
     try:
         first.wait_ready()
         reader.execute('LOCK TABLE "explore"."raw_record" IN ACCESS SHARE MODE')
-        run = services.request_retention(triggered_by="test")
+        run = request_retention(triggered_by="test")
 
         def waiting_backend():
             # The worker's connection: it holds the retention run's advisory lock and
@@ -97,7 +99,7 @@ def test_worker_killed_mid_archive_then_redelivered_loses_and_duplicates_nothing
                 "AND advisory.classid = %s AND advisory.objid = %s AND advisory.granted "
                 "WHERE NOT waiting.granted "
                 'AND waiting.relation = \'"explore"."raw_record"\'::regclass',
-                list(services.RETENTION_LOCK),
+                list(RETENTION_LOCK),
             ).fetchone()
             return row and row[0]
 
@@ -168,5 +170,5 @@ def test_worker_killed_mid_archive_then_redelivered_loses_and_duplicates_nothing
     assert sorted(archived_ids) == original_ids
 
     # And it comes back intact.
-    services.restore_archived(manifest=manifest, actor="tests")
+    restore_archived(manifest=manifest, actor="tests")
     assert raw_rows_of(OLD_MONTH) == original

@@ -155,7 +155,7 @@ def test_appends_in_a_repeatable_read_transaction_are_refused():
 
 @pytest.mark.django_db
 def test_every_partition_made_later_is_sealed_too():
-    from governance.archive.services import ensure_partitions
+    from governance.archive.services.upkeep import ensure_partitions
 
     ensure_partitions(quarters=1, today=date(2035, 2, 1))
     with connection.cursor() as cursor:

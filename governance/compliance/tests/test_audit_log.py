@@ -55,7 +55,7 @@ def test_update_through_a_partition_is_refused(entry):
 def test_new_partitions_are_protected_too(db):
     from datetime import date
 
-    from governance.archive.services import ensure_partitions
+    from governance.archive.services.upkeep import ensure_partitions
 
     ensure_partitions(quarters=1, today=date(2035, 2, 1))
     _refused('TRUNCATE "compliance"."audit_log_2035_q1"')

@@ -1,6 +1,7 @@
 from django.core.management.base import BaseCommand
 
-from governance.archive import selectors, services
+from governance.archive import selectors
+from governance.archive.services.retention import apply_retention
 from governance.pipeline.models import RunKind, RunStatus
 from governance.pipeline.services import create_run
 
@@ -25,7 +26,7 @@ class Command(BaseCommand):
                 )
             return
         run = create_run(dataset=None, kind=RunKind.ARCHIVE, triggered_by="apply_retention command")
-        run = services.apply_retention(run=run)
+        run = apply_retention(run=run)
         for done in run.detail.get("retired", []):
             verb = "archived" if done.get("object_key") else "dropped"
             self.stdout.write(

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from governance.archive.services import ensure_partitions
+from governance.archive.services.upkeep import ensure_partitions
 
 
 class Command(BaseCommand):

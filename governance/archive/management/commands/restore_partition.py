@@ -1,6 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from governance.archive.services import ArchiveError, restore_partition
+from governance.archive.services.ddl import ArchiveError
+from governance.archive.services.restore import restore_partition
 
 
 class Command(BaseCommand):
