@@ -546,9 +546,10 @@ def main() -> None:
         print("Seeded already (--fresh to seed again)")
         summarise()
 
-    from dashboards import selectors
+    from dashboards.selectors.overview import layer_totals
+    from dashboards.selectors.storage import archive_plan_key, next_to_archive
 
-    layers = {t.label: t.rows_estimate for t in selectors.layer_totals()}
+    layers = {t.label: t.rows_estimate for t in layer_totals()}
     print("\nRows per layer (estimates the pages show):")
     for label, rows in layers.items():
         print(f"  {label:<32}{rows:>12,}")
@@ -556,9 +557,9 @@ def main() -> None:
     from django.core.cache import cache
 
     today = datetime.now(UTC).date()
-    cache.delete(selectors.archive_plan_key(today=today))
+    cache.delete(archive_plan_key(today=today))
     started = time.perf_counter()
-    plan = selectors.next_to_archive(today=today)
+    plan = next_to_archive(today=today)
     cold_ms = (time.perf_counter() - started) * 1000
     print(
         f"\nRetention's plan ({len(plan)} partitions) computed cold in {cold_ms:.0f} ms; "

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from django.utils.text import slugify
 
-from dashboards.selectors import LineageGraph, LineageNode
+from dashboards.selectors.lineage import LineageGraph, LineageNode
 from governance.pipeline.models import Layer
 
 COLUMNS = (Layer.EXPLORE, Layer.CHART, Layer.NAVIGATE)

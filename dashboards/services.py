@@ -4,8 +4,10 @@ import logging
 
 from django.db import connection, transaction
 
+from atlas_site.schemas import sql_table
 from chart.models import PiiFinding, QuarantinedRecord
 from dashboards.models import PiiFindingSummary, QuarantineReasonSummary, SummarisedRun
+from dashboards.selectors.storage import next_to_archive
 from governance.pipeline.models import Run
 from governance.pipeline.services import ENDED
 
@@ -13,10 +15,6 @@ logger = logging.getLogger(__name__)
 
 # Runs summarised per call; a later call (the next run's end) takes the rest.
 SUMMARY_BATCH = 200
-
-
-def _table(model) -> str:
-    return connection.ops.quote_name(model._meta.db_table)
 
 
 def summarise_run(*, run: Run) -> bool:
@@ -29,7 +27,7 @@ def summarise_run(*, run: Run) -> bool:
         return False
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {_table(SummarisedRun)} (run_id, summarised_at) VALUES (%s, now()) "
+            f"INSERT INTO {sql_table(SummarisedRun)} (run_id, summarised_at) VALUES (%s, now()) "
             "ON CONFLICT (run_id) DO NOTHING",
             [run.pk],
         )
@@ -38,10 +36,10 @@ def summarise_run(*, run: Run) -> bool:
         day = (run.started_at or run.created_at).date()
         cursor.execute(
             f"""
-            INSERT INTO {_table(PiiFindingSummary)}
+            INSERT INTO {sql_table(PiiFindingSummary)}
                    (run_id, dataset_id, day, field_name, pii_type, findings)
             SELECT run_id, dataset_id, %(day)s, field_name, pii_type, count(*)
-              FROM {_table(PiiFinding)}
+              FROM {sql_table(PiiFinding)}
              WHERE run_id = %(run)s
              GROUP BY run_id, dataset_id, field_name, pii_type
             """,
@@ -51,13 +49,13 @@ def summarise_run(*, run: Run) -> bool:
         # under both.
         cursor.execute(
             f"""
-            INSERT INTO {_table(QuarantineReasonSummary)}
+            INSERT INTO {sql_table(QuarantineReasonSummary)}
                    (run_id, dataset_id, day, field_name, rule, records)
             SELECT q.run_id, q.dataset_id, %(day)s,
                    left(coalesce(reason->>'field', ''), 63),
                    left(coalesce(reason->>'rule', 'unknown'), 63),
                    count(*)
-              FROM {_table(QuarantinedRecord)} AS q
+              FROM {sql_table(QuarantinedRecord)} AS q
              CROSS JOIN LATERAL jsonb_array_elements(
                    CASE WHEN jsonb_typeof(q.reasons) = 'array' THEN q.reasons
                         ELSE '[]'::jsonb END) AS reason
@@ -70,13 +68,11 @@ def summarise_run(*, run: Run) -> bool:
 
 
 def warm_archive_plan() -> None:
-    """Have retention's plan in the cache the Storage page reads (see selectors).
+    """Have retention's plan in the cache the Storage page reads (see selectors.storage).
 
     Runs may end every few seconds: the plan is computed only when the one in force
     (this day, these policies and manifests) is not cached yet.
     """
-    from dashboards.selectors import next_to_archive
-
     next_to_archive()
 
 

@@ -1,13 +1,43 @@
-"""The dashboards: thin views over `dashboards.selectors`, one template per page."""
+"""The dashboards: thin views over `dashboards.selectors` (a module per page), a template each."""
 
 from dataclasses import dataclass
 
 from django.shortcuts import render
 from django.utils import timezone
 
-from dashboards import selectors
 from dashboards.access import can_read_audit, dashboard_view
 from dashboards.lineage_layout import layout
+from dashboards.selectors.charts import COMPLIANCE_DAYS, TREND_DAYS
+from dashboards.selectors.compliance import (
+    COUNT_CAP,
+    classified_fields_by_level,
+    open_quarantine,
+    open_suggestions,
+    pii_by_field,
+    pii_by_type_chart,
+    pii_over_time,
+    quarantine_over_time,
+    quarantine_reasons,
+    recent_audit,
+)
+from dashboards.selectors.lineage import lineage_graph
+from dashboards.selectors.overview import (
+    dataset_totals,
+    datasets_below_threshold,
+    latest_scores,
+    layer_totals,
+    recent_failures,
+    recent_runs,
+    run_counts,
+    throughput,
+)
+from dashboards.selectors.quality import score_trends, weights_in_force, worst_rules
+from dashboards.selectors.storage import (
+    default_partitions,
+    next_to_archive,
+    partitions,
+    storage_chart,
+)
 
 
 @dataclass(frozen=True)
@@ -58,8 +88,8 @@ def _page(request, template: str, active: str, context: dict):
 
 @dashboard_view
 def overview(request):
-    layers = selectors.layer_totals()
-    totals = selectors.dataset_totals()
+    layers = layer_totals()
+    totals = dataset_totals()
     charts = [
         _bars(
             "layers",
@@ -80,9 +110,7 @@ def overview(request):
         ),
         Chart(
             "throughput",
-            selectors.throughput().as_chart(
-                title=f"Rows taken in per day (last {selectors.TREND_DAYS} days)"
-            ),
+            throughput().as_chart(title=f"Rows taken in per day (last {TREND_DAYS} days)"),
         ),
     ]
     return _page(
@@ -93,20 +121,20 @@ def overview(request):
             "charts": charts,
             "layers": layers,
             "totals": totals,
-            "run_counts": selectors.run_counts(),
-            "recent_runs": selectors.recent_runs(),
-            "failures": selectors.recent_failures(),
-            "below_threshold": selectors.datasets_below_threshold(),
-            "defaults": selectors.default_partitions(),
+            "run_counts": run_counts(),
+            "recent_runs": recent_runs(),
+            "failures": recent_failures(),
+            "below_threshold": datasets_below_threshold(),
+            "defaults": default_partitions(),
         },
     )
 
 
 @dashboard_view
 def quality(request):
-    weights = selectors.weights_in_force()
-    trends = selectors.score_trends()
-    worst = selectors.worst_rules()
+    weights = weights_in_force()
+    trends = score_trends()
+    worst = worst_rules()
     charts = [
         _doughnut(
             "weights",
@@ -117,7 +145,7 @@ def quality(request):
         ),
         _bars(
             "worst",
-            f"Worst rules: share of records failing (last {selectors.TREND_DAYS} days)",
+            f"Worst rules: share of records failing (last {TREND_DAYS} days)",
             [f"{r.dataset}.{r.field_name or '*'} {r.kind}" for r in worst],
             {"failing share": [round(r.failure_ratio, 4) for r in worst]},
             horizontal=True,
@@ -137,24 +165,24 @@ def quality(request):
             "trend_charts": trend_charts,
             "weights": weights,
             "worst": worst,
-            "latest": selectors.latest_scores(),
+            "latest": latest_scores(),
         },
     )
 
 
 @dashboard_view
 def compliance(request):
-    by_field = selectors.pii_by_field()
-    levels = selectors.classified_fields_by_level()
-    reasons = selectors.quarantine_reasons()
+    by_field = pii_by_field()
+    levels = classified_fields_by_level()
+    reasons = quarantine_reasons()
     charts = [
         Chart(
             "pii-time",
-            selectors.pii_over_time().as_chart(
-                title=f"PII findings per day and type (last {selectors.COMPLIANCE_DAYS} days)"
+            pii_over_time().as_chart(
+                title=f"PII findings per day and type (last {COMPLIANCE_DAYS} days)"
             ),
         ),
-        Chart("pii-dataset", selectors.pii_by_type_chart(by_field)),
+        Chart("pii-dataset", pii_by_type_chart(by_field)),
         _doughnut(
             "levels",
             "Classified fields by level",
@@ -164,10 +192,10 @@ def compliance(request):
         ),
         Chart(
             "quarantine-time",
-            selectors.quarantine_over_time().as_chart(
+            quarantine_over_time().as_chart(
                 kind="bar",
                 stacked=True,
-                title=f"Records quarantined per day (last {selectors.COMPLIANCE_DAYS} days)",
+                title=f"Records quarantined per day (last {COMPLIANCE_DAYS} days)",
             ),
         ),
         _bars(
@@ -187,34 +215,34 @@ def compliance(request):
             "charts": charts,
             "by_field": by_field,
             "levels": levels,
-            "suggestions": selectors.open_suggestions(),
+            "suggestions": open_suggestions(),
             "reasons": reasons,
-            "open_quarantine": selectors.open_quarantine(),
-            "count_cap": selectors.COUNT_CAP,
+            "open_quarantine": open_quarantine(),
+            "count_cap": COUNT_CAP,
             "show_audit": show_audit,
-            "audit": selectors.recent_audit() if show_audit else [],
+            "audit": recent_audit() if show_audit else [],
         },
     )
 
 
 @dashboard_view
 def storage(request):
-    infos = selectors.partitions()
+    infos = partitions()
     return _page(
         request,
         "storage.html",
         "storage",
         {
-            "charts": [Chart("sizes", selectors.storage_chart(infos))],
+            "charts": [Chart("sizes", storage_chart(infos))],
             "partitions": infos,
-            "candidates": selectors.next_to_archive(),
+            "candidates": next_to_archive(),
         },
     )
 
 
 @dashboard_view
 def lineage(request):
-    graph = selectors.lineage_graph()
+    graph = lineage_graph()
     return _page(
         request,
         "lineage.html",

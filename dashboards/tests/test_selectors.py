@@ -4,7 +4,7 @@ from datetime import UTC, date, datetime
 
 from django.db import connection
 
-from dashboards import selectors
+from dashboards.selectors import compliance, overview, storage
 from dashboards.tests.conftest import analyze
 from explore.models import RawRecord
 from governance.archive import selectors as archive_selectors
@@ -12,7 +12,7 @@ from governance.archive.models import RetentionPolicy
 
 
 def test_layer_totals_follow_the_estimates(promoted):
-    totals = {t.label: t.rows_estimate for t in selectors.layer_totals()}
+    totals = {t.label: t.rows_estimate for t in overview.layer_totals()}
     assert totals["explore: raw records"] == 6
     assert totals["chart: validated records"] == 4
     assert totals["chart: quarantined records"] == 2
@@ -20,18 +20,18 @@ def test_layer_totals_follow_the_estimates(promoted):
 
 
 def test_dataset_totals_come_from_the_run_counters(promoted):
-    (entry,) = selectors.dataset_totals()
+    (entry,) = overview.dataset_totals()
     # The fixture lands rows directly (no ingest run); promotion counted them.
     assert (entry.promoted, entry.quarantined, entry.aggregated) == (4, 2, 4)
 
 
 def test_a_row_in_default_is_reported(land, dataset):
     (raw,) = land(dataset, [{"id": 1}])
-    assert not any(d.has_rows for d in selectors.default_partitions())
+    assert not any(d.has_rows for d in storage.default_partitions())
     # A month long before any partition: the row can only land in DEFAULT.
     RawRecord.objects.filter(pk=raw.pk).update(received_at=datetime(1999, 1, 15, tzinfo=UTC))
     analyze()
-    defaults = {d.table: d for d in selectors.default_partitions()}
+    defaults = {d.table: d for d in storage.default_partitions()}
     assert defaults["explore.raw_record"].has_rows
     assert defaults["explore.raw_record"].rows_estimate == 1
     assert not defaults["navigate.fact"].has_rows
@@ -49,7 +49,7 @@ def make_partition(start: date, end: date) -> str:
 
 def test_partitions_list_ranges_and_default(db):
     old = make_partition(date(2020, 1, 1), date(2020, 2, 1))
-    infos = {(p.table, p.name): p for p in selectors.partitions()}
+    infos = {(p.table, p.name): p for p in storage.partitions()}
     assert infos[("explore.raw_record", old)].range_start == date(2020, 1, 1)
     assert infos[("explore.raw_record", old)].range_end == date(2020, 2, 1)
     assert infos[("explore.raw_record", "raw_record_default")].is_default
@@ -63,10 +63,10 @@ def test_partitions_list_ranges_and_default(db):
 def test_next_to_archive_is_retentions_own_plan_cached(db, dataset):
     old = make_partition(date(2020, 1, 1), date(2020, 2, 1))
     today = date(2021, 2, 10)
-    assert selectors.next_to_archive(today=today) == []
+    assert storage.next_to_archive(today=today) == []
     policy = RetentionPolicy.objects.create(layer="explore", keep_months=12)
     # A new policy changes the cache key: the plan follows at once.
-    plan = selectors.next_to_archive(today=today)
+    plan = storage.next_to_archive(today=today)
     own = archive_selectors.next_to_archive(today=today)
     assert [(p.partition, p.status, p.due_on) for p in plan] == [
         (p.partition_name, p.status, p.due_on) for p in own
@@ -77,7 +77,7 @@ def test_next_to_archive_is_retentions_own_plan_cached(db, dataset):
 
     policy.legal_hold, policy.legal_hold_reason = True, "litigation 42"
     policy.save()
-    (entry,) = [p for p in selectors.next_to_archive(today=today) if p.partition == old]
+    (entry,) = [p for p in storage.next_to_archive(today=today) if p.partition == old]
     assert entry.status == "held" and "litigation 42" in entry.reason
 
 
@@ -85,21 +85,21 @@ def test_a_warm_plan_is_served_from_the_cache(db, django_assert_max_num_queries)
     make_partition(date(2020, 1, 1), date(2020, 2, 1))
     RetentionPolicy.objects.create(layer="explore", keep_months=12)
     today = date(2021, 2, 10)
-    selectors.next_to_archive(today=today)
+    storage.next_to_archive(today=today)
     # Only the two aggregates of the cache key; no partition is read.
     with django_assert_max_num_queries(2):
-        assert selectors.next_to_archive(today=today)
+        assert storage.next_to_archive(today=today)
 
 
 def test_throughput_fills_every_day(promoted):
-    chart = selectors.throughput(days=7)
+    chart = overview.throughput(days=7)
     assert len(chart.labels) == 7
     promoted_series = {s.label: s.data for s in chart.series}["Promote explore → chart"]
     assert promoted_series[-1] == 6 and sum(promoted_series) == 6
 
 
 def test_open_quarantine_is_counted_up_to_a_cap(promoted):
-    (entry,) = selectors.open_quarantine(cap=1)
+    (entry,) = compliance.open_quarantine(cap=1)
     assert (entry.open_records, entry.capped) == (1, True)
-    (entry,) = selectors.open_quarantine()
+    (entry,) = compliance.open_quarantine()
     assert (entry.open_records, entry.capped) == (2, False)
