@@ -10,6 +10,7 @@ from django.core.cache import cache
 
 from explore import copy_writer, parsers, services
 from explore.models import BatchStatus, LandingBatch, RawRecord
+from explore.parsers.csv_reader import LineBlocks
 from explore.tests.conftest import gz, raw_rows, store
 from governance.pipeline.models import RunStatus
 
@@ -141,7 +142,7 @@ def test_progress_moves_by_bytes_and_lines_within_a_copy_statement(
     settings.ATLAS_INGEST_STATEMENT_ROWS = 10**9  # one statement for the whole file
     monkeypatch.setattr(services, "PROGRESS_INTERVAL", 0)
     monkeypatch.setattr(services, "READ_BYTES", 64 * 1024)
-    monkeypatch.setattr(parsers._LineBlocks, "block_bytes", 64 * 1024)
+    monkeypatch.setattr(LineBlocks, "block_bytes", 64 * 1024)
     content = HEADER + csv_lines(10) + b"\n" * 2_000_000
     batch = store(customers, gz(content), "blank.csv.gz")
     seen = []

@@ -7,6 +7,7 @@ import pytest
 
 from explore import parsers
 from explore.parsers import FormatError, check_head, reader_for
+from explore.parsers.csv_reader import LineBlocks
 
 
 def read(fmt: str, data: bytes, *, max_record_bytes: int = 10_000, chunk_bytes: int | None = None):
@@ -252,7 +253,7 @@ def test_csv_reads_the_same_whatever_the_block_boundaries(monkeypatch, block_byt
         + b'4,"quoted, comma"\r\n5,a,b\n6,last without a break'
     )
     expected = read("csv", data, max_record_bytes=100)[1]
-    monkeypatch.setattr(parsers._LineBlocks, "block_bytes", block_bytes)
+    monkeypatch.setattr(LineBlocks, "block_bytes", block_bytes)
     assert read("csv", data, max_record_bytes=100)[1] == expected
     assert [r[0] for r in expected] == [2, 5, 6, 8, 9, 10]
     assert expected[0][1] == '1,"spans\nthree\nlines"'
