@@ -1,16 +1,18 @@
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 from atlas_site.schemas import QUALITY, qualified
 
-
-class DimensionCode(models.TextChoices):
-    COMPLETENESS = "completeness", "Completeness"
-    ACCURACY = "accuracy", "Accuracy"
-    CONSISTENCY = "consistency", "Consistency"
-    TIMELINESS = "timeliness", "Timeliness"
-    VALIDITY = "validity", "Validity"
-    UNIQUENESS = "uniqueness", "Uniqueness"
+# The kinds and dimensions live below the models and the rules (kinds.py); they stay
+# importable from here, as the fields' choices.
+from governance.quality.kinds import (
+    DIMENSION_OF_KIND,
+    DimensionCode,
+    RuleKind,
+    RuleOrigin,
+    validate_steward_rule,
+)
 
 
 class QualityDimension(models.Model):
@@ -42,24 +44,6 @@ class QualityDimension(models.Model):
         return self.get_code_display()
 
 
-class RuleKind(models.TextChoices):
-    NOT_NULL = "not_null", "Not null (required)"
-    TYPE = "type", "Type conforms"
-    PATTERN = "pattern", "Matches pattern"
-    ALLOWED_VALUES = "allowed_values", "In allowed values"
-    MAX_LENGTH = "max_length", "Within maximum length"
-    UNIQUE = "unique", "Unique key"
-    CROSS_FIELD = "cross_field", "Cross-field comparison"
-    FRESHNESS = "freshness", "Event time within freshness target"
-    RANGE = "range", "Within range"
-    REFERENCE_LIST = "reference_list", "In reference list"
-
-
-class RuleOrigin(models.TextChoices):
-    CONTRACT = "contract", "Derived from the contract"
-    STEWARD = "steward", "Added by a steward"
-
-
 class QualityRule(models.Model):
     dataset = models.ForeignKey(
         "pipeline.Dataset", on_delete=models.CASCADE, related_name="quality_rules"
@@ -81,10 +65,6 @@ class QualityRule(models.Model):
         return f"{self.dataset_id}.{self.field_name or '*'} {self.kind}"
 
     def clean(self) -> None:
-        from django.core.exceptions import ValidationError
-
-        from governance.quality.rules import DIMENSION_OF_KIND, validate_steward_rule
-
         # Found by fuzzing: an empty box (or JSON null) reached the NOT NULL column as
         # NULL and the admin answered 500. No parameters is {}; anything else an object.
         if self.parameters is None:

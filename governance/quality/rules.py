@@ -6,34 +6,18 @@ the six dimensions. The contract check (chart.contract) reports failures with th
 same rule names, so a reason maps straight onto its rule.
 """
 
-import operator
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import re2
-from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from governance.pipeline.models import Dataset, DatasetField
-from governance.quality.models import DimensionCode, QualityDimension, QualityRule, RuleKind
+from governance.quality.kinds import COMPARISONS, DIMENSION_OF_KIND
+from governance.quality.models import QualityDimension, QualityRule, RuleKind
 from governance.quality.models import RuleOrigin as Origin
-
-# Which dimension each kind of rule measures.
-DIMENSION_OF_KIND = {
-    RuleKind.NOT_NULL: DimensionCode.COMPLETENESS,
-    RuleKind.TYPE: DimensionCode.VALIDITY,
-    RuleKind.PATTERN: DimensionCode.VALIDITY,
-    RuleKind.ALLOWED_VALUES: DimensionCode.VALIDITY,
-    RuleKind.MAX_LENGTH: DimensionCode.VALIDITY,
-    RuleKind.UNIQUE: DimensionCode.UNIQUENESS,
-    RuleKind.CROSS_FIELD: DimensionCode.CONSISTENCY,
-    RuleKind.FRESHNESS: DimensionCode.TIMELINESS,
-    RuleKind.RANGE: DimensionCode.ACCURACY,
-    RuleKind.REFERENCE_LIST: DimensionCode.ACCURACY,
-}
 
 # Names the contract check gives its failures -> rule kinds.
 KIND_OF_CONTRACT_REASON = {
@@ -46,15 +30,6 @@ KIND_OF_CONTRACT_REASON = {
     "range": RuleKind.RANGE,
     "unique": RuleKind.UNIQUE,
     "freshness": RuleKind.FRESHNESS,
-}
-
-COMPARISONS: dict[str, Callable[[Any, Any], bool]] = {
-    "<": operator.lt,
-    "<=": operator.le,
-    "==": operator.eq,
-    "!=": operator.ne,
-    ">=": operator.ge,
-    ">": operator.gt,
 }
 
 
@@ -121,64 +96,6 @@ def sync_contract_rules(*, dataset: Dataset) -> list[QualityRule]:
         is_active=False
     )
     return kept
-
-
-def validate_steward_rule(rule: QualityRule) -> None:
-    """Refuse a steward rule whose parameters cannot be applied, saying which and why."""
-    parameters = rule.parameters or {}
-    field_names = set(
-        DatasetField.objects.filter(dataset=rule.dataset).values_list("name", flat=True)
-    )
-
-    def require(key: str, message: str):
-        if parameters.get(key) in (None, "", []):
-            raise ValidationError({"parameters": f"{rule.kind} needs {message}"})
-
-    def known(name: str, where: str):
-        if name not in field_names:
-            raise ValidationError(
-                {where: f"{name!r} is not a field of the {rule.dataset.slug} contract"}
-            )
-
-    if rule.kind == RuleKind.CROSS_FIELD:
-        require("left", '"left": a field name')
-        require("right", '"right": a field name')
-        if parameters.get("op") not in COMPARISONS:
-            raise ValidationError({"parameters": f'"op" must be one of {", ".join(COMPARISONS)}'})
-        known(parameters["left"], "parameters")
-        known(parameters["right"], "parameters")
-        return
-    if rule.kind != RuleKind.UNIQUE or rule.field_name:
-        if not rule.field_name:
-            raise ValidationError({"field_name": f"a {rule.kind} rule needs a field"})
-        known(rule.field_name, "field_name")
-    if rule.kind in (RuleKind.REFERENCE_LIST, RuleKind.ALLOWED_VALUES):
-        require("values", '"values": a non-empty list')
-        if not isinstance(parameters["values"], list):
-            raise ValidationError({"parameters": '"values" must be a list'})
-    elif rule.kind == RuleKind.PATTERN:
-        require("regex", '"regex": a pattern')
-        from governance.compliance.regex_safety import check_pattern
-
-        try:
-            check_pattern(parameters["regex"])
-        except ValidationError as error:
-            raise ValidationError({"parameters": error.messages}) from error
-    elif rule.kind == RuleKind.RANGE:
-        if parameters.get("min") is None and parameters.get("max") is None:
-            raise ValidationError({"parameters": 'range needs "min", "max" or both'})
-        for key in ("min", "max"):
-            if parameters.get(key) is not None:
-                try:
-                    Decimal(str(parameters[key]))
-                except InvalidOperation:
-                    raise ValidationError(
-                        {"parameters": f'"{key}" must be a number, got {parameters[key]!r}'}
-                    ) from None
-    elif rule.kind == RuleKind.FRESHNESS:
-        require("max_age_seconds", '"max_age_seconds": a positive number')
-    elif rule.kind == RuleKind.MAX_LENGTH:
-        require("max_length", '"max_length": a positive number')
 
 
 @dataclass(slots=True)
