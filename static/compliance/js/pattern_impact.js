@@ -1,18 +1,10 @@
 // Previews what the PII pattern being edited would match in recent records, before it
 // is saved: counts per dataset and field, values gained and lost, masked excerpts.
-// Loaded as a file (no inline script) so the admin can run under a strict CSP.
+// Loaded as a file (no inline script) so the admin can run under a strict CSP; needs
+// atlas/js/admin_fetch.js before it.
 "use strict";
 {
-    function element(tag, text, className) {
-        const node = document.createElement(tag);
-        if (text !== undefined) {
-            node.textContent = text;  // always as text, never as HTML
-        }
-        if (className) {
-            node.className = className;
-        }
-        return node;
-    }
+    const element = window.atlas.element;
 
     function row(cells, cellTag) {
         const tr = element("tr");
@@ -86,20 +78,11 @@
         const body = new FormData(form);
         body.set("pattern_id", fieldset.dataset.patternId || "");
         container.replaceChildren(element("p", "Scanning recent records…"));
-        try {
-            const response = await fetch(fieldset.dataset.impactUrl, {
-                method: "POST",
-                body: body,
-                credentials: "same-origin",
-            });
-            if (response.status === 403) {
-                show(container, {error: "You may not preview PII patterns."});
-                return;
-            }
-            show(container, await response.json());
-        } catch (error) {
-            show(container, {error: `The impact could not be previewed: ${error}`});
-        }
+        await window.atlas.postForJson(fieldset.dataset.impactUrl, {
+            body: body,
+            forbidden: "You may not preview PII patterns.",
+            failed: "The impact could not be previewed",
+        }, (data) => show(container, data));
     }
 
     window.addEventListener("load", function() {

@@ -1,5 +1,6 @@
 // Tries the PII pattern being edited against sample text, before it is saved.
-// Loaded as a file (no inline script) so the admin can run under a strict CSP.
+// Loaded as a file (no inline script) so the admin can run under a strict CSP; needs
+// atlas/js/admin_fetch.js before it.
 "use strict";
 {
     function field(id) {
@@ -8,12 +9,7 @@
     }
 
     function message(container, text, className) {
-        const paragraph = document.createElement("p");
-        paragraph.textContent = text;
-        if (className) {
-            paragraph.className = className;
-        }
-        container.append(paragraph);
+        container.append(window.atlas.element("p", text, className));
     }
 
     // The sample with each match marked; text is inserted as text, never as HTML.
@@ -90,21 +86,12 @@
         });
         container.replaceChildren();
         message(container, "Trying…");
-        try {
-            const response = await fetch(fieldset.dataset.tryUrl, {
-                method: "POST",
-                body: body,
-                headers: {"X-CSRFToken": document.querySelector("[name=csrfmiddlewaretoken]").value},
-                credentials: "same-origin",
-            });
-            if (response.status === 403) {
-                show(container, sample, {error: "You may not try patterns."});
-                return;
-            }
-            show(container, sample, await response.json());
-        } catch (error) {
-            show(container, sample, {error: `The pattern could not be tried: ${error}`});
-        }
+        await window.atlas.postForJson(fieldset.dataset.tryUrl, {
+            body: body,
+            headers: {"X-CSRFToken": document.querySelector("[name=csrfmiddlewaretoken]").value},
+            forbidden: "You may not try patterns.",
+            failed: "The pattern could not be tried",
+        }, (data) => show(container, sample, data));
     }
 
     window.addEventListener("load", function() {

@@ -1,18 +1,10 @@
 // Shows how each dataset's latest overall score would move under the weights being
 // typed on the quality dimensions changelist, before they are saved.
-// Loaded as a file (no inline script) so the admin can run under a strict CSP.
+// Loaded as a file (no inline script) so the admin can run under a strict CSP; needs
+// atlas/js/admin_fetch.js before it.
 "use strict";
 {
-    function element(tag, text, className) {
-        const node = document.createElement(tag);
-        if (text !== undefined && text !== null) {
-            node.textContent = text;  // always as text, never as HTML
-        }
-        if (className) {
-            node.className = className;
-        }
-        return node;
-    }
+    const element = window.atlas.element;
 
     function direction(change) {
         if (change === null || Number(change) === 0) {
@@ -69,20 +61,11 @@
         const body = new FormData(form);
         body.delete("_save");
         container.replaceChildren(element("p", "Rescoring…"));
-        try {
-            const response = await fetch(box.dataset.previewUrl, {
-                method: "POST",
-                body: body,
-                credentials: "same-origin",
-            });
-            if (response.status === 403) {
-                show(container, {error: "You may not change the weights."});
-                return;
-            }
-            show(container, await response.json());
-        } catch (error) {
-            show(container, {error: `The scores could not be previewed: ${error}`});
-        }
+        await window.atlas.postForJson(box.dataset.previewUrl, {
+            body: body,
+            forbidden: "You may not change the weights.",
+            failed: "The scores could not be previewed",
+        }, (data) => show(container, data));
     }
 
     window.addEventListener("load", function() {
