@@ -6,10 +6,11 @@ the six dimensions. The contract check (chart.contract) reports failures with th
 same rule names, so a reason maps straight onto its rule.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, ClassVar
 
 import re2
 from django.db import transaction
@@ -170,51 +171,72 @@ class RecordRuleCheck:
         if rule.kind == RuleKind.NOT_NULL:
             return None if value not in (None, "") else self._fail("a value is required", value)
         if rule.kind == RuleKind.CROSS_FIELD:
-            left, right = data.get(parameters["left"]), data.get(parameters["right"])
-            if left is None or right is None:
-                return None
-            left_n, right_n = _number(left), _number(right)
-            if left_n is not None and right_n is not None:
-                left, right = left_n, right_n
-            if COMPARISONS[parameters["op"]](left, right):
-                return None
-            return self._fail(
-                f"{parameters['left']} {parameters['op']} {parameters['right']} does not hold",
-                f"{left} vs {right}",
-                fields=(parameters["left"], parameters["right"]),
-            )
+            return self._cross_field(data, parameters)
         if value in (None, ""):
             return None  # absence is completeness's business
-        if rule.kind in (RuleKind.REFERENCE_LIST, RuleKind.ALLOWED_VALUES):
-            allowed = {str(item) for item in parameters["values"]}
-            return None if str(value) in allowed else self._fail("not in the reference list", value)
-        if rule.kind == RuleKind.PATTERN:
-            if self._regex.fullmatch(str(value)):
-                return None
-            return self._fail("does not match the pattern", value)
-        if rule.kind == RuleKind.RANGE:
-            number = _number(value)
-            low, high = parameters.get("min"), parameters.get("max")
-            if number is None:
-                return self._fail("not a number", value)
-            if low is not None and number < Decimal(str(low)):
-                return self._fail(f"below {low}", value)
-            if high is not None and number > Decimal(str(high)):
-                return self._fail(f"above {high}", value)
+        judge = self._VALUE_CHECKS.get(rule.kind)
+        return judge(self, value, parameters) if judge is not None else None
+
+    def _cross_field(self, data: dict[str, Any], parameters: dict) -> RuleFailure | None:
+        left, right = data.get(parameters["left"]), data.get(parameters["right"])
+        if left is None or right is None:
             return None
-        if rule.kind == RuleKind.MAX_LENGTH:
-            if len(str(value)) <= int(parameters["max_length"]):
-                return None
-            return self._fail(f"longer than {parameters['max_length']}", value)
-        if rule.kind == RuleKind.FRESHNESS:
-            moment = _moment(value)
-            if moment is None:
-                return self._fail("not a date and time", value)
-            age = self.now - moment
-            if age <= timedelta(seconds=float(parameters["max_age_seconds"])):
-                return None
-            return self._fail(f"older than the freshness target ({_age(age)} old)", value)
+        left_n, right_n = _number(left), _number(right)
+        if left_n is not None and right_n is not None:
+            left, right = left_n, right_n
+        if COMPARISONS[parameters["op"]](left, right):
+            return None
+        return self._fail(
+            f"{parameters['left']} {parameters['op']} {parameters['right']} does not hold",
+            f"{left} vs {right}",
+            fields=(parameters["left"], parameters["right"]),
+        )
+
+    # The checks of a value that is there, one per kind of rule (_VALUE_CHECKS).
+
+    def _in_list(self, value: Any, parameters: dict) -> RuleFailure | None:
+        allowed = {str(item) for item in parameters["values"]}
+        return None if str(value) in allowed else self._fail("not in the reference list", value)
+
+    def _matches(self, value: Any, parameters: dict) -> RuleFailure | None:
+        if self._regex.fullmatch(str(value)):
+            return None
+        return self._fail("does not match the pattern", value)
+
+    def _in_range(self, value: Any, parameters: dict) -> RuleFailure | None:
+        number = _number(value)
+        low, high = parameters.get("min"), parameters.get("max")
+        if number is None:
+            return self._fail("not a number", value)
+        if low is not None and number < Decimal(str(low)):
+            return self._fail(f"below {low}", value)
+        if high is not None and number > Decimal(str(high)):
+            return self._fail(f"above {high}", value)
         return None
+
+    def _within_length(self, value: Any, parameters: dict) -> RuleFailure | None:
+        if len(str(value)) <= int(parameters["max_length"]):
+            return None
+        return self._fail(f"longer than {parameters['max_length']}", value)
+
+    def _fresh(self, value: Any, parameters: dict) -> RuleFailure | None:
+        moment = _moment(value)
+        if moment is None:
+            return self._fail("not a date and time", value)
+        age = self.now - moment
+        if age <= timedelta(seconds=float(parameters["max_age_seconds"])):
+            return None
+        return self._fail(f"older than the freshness target ({_age(age)} old)", value)
+
+    # A kind not here passes a value (a type or uniqueness rule judges nothing here).
+    _VALUE_CHECKS: ClassVar[dict[str, Callable[..., RuleFailure | None]]] = {
+        RuleKind.REFERENCE_LIST: _in_list,
+        RuleKind.ALLOWED_VALUES: _in_list,
+        RuleKind.PATTERN: _matches,
+        RuleKind.RANGE: _in_range,
+        RuleKind.MAX_LENGTH: _within_length,
+        RuleKind.FRESHNESS: _fresh,
+    }
 
     def _fail(self, message: str, value: Any, fields: tuple[str, ...] = ()) -> RuleFailure:
         text = str(value)
