@@ -24,7 +24,7 @@ from django.utils.http import urlencode
 
 from governance.compliance.clearance import Clearance
 from governance.compliance.protection import ShownValue
-from governance.compliance.reveal import REASON_MAX_LENGTH, Revealed, RevealRefusedError
+from governance.compliance.reveal import REASON_MAX_LENGTH, Revealed, RevealRefusedError, reveal
 from governance.pipeline.selectors import DatasetShields, dataset_shields, readable_dataset_ids
 
 REVEAL_TEMPLATE = "admin/atlas/reveal.html"
@@ -76,7 +76,6 @@ class ValuesAdminMixin(ReadableDatasetsMixin):
         return None
 
     def reveal(self, request, obj, target: RevealTarget, reason: str) -> Revealed:
-        from governance.compliance.reveal import reveal
 
         return reveal(
             actor=request.user,

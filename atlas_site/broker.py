@@ -44,6 +44,7 @@ import logging
 import threading
 import weakref
 
+from celery.worker import state
 from kombu.transport import redis as kombu_redis
 from kombu.transport import virtual
 from redis import exceptions as redis_exceptions
@@ -54,7 +55,6 @@ logger = logging.getLogger(__name__)
 def _running_delivery_tags() -> set:
     """Delivery tags of the tasks this worker is running (none outside a worker, and none
     while it shuts down: then every message goes back, as kombu does)."""
-    from celery.worker import state
 
     if state.should_stop not in (None, False) or state.should_terminate not in (None, False):
         return set()

@@ -39,6 +39,7 @@ from django.utils import timezone  # noqa: E402
 
 from atlas_site.partitions import RAW_RECORDS, existing_partitions  # noqa: E402
 from chart.models import ChartRecord, QuarantinedRecord  # noqa: E402
+from chart.selectors import impact_sample  # noqa: E402
 from explore.models import LandingBatch, RawRecord  # noqa: E402
 from governance.compliance.impact import preview_pattern_impact  # noqa: E402
 from governance.compliance.models import PiiPattern  # noqa: E402
@@ -196,8 +197,10 @@ def main() -> None:
     saved = PiiPattern.objects.get(name="US Social Security number")
     edited = PiiPattern.objects.get(pk=saved.pk)
     edited.regex = r"\b\d{3}[ -]\d{2}[ -]\d{4}\b"
-    result = preview_pattern_impact(candidate=edited, saved=saved)
-    impact_s = median_seconds(lambda: preview_pattern_impact(candidate=edited, saved=saved))
+    result = preview_pattern_impact(candidate=edited, saved=saved, sample=impact_sample())
+    impact_s = median_seconds(
+        lambda: preview_pattern_impact(candidate=edited, saved=saved, sample=impact_sample())
+    )
     sample = result["sample"]
     print(
         f"PII impact preview: {impact_s:.3f} s (limit {LIMIT_PREVIEW_S} s) for "

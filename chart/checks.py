@@ -3,6 +3,8 @@
 from django.core import checks
 from django.db import DatabaseError, transaction
 
+from chart.models import LEGACY_MASKED, ChartRecord
+
 LEGACY_COUNT_CAP = 10_000
 
 
@@ -14,7 +16,6 @@ def legacy_chart_values(app_configs=None, databases=None, **kwargs) -> list[chec
     """
     if not databases or "default" not in databases:
         return []
-    from chart.models import LEGACY_MASKED, ChartRecord
 
     try:
         with transaction.atomic():

@@ -2,7 +2,7 @@
 
 Re-protect (`reprotect_chart`, a queued run of kind REPROTECT): when a field's level
 changes in a way that changes what chart stores (encrypted or not, or which PII the
-level expects in free text; governance.compliance.classification decides and queues
+level expects in free text; governance.pipeline.classification decides and queues
 the run), every typed chart record of the dataset is read back to its originals
 (chart.protected.originals: decrypted, unsealed) and stored again through the
 evaluator's `protect_values`, under the dataset's chart promotion lock. Records are

@@ -11,6 +11,12 @@ REPROTECT_WAIT_SECONDS = 60
 
 @shared_task(**database_outage_retry())
 def promote_to_chart(run_id: int, continue_to_navigate: bool = True) -> str:
+    """Promote a queued run's records to chart.
+
+    What runs next (navigate, when the run was asked to go that far) is the
+    orchestration's to decide when the run ends; `continue_to_navigate` is ignored and
+    kept for messages sent before that.
+    """
     run = Run.objects.select_related("dataset").get(pk=run_id)
     run = services.promote_to_chart(
         dataset=run.dataset,
@@ -19,10 +25,6 @@ def promote_to_chart(run_id: int, continue_to_navigate: bool = True) -> str:
         chunk_size=settings.ATLAS_PROMOTION_CHUNK_SIZE,
         chunk_bytes=settings.ATLAS_PROMOTION_CHUNK_BYTES,
     )
-    if continue_to_navigate and run.status == RunStatus.SUCCEEDED:
-        from governance.pipeline.services import request_navigate_promotion
-
-        request_navigate_promotion(dataset=run.dataset, triggered_by=f"run {run.pk}")
     return run.status
 
 

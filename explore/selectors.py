@@ -1,5 +1,6 @@
 """Reads of the explore layer: who may ingest where, and how a batch is doing."""
 
+import hashlib
 from typing import Any
 
 from django.core.cache import cache
@@ -9,6 +10,13 @@ from explore.models import BatchStatus, LandingBatch, RawRecord
 from governance.pipeline.models import ApiToken, Dataset, Run, RunKind
 
 INGEST_PERMISSION = "pipeline.change_dataset"
+# A load's progress in the cache (written by explore.services while it reads the file).
+PROGRESS_KEY = "explore:batch-progress:{}"
+
+
+def hash_token(token: str) -> str:
+    """An API token's digest: what is stored and looked up, never the token."""
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def can_ingest(*, user, dataset: Dataset) -> bool:
@@ -36,8 +44,6 @@ def datasets_for_user(*, user) -> QuerySet[Dataset]:
 
 def find_api_token(*, token: str) -> ApiToken | None:
     """The token whose digest matches, usable or not (the caller says why not)."""
-    from explore.services import hash_token
-
     if not token:
         return None
     return ApiToken.objects.select_related("user").filter(token_hash=hash_token(token)).first()
@@ -46,11 +52,9 @@ def find_api_token(*, token: str) -> ApiToken | None:
 def batch_progress(*, batch: LandingBatch) -> dict[str, Any] | None:
     """How far a load in progress has got: rows handed to COPY, lines and decompressed
     bytes read, and stored bytes read (the fraction of the file). Written at most once a
-    second while the file is read (explore.services._LoadProgress)."""
+    second while the file is read (explore.services.loading._LoadProgress)."""
     if batch.status != BatchStatus.LOADING:
         return None
-    from explore.services import PROGRESS_KEY
-
     try:
         progress = cache.get(PROGRESS_KEY.format(batch.pk))
     except Exception:
@@ -133,4 +137,13 @@ def failed_lines(*, batch: LandingBatch, limit: int = 20):
         .filter(payload__isnull=True)
         .order_by("id")  # line order: a batch's lines are copied in order
         .values("line_number", "raw_text", "parse_error")[:limit]
+    )
+
+
+def failed_batches(*, dataset: Dataset, limit: int = 10) -> list[LandingBatch]:
+    """Landing batches of the dataset whose load failed, latest first."""
+    return list(
+        LandingBatch.objects.filter(dataset=dataset, status=BatchStatus.FAILED).order_by(
+            "-created_at"
+        )[:limit]
     )

@@ -2,22 +2,7 @@ from django.contrib.postgres.fields import ArrayField
 from django.db import models
 
 from atlas_site.schemas import NAVIGATE, qualified
-
-
-class Aggregation(models.TextChoices):
-    COUNT = "count", "Count of records"
-    SUM = "sum", "Sum"
-    AVG = "avg", "Average"
-    MIN = "min", "Minimum"
-    MAX = "max", "Maximum"
-    DISTINCT_COUNT = "distinct_count", "Distinct count"
-
-
-class Grain(models.TextChoices):
-    DAY = "day", "Day"
-    WEEK = "week", "Week"
-    MONTH = "month", "Month"
-    YEAR = "year", "Year"
+from navigate.definitions import Aggregation, Grain, validate_metric_definition
 
 
 class MetricDefinition(models.Model):
@@ -52,9 +37,6 @@ class MetricDefinition(models.Model):
         return self.slug
 
     def clean(self) -> None:
-        # The rules need the dataset's contract, so they live in the service.
-        from navigate.services import validate_metric_definition
-
         validate_metric_definition(metric=self)
 
 

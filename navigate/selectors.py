@@ -6,7 +6,8 @@ from decimal import Decimal
 from django.db.models import QuerySet
 
 from governance.pipeline.models import DatasetField, FieldType
-from navigate.models import Aggregation, Fact, MetricDefinition
+from navigate.definitions import Aggregation
+from navigate.models import Fact, MetricDefinition
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 

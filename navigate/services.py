@@ -16,6 +16,7 @@ import logging
 from collections import defaultdict
 from dataclasses import asdict, dataclass
 from datetime import date
+from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
@@ -26,7 +27,6 @@ from atlas_site.schemas import sql_name
 from chart.models import ChartRecord
 from governance.pipeline.models import (
     Dataset,
-    DatasetField,
     FieldType,
     Layer,
     LineageEdge,
@@ -41,131 +41,18 @@ from governance.pipeline.services import (
     finish_run,
     promotion_of,
 )
-from navigate.models import Aggregation, Fact, MetricDefinition
+from navigate.definitions import (
+    TIME_TYPES,
+    Aggregation,
+    contract_fields,
+    validate_metric_definition,
+)
+from navigate.models import Fact, MetricDefinition
 
 logger = logging.getLogger(__name__)
 
-NUMERIC_TYPES = frozenset({FieldType.INTEGER, FieldType.DECIMAL})
-TIME_TYPES = frozenset({FieldType.DATE, FieldType.DATETIME})
-# Which field types each aggregation accepts as its value field (count takes none).
-VALUE_TYPES: dict[str, frozenset[str]] = {
-    Aggregation.SUM: NUMERIC_TYPES,
-    Aggregation.AVG: NUMERIC_TYPES,
-    Aggregation.MIN: NUMERIC_TYPES | TIME_TYPES,
-    Aggregation.MAX: NUMERIC_TYPES | TIME_TYPES,
-    Aggregation.DISTINCT_COUNT: frozenset(FieldType.values),
-}
-
 CHART_RECORD = sql_name(ChartRecord._meta.db_table)
 FACT = sql_name(Fact._meta.db_table)
-
-
-# --- Metric definitions ---------------------------------------------------------------
-
-
-def contract_fields(*, dataset: Dataset) -> dict[str, DatasetField]:
-    """The dataset's contract fields by name, with their classification."""
-    fields = DatasetField.objects.filter(dataset=dataset).select_related("classification")
-    return {field.name: field for field in fields}
-
-
-def _type_label(data_type: str) -> str:
-    return FieldType(data_type).label.lower()
-
-
-def _restriction(field: DatasetField) -> str | None:
-    """The level's name when the field's values are encrypted in chart."""
-    level = field.classification
-    return level.name if level is not None and level.requires_encryption else None
-
-
-def validate_metric_definition(*, metric: MetricDefinition) -> None:
-    """Refuse a metric that cannot be computed, or whose facts would carry encrypted values.
-
-    An encrypted field can be counted distinct (over its keyed tokens), never summed,
-    compared, placed in time or grouped by.
-
-    Raises ValidationError keyed by the metric's field names, with every problem found.
-    """
-    if metric.dataset_id is None:
-        return  # the dataset field's own validation reports it
-    fields = contract_fields(dataset=metric.dataset)
-    errors: dict[str, list[str]] = {}
-
-    def refuse(key: str, message: str) -> None:
-        errors.setdefault(key, []).append(message)
-
-    slug = metric.dataset.slug
-    value_field = metric.value_field
-    if metric.aggregation not in Aggregation.values:
-        pass  # the aggregation field's own validation reports it
-    elif metric.aggregation == Aggregation.COUNT:
-        if value_field:
-            # A count counts records; a value field here would silently be ignored.
-            refuse(
-                "value_field",
-                "A count of records takes no value field; use a distinct count to count "
-                "the values of a field.",
-            )
-    elif not value_field:
-        refuse("value_field", f"A {metric.get_aggregation_display().lower()} needs a value field.")
-    elif value_field not in fields:
-        refuse("value_field", f"'{value_field}' is not a field of the {slug} contract.")
-    else:
-        field = fields[value_field]
-        level = _restriction(field)
-        allowed = VALUE_TYPES.get(metric.aggregation, frozenset())
-        if level and metric.aggregation != Aggregation.DISTINCT_COUNT:
-            # Encrypted values can be neither summed nor compared; equal values have
-            # equal keyed tokens, so a distinct count is still possible.
-            refuse(
-                "value_field",
-                f"'{value_field}' is classified {level}; its values are encrypted, so a "
-                f"{metric.get_aggregation_display().lower()} cannot use them (a distinct "
-                "count can: it counts their keyed tokens).",
-            )
-        elif field.data_type not in allowed:
-            wanted = ", ".join(sorted(_type_label(t) for t in allowed))
-            refuse(
-                "value_field",
-                f"'{value_field}' is {_type_label(field.data_type)}; a "
-                f"{metric.get_aggregation_display().lower()} needs one of: {wanted}.",
-            )
-
-    time_field = metric.time_field
-    if not time_field:
-        refuse("time_field", "A metric needs a time field to place its records in periods.")
-    elif time_field not in fields:
-        refuse("time_field", f"'{time_field}' is not a field of the {slug} contract.")
-    elif _restriction(fields[time_field]):
-        refuse(
-            "time_field",
-            f"'{time_field}' is classified {_restriction(fields[time_field])}; its values "
-            "are encrypted and cannot place records in periods.",
-        )
-    elif fields[time_field].data_type not in TIME_TYPES:
-        refuse(
-            "time_field",
-            f"'{time_field}' is {_type_label(fields[time_field].data_type)}; the time field "
-            "must be a date or a date and time.",
-        )
-
-    seen: set[str] = set()
-    for name in metric.dimension_fields or []:
-        if name in seen:
-            refuse("dimension_fields", f"'{name}' is listed twice.")
-            continue
-        seen.add(name)
-        if name not in fields:
-            refuse("dimension_fields", f"'{name}' is not a field of the {slug} contract.")
-        elif level := _restriction(fields[name]):
-            refuse(
-                "dimension_fields",
-                f"'{name}' is classified {level}; facts never carry restricted values.",
-            )
-
-    if errors:
-        raise ValidationError(errors)
 
 
 # --- SQL pieces -----------------------------------------------------------------------
@@ -197,22 +84,26 @@ def _value_sql(aggregation: str, data_type: str | None) -> str:
 
 
 def _aggregate_sql(aggregation: str) -> str:
-    return {
+    aggregates: dict[str, str] = {
         Aggregation.COUNT: "count(*)",
         Aggregation.SUM: "sum(value)",
         Aggregation.AVG: "avg(value)",
         Aggregation.MIN: "min(value)",
         Aggregation.MAX: "max(value)",
         Aggregation.DISTINCT_COUNT: "count(DISTINCT value)",
-    }[aggregation]
+    }
+    return aggregates[aggregation]
 
 
-def _dimensions_sql(dimension_fields: list[str]) -> tuple[str, str, str, dict[str, str]]:
+def _dimensions_sql(dimension_fields: list[str]) -> tuple[str, str, str, dict[str, Any]]:
     """The dimension values as source columns, their GROUP BY list, the jsonb built from
     them once per group (typed, JSON null when absent), and the parameters."""
     if not dimension_fields:
         return "", "", "'{}'::jsonb", {}
-    columns, names, pairs, params = [], [], [], {}
+    columns: list[str] = []
+    names: list[str] = []
+    pairs: list[str] = []
+    params: dict[str, Any] = {}
     for position, name in enumerate(dimension_fields):
         params[f"dimension_{position}"] = name
         columns.append(f", data -> %(dimension_{position})s::text AS dimension_{position}")
@@ -315,7 +206,7 @@ def touched_periods(*, dataset: Dataset, run: Run) -> dict[int, set[date]]:
         key = (metric.time_field, metric.grain)
         if key not in by_time:
             sql = TOUCHED_SQL.format(period=_period_sql(time.data_type), chart_record=CHART_RECORD)
-            params = {
+            params: dict[str, Any] = {
                 "run_id": run.pk,
                 "dataset_id": dataset.pk,
                 "time_field": metric.time_field,
@@ -388,7 +279,7 @@ def refresh_metric_facts(
 
 
 def refresh_facts(
-    *, dataset: Dataset, run: Run, periods: dict[int, set[date]] | None = None
+    *, dataset: Dataset, run: Run, periods: dict[int, set[date] | None] | None = None
 ) -> int:
     """Recompute the facts of the dataset's active metrics; return how many were written.
 
@@ -477,7 +368,7 @@ def promote_to_navigate(
                 chart_runs = Run.objects.filter(
                     pk__in=new_records.values("run_id").distinct()
                 ).order_by("pk")
-                periods: dict[int, set[date] | None] = defaultdict(set)
+                touched_by: defaultdict[int, set[date]] = defaultdict(set)
                 # A metric without any fact yet (a first promotion, a new metric) is
                 # computed over every period: finding the touched ones would cost more.
                 metrics = list(MetricDefinition.objects.filter(dataset=dataset, is_active=True))
@@ -487,10 +378,12 @@ def promote_to_navigate(
                         for metric_id, touched in touched_periods(
                             dataset=dataset, run=chart_run
                         ).items():
-                            periods[metric_id] |= touched
-                for metric_id in fresh:
-                    periods[metric_id] = None
-                written = refresh_facts(dataset=dataset, run=run, periods=dict(periods))
+                            touched_by[metric_id] |= touched
+                periods: dict[int, set[date] | None] = {
+                    **touched_by,
+                    **dict.fromkeys(fresh),
+                }
+                written = refresh_facts(dataset=dataset, run=run, periods=periods)
                 # Every new chart record went into its periods' facts: in = promoted.
                 rows_in = new_records.count()
                 if last_id is not None:

@@ -55,6 +55,8 @@ INSTALLED_APPS = [
     "governance.archive",
     # Read-only pages for every role, outside the admin.
     "dashboards",
+    # Above every layer: sends the tasks of queued work and decides what runs next.
+    "orchestration",
 ]
 
 MIDDLEWARE = [
@@ -203,11 +205,11 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_CONNECTION_RETRY = True
 CELERY_BROKER_CONNECTION_MAX_RETRIES = None
 # A task whose worker died under it this many times is set aside as a dead letter
-# (governance.pipeline.dead_letters) instead of being delivered again forever.
+# (orchestration.dead_letters) instead of being delivered again forever.
 ATLAS_MAX_DELIVERIES = int(env("ATLAS_MAX_DELIVERIES", "3"))
 CELERY_BEAT_SCHEDULE = {
     # One tick a minute; each dataset's own cron schedule (in the catalog) decides.
-    "pipeline-tick": {"task": "governance.pipeline.tasks.tick", "schedule": 60},
+    "pipeline-tick": {"task": "orchestration.tasks.tick", "schedule": 60},
     "ensure-partitions": {
         "task": "governance.archive.tasks.ensure_partitions",
         "schedule": 6 * 60 * 60,
@@ -225,7 +227,7 @@ CELERY_BEAT_SCHEDULE = {
 # (a stray process kept it open), that session is ended (atlas_site.ownership). Every
 # worker's watchdog looks every ATLAS_WATCHDOG_SECONDS (0: off) for work whose owner is gone
 # and sends its task again: once per owner lost, and again after ATLAS_RESEND_AGAIN_SECONDS
-# should that message go missing (governance.pipeline.watchdog).
+# should that message go missing (orchestration.watchdog).
 ATLAS_HEARTBEAT_SECONDS = float(env("ATLAS_HEARTBEAT_SECONDS", "5"))
 ATLAS_OWNER_TIMEOUT_SECONDS = float(env("ATLAS_OWNER_TIMEOUT_SECONDS", "30"))
 ATLAS_WATCHDOG_SECONDS = float(env("ATLAS_WATCHDOG_SECONDS", "5"))

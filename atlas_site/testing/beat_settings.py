@@ -11,5 +11,5 @@ from atlas_site.settings.test import CELERY_BEAT_SCHEDULE
 
 CELERY_BEAT_SCHEDULE = {"pipeline-tick": CELERY_BEAT_SCHEDULE["pipeline-tick"]}
 CELERY_TASK_ROUTES = {
-    "governance.pipeline.tasks.tick": {"queue": os.environ["ATLAS_TEST_BEAT_QUEUE"]},
+    "orchestration.tasks.tick": {"queue": os.environ["ATLAS_TEST_BEAT_QUEUE"]},
 }

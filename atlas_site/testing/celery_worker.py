@@ -12,7 +12,7 @@ The worker reads the suite's DATABASE_URL pointed at the test database and the
 suite's REDIS_URL; `extra_env` adds or overrides settings read from the environment
 (CELERY_BROKER_VISIBILITY_TIMEOUT, ATLAS_PROMOTION_CHUNK_SIZE, ...).
 
-The watchdog (governance.pipeline.watchdog) is off in these workers unless a test turns
+The watchdog (orchestration.watchdog) is off in these workers unless a test turns
 it on (ATLAS_WATCHDOG_SECONDS in `extra_env`): it acts on the whole test database, and
 tests that leave work without an owner on purpose (a redelivery by Redis, a dead letter,
 a new request taking over) must not find it taken up behind their back by a worker that

@@ -1,6 +1,6 @@
 """Hold a batch load at one chosen moment, so that fault tests act there instead of racing it.
 
-A load is one transaction (explore.services._copy_batch): it takes the dataset's
+A load is one transaction (explore.services.loading._copy_batch): it takes the dataset's
 LOAD_DATASET lock, deletes and copies the batch's rows, then updates its batch to
 'loaded' and commits. A test that kills a worker, or stops Redis or PostgreSQL, "while
 a load is in flight" must find the load there however fast the machine is: a 60,000-line

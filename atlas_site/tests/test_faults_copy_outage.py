@@ -23,6 +23,7 @@ from explore import copy_writer
 from explore import services as explore_services
 from explore.models import BatchStatus, LandingBatch, RawRecord
 from governance.pipeline.models import Layer, Run, RunKind, RunStatus, Watermark
+from orchestration import dispatch
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -53,7 +54,7 @@ def test_a_load_that_loses_its_connection_mid_copy_stays_loading_and_its_retry_l
     customers, settings, monkeypatch
 ):
     settings.ATLAS_INGEST_STATEMENT_ROWS = 500  # several COPY statements
-    monkeypatch.setattr(explore_services, "_send_load", lambda batch_id, via: None)
+    monkeypatch.setattr(dispatch, "send_load", lambda batch_id, via="upload", task_id=None: None)
     content = b"id,email,tier\n" + b"".join(
         b"%d,user%d@example.com,gold\n" % (number, number) for number in range(LINES)
     )

@@ -31,6 +31,7 @@ from chart.models import ChartRecord
 from chart.services import promote_to_chart
 from explore import services as explore_services
 from explore.models import BatchStatus, LandingBatch, RawRecord
+from explore.services import loading as explore_loading
 from governance.pipeline.models import Layer, Run, RunKind, RunStatus, Watermark
 from navigate.models import Fact, MetricDefinition
 
@@ -83,7 +84,7 @@ def test_sigkill_mid_load_then_redelivery_loads_every_line_once(customers, setti
                 )
             assert held.hold_before_commit() == batch.pk
             # Every line went through COPY, in statements of 500 rows, uncommitted.
-            progress = cache.get(explore_services.PROGRESS_KEY.format(batch.pk))
+            progress = cache.get(explore_loading.PROGRESS_KEY.format(batch.pk))
             assert progress["rows"] == LINES
             first.kill()
 

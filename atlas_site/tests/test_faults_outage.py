@@ -30,7 +30,8 @@ from atlas_site.testing.load_gate import load_gate
 from atlas_site.testing.services import private_postgres, private_redis
 from explore.models import BatchStatus, LandingBatch
 from governance.pipeline.models import Layer, Run, RunKind, RunStatus
-from governance.pipeline.services import STALLED_AFTER, resend_stalled_work
+from orchestration import dispatch
+from orchestration.recovery import STALLED_AFTER, resend_stalled_work
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -204,7 +205,7 @@ def test_redis_stopped_with_work_queued_and_in_flight_loses_nothing(stack, datas
         later = (timezone.now() + STALLED_AFTER + timedelta(minutes=1)).isoformat()
         resent = stack.python(
             "from datetime import datetime\n"
-            "from governance.pipeline.services import tick\n"
+            "from orchestration.recovery import tick\n"
             f"tick(now=datetime.fromisoformat({later!r}))\n"
         )
         assert "Traceback" not in resent
@@ -288,11 +289,10 @@ from governance.pipeline.models import Dataset
 content = b"id,email,tier,amount\\n" + b"".join(
     b"%d,user%d@example.com,gold,%d.50\\n" % (n, n, n % 90) for n in range({lines})
 )
-with mock.patch.object(services, "queue_load"):  # stored; its load is sent below
-    batch = services.store_upload(
-        dataset=Dataset.objects.get(slug="orders"), file=io.BytesIO(content),
-        filename={name!r}, actor="cli",
-    )
+batch = services.store_upload(  # stored; its load is sent below
+    dataset=Dataset.objects.get(slug="orders"), file=io.BytesIO(content),
+    filename={name!r}, actor="cli", queue=False,
+)
 load_batch.apply_async(
     (batch.pk, "upload"), countdown={countdown}, queue=settings.ATLAS_INGEST_QUEUE
 )
@@ -393,21 +393,14 @@ def test_redis_restarted_under_a_busy_worker_loses_nothing(
 def test_stalled_work_is_sent_again_once_per_period(dataset, settings, monkeypatch):
     from django.core.cache import cache
 
-    from explore import services as explore_services
-
     sent: list = []
-    monkeypatch.setattr(explore_services, "_send_load", lambda pk, via: sent.append(("load", pk)))
+    monkeypatch.setattr(
+        dispatch, "send_load", lambda pk, via="upload", task_id=None: sent.append(("load", pk))
+    )
     from chart.tasks import promote_to_chart
 
     monkeypatch.setattr(
         promote_to_chart, "apply_async", lambda args, **options: sent.append(("chart", *args))
-    )
-    # Work whose owner is gone is sent by name (governance.pipeline.services).
-    from atlas_site.celery import app
-
-    by_name = {"explore.tasks.load_batch": "load", "chart.tasks.promote_to_chart": "chart"}
-    monkeypatch.setattr(
-        app, "send_task", lambda name, args, **options: sent.append((by_name[name], *args[:2]))
     )
     old = timezone.now() - STALLED_AFTER - timedelta(minutes=1)
 
@@ -445,7 +438,7 @@ def test_stalled_work_is_sent_again_once_per_period(dataset, settings, monkeypat
         return made
 
     queued = run(RunStatus.QUEUED, to_layer=Layer.CHART)
-    orphan = run(RunStatus.RUNNING)
+    orphan = run(RunStatus.RUNNING, to_layer=Layer.NAVIGATE)
     alive = run(RunStatus.RUNNING)
     done = run(RunStatus.SUCCEEDED)
     for key in [f"batch:{b.pk}" for b in (stored, loading, fresh)] + [
@@ -480,7 +473,7 @@ def test_stalled_work_is_sent_again_once_per_period(dataset, settings, monkeypat
     assert sorted(sent, key=str) == sorted(
         [
             ("load", stored.pk),
-            ("load", loading.pk, "resent"),
+            ("load", loading.pk),
             ("chart", queued.pk, False),  # asked for chart only
             ("chart", orphan.pk, True),
         ],

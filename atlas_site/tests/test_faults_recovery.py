@@ -4,7 +4,7 @@ another worker available, with and without beat: how long until the work resumes
 Before, such work waited for beat's tick to see it stalled (52-69 s, at most once per
 item per 10 minutes) or, without beat, for Redis to hand the unacknowledged message
 back after its visibility timeout (an hour). Now every worker's watchdog
-(governance.pipeline.watchdog, every ATLAS_WATCHDOG_SECONDS = 5) sees the work's owner
+(orchestration.watchdog, every ATLAS_WATCHDOG_SECONDS = 5) sees the work's owner
 gone (its lock freed with its session) and sends the task again at once. The goal is 30
 s; these tests fail only past 90 s, so a slow machine cannot make them flaky, and print
 what they measured ("resumed": a delivery in the surviving worker owns the work again;

@@ -16,11 +16,11 @@ from chart.protected import corrected_context
 from chart.services import promote_to_chart
 from chart.tasks import reprotect_chart as reprotect_task
 from explore.models import RawRecord
-from governance.compliance.classification import change_field_classification, level_changed
 from governance.compliance.keys import Keyring, field_context
 from governance.compliance.models import AuditLog, ClassificationLevel
 from governance.compliance.pii.masking import mask
 from governance.compliance.tokens import TokenKeyring
+from governance.pipeline.classification import change_field_classification, level_changed
 from governance.pipeline.models import (
     DatasetField,
     FieldType,
@@ -30,14 +30,11 @@ from governance.pipeline.models import (
     RunStatus,
     Transform,
 )
-from governance.pipeline.services import (
-    REPROTECT_TASK,
-    RESENT_KEY,
-    STALLED_AFTER,
-    resend_stalled_work,
-)
 from navigate.models import Fact, MetricDefinition
 from navigate.services import promote_to_navigate
+from orchestration.recovery import RESENT_KEY, STALLED_AFTER, resend_stalled_work
+
+REPROTECT_TASK = reprotect_task.name
 
 SSN = "123-45-6789"  # a valid SSN: PII that only the restricted level expects
 
@@ -56,10 +53,12 @@ def decrypt(value: str, context: str) -> str:
 
 @pytest.fixture
 def sent(monkeypatch):
-    """Tasks sent by name (send_task), recorded instead of reaching the broker."""
+    """Tasks sent (Celery.send_task, which apply_async calls), recorded, not sent."""
     calls = []
     monkeypatch.setattr(
-        Celery, "send_task", lambda app, name, args=None, **options: calls.append((name, args))
+        Celery,
+        "send_task",
+        lambda app, name, args=None, kwargs=None, **options: calls.append((name, list(args))),
     )
     return calls
 

@@ -47,9 +47,6 @@ from explore.parsers.records import (
     Record,
 )
 
-# explore.services (restructured by other work in progress) still names the base `_Reader`.
-_Reader = Reader
-
 __all__ = [
     "CSV",
     "EXTENSIONS",

@@ -18,6 +18,7 @@ import pytest
 from django.conf import settings as django_settings
 
 from explore import services
+from orchestration import dispatch
 
 ROOT = Path(django_settings.BASE_DIR)
 
@@ -28,7 +29,9 @@ def sent_loads(request, monkeypatch):
     if request.node.get_closest_marker("worker"):
         return None
     sent: list[int] = []
-    monkeypatch.setattr(services, "_send_load", lambda batch_id, via: sent.append(batch_id))
+    monkeypatch.setattr(
+        dispatch, "send_load", lambda batch_id, via="upload", task_id=None: sent.append(batch_id)
+    )
     return sent
 
 

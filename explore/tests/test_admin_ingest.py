@@ -9,7 +9,7 @@ from django.contrib.admin.models import LogEntry
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
-from explore import services
+from explore import selectors, services
 from explore.models import BatchStatus, LandingBatch
 from explore.tests.conftest import store
 from governance.pipeline.models import ApiToken, Dataset
@@ -129,7 +129,7 @@ def test_a_steward_issues_a_token_that_is_shown_once(client, steward, superuser)
     plain = re.search(r'class="atlas-api-token"[^>]*>(atl_[^<]+)<', response.content.decode())[1]
     token = ApiToken.objects.get()
     assert token.user == steward  # not the user the form was sent with
-    assert token.token_hash == services.hash_token(plain)
+    assert token.token_hash == selectors.hash_token(plain)
     change_page = client.get(f"/admin/pipeline/apitoken/{token.pk}/change/").content.decode()
     assert plain not in change_page and token.token_hash not in change_page
     assert client.get("/api/datasets", HTTP_AUTHORIZATION=f"Bearer {plain}").status_code == 200

@@ -1,4 +1,4 @@
-"""manage.py ingest and seed_demo."""
+"""manage.py ingest and seed_demo (orchestration's commands), with the ingestion fixtures."""
 
 import gzip
 import os

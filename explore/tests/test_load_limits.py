@@ -11,6 +11,7 @@ from django.core.cache import cache
 from explore import copy_writer, parsers, services
 from explore.models import BatchStatus, LandingBatch, RawRecord
 from explore.parsers.csv_reader import LineBlocks
+from explore.services import loading
 from explore.tests.conftest import gz, raw_rows, store
 from governance.pipeline.models import RunStatus
 
@@ -36,7 +37,7 @@ def assert_failed_naming(batch, run, setting: str) -> None:
     assert run.status == RunStatus.FAILED and run.error == batch.error
     assert not RawRecord.objects.filter(batch=batch).exists()
     assert batch.rows_total is None or batch.rows_total == 0
-    assert cache.get(services.PROGRESS_KEY.format(batch.pk)) is None
+    assert cache.get(loading.PROGRESS_KEY.format(batch.pk)) is None
 
 
 # --- Decompression bombs ---------------------------------------------------------------------
@@ -140,15 +141,15 @@ def test_progress_moves_by_bytes_and_lines_within_a_copy_statement(
 ):
     """A file of blank lines hands no row to COPY: its progress still moves, by bytes."""
     settings.ATLAS_INGEST_STATEMENT_ROWS = 10**9  # one statement for the whole file
-    monkeypatch.setattr(services, "PROGRESS_INTERVAL", 0)
-    monkeypatch.setattr(services, "READ_BYTES", 64 * 1024)
+    monkeypatch.setattr(loading, "PROGRESS_INTERVAL", 0)
+    monkeypatch.setattr(loading, "READ_BYTES", 64 * 1024)
     monkeypatch.setattr(LineBlocks, "block_bytes", 64 * 1024)
     content = HEADER + csv_lines(10) + b"\n" * 2_000_000
     batch = store(customers, gz(content), "blank.csv.gz")
     seen = []
-    real_set = services._set_progress
+    real_set = loading._set_progress
     monkeypatch.setattr(
-        services,
+        loading,
         "_set_progress",
         lambda batch_id, **values: (seen.append(values), real_set(batch_id, **values)),
     )
@@ -176,7 +177,7 @@ def test_a_killed_load_leaves_no_progress_behind(customers, settings, monkeypatc
 
     def dies_in_the_third_statement(*args, **kwargs):
         calls.append(1)
-        assert cache.get(services.PROGRESS_KEY.format(batch.pk)) is not None
+        assert cache.get(loading.PROGRESS_KEY.format(batch.pk)) is not None
         if len(calls) == 3:
             raise WorkerKilled
         return real_copy_some(*args, **kwargs)
@@ -186,21 +187,21 @@ def test_a_killed_load_leaves_no_progress_behind(customers, settings, monkeypatc
         services.load_batch(batch_id=batch.pk)
 
     assert LandingBatch.objects.get(pk=batch.pk).status == BatchStatus.LOADING
-    assert cache.get(services.PROGRESS_KEY.format(batch.pk)) is None
+    assert cache.get(loading.PROGRESS_KEY.format(batch.pk)) is None
 
 
 def test_progress_a_dead_worker_left_is_replaced_when_the_load_starts_again(customers):
     """A SIGKILLed worker cannot clear its progress: it expires, and a new attempt resets it."""
     batch = store(customers, HEADER + csv_lines(5))
     LandingBatch.objects.filter(pk=batch.pk).update(status=BatchStatus.LOADING)
-    services._set_progress(batch.pk, rows=400_000, bytes_read=10**8)
-    key = services.PROGRESS_KEY.format(batch.pk)
-    assert 0 < cache.ttl(key) <= services.PROGRESS_TTL <= 300
+    loading._set_progress(batch.pk, rows=400_000, bytes_read=10**8)
+    key = loading.PROGRESS_KEY.format(batch.pk)
+    assert 0 < cache.ttl(key) <= loading.PROGRESS_TTL <= 300
 
     from explore import selectors
 
     starts = []
-    real_copy = services._copy_batch
+    real_copy = loading._copy_batch
 
     def copy_batch(batch, run):
         starts.append(selectors.batch_progress(batch=LandingBatch.objects.get(pk=batch.pk)))
@@ -208,7 +209,7 @@ def test_progress_a_dead_worker_left_is_replaced_when_the_load_starts_again(cust
 
     import unittest.mock
 
-    with unittest.mock.patch.object(services, "_copy_batch", copy_batch):
+    with unittest.mock.patch.object(loading, "_copy_batch", copy_batch):
         load(batch)
     assert starts[0]["rows"] == 0 and starts[0]["bytes_read"] == 0
     assert batch.status == BatchStatus.LOADED and cache.get(key) is None

@@ -13,6 +13,7 @@ from django.db import connection
 from atlas_site import advisory_locks
 from explore import copy_writer, selectors, services
 from explore.models import BatchStatus, LandingBatch, RawRecord
+from explore.services import loading
 from explore.tests.conftest import gz, raw_rows, store
 from governance.compliance.envelope import decrypt_bytes
 from governance.compliance.models import AuditLog
@@ -285,17 +286,17 @@ def test_progress_is_visible_while_loading(customers, monkeypatch):
 
     batch = store(customers, CSV)
     seen = []
-    real_set = services._set_progress
+    real_set = loading._set_progress
 
     def spy(batch_id, **values):
         real_set(batch_id, **values)
         loading = LandingBatch.objects.get(pk=batch_id)
         seen.append(selectors.batch_status(batch=loading)["progress"])
 
-    monkeypatch.setattr(services, "_set_progress", spy)
+    monkeypatch.setattr(loading, "_set_progress", spy)
     load(batch)
     assert seen and seen[-1]["rows"] == 4 and seen[-1]["fraction"] == 1.0
-    assert cache.get(services.PROGRESS_KEY.format(batch.pk)) is None
+    assert cache.get(loading.PROGRESS_KEY.format(batch.pk)) is None
 
 
 def test_posted_records_are_stored_as_a_json_array(customers):
@@ -304,21 +305,6 @@ def test_posted_records_are_stored_as_a_json_array(customers):
     assert batch.format == "json" and batch.original_name == "records.json"
     load(batch)
     assert batch.rows_parsed == 2
-
-
-def test_auto_promote_requests_a_promotion_after_a_load(customers, monkeypatch):
-    from governance.pipeline import services as pipeline_services
-
-    requested = []
-    monkeypatch.setattr(
-        pipeline_services,
-        "request_promotion",
-        lambda **kwargs: requested.append(kwargs),
-    )
-    customers.auto_promote = True
-    customers.save()
-    load(store(customers, CSV))
-    assert requested == [{"dataset": customers, "triggered_by": "batch-landed"}]
 
 
 def test_api_tokens_store_only_a_digest(steward):

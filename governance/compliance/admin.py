@@ -23,7 +23,7 @@ from atlas_site.admin_base import (
 )
 from atlas_site.admin_filters import DateRangeFilter
 from atlas_site.admin_values import ReadableDatasetsMixin
-from governance.compliance.classification import level_changed
+from chart import selectors as chart_selectors
 from governance.compliance.clearance import cleared_groups, set_cleared_groups
 from governance.compliance.impact import preview_pattern_impact
 from governance.compliance.models import (
@@ -36,13 +36,8 @@ from governance.compliance.models import (
 )
 from governance.compliance.pii.scanner import InvalidPatternError
 from governance.compliance.pii.validators import get_validator
-from governance.compliance.services import (
-    PiiValidatorFunction,
-    accept_suggestion,
-    record_audit,
-    reject_suggestion,
-    try_pattern,
-)
+from governance.compliance.services import PiiValidatorFunction, record_audit, try_pattern
+from governance.pipeline.classification import accept_suggestion, level_changed, reject_suggestion
 
 # The form fields a preview depends on: what the scanner reads, and whether it runs.
 IMPACT_FIELDS = (
@@ -245,7 +240,9 @@ class PiiPatternAdmin(AuditedModelAdmin):
             text = " ".join(f"{labels[name]}: {' '.join(errors[name])}" for name in errors)
             return JsonResponse({"error": text, "errors": errors}, status=400)
         try:
-            preview = preview_pattern_impact(candidate=form.instance, saved=saved)
+            preview = preview_pattern_impact(
+                candidate=form.instance, saved=saved, sample=chart_selectors.impact_sample()
+            )
         except InvalidPatternError as exc:  # another stored pattern that cannot run
             return JsonResponse({"error": str(exc)}, status=400)
         self._audit_impact_preview(request, form.instance, saved, preview)

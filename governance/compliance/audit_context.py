@@ -4,6 +4,8 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 
+from atlas_site.security import client_ip
+
 
 @dataclass(frozen=True)
 class Origin:
@@ -18,7 +20,6 @@ _current_origin: ContextVar[Origin] = ContextVar("atlas_audit_origin", default=_
 def client_address(request) -> str | None:
     # The address login throttling counts: X-Forwarded-For only as far as the trusted
     # proxies (ATLAS_TRUSTED_PROXIES) vouch for it, never the client's own word.
-    from atlas_site.security import client_ip
 
     return client_ip(request)
 

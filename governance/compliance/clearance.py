@@ -17,10 +17,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.apps import apps as global_apps
+from django.contrib.auth.models import Group, Permission
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
 
-from governance.compliance.models import MaskingRule
+from governance.compliance.models import AuditAction, ClassificationLevel, MaskingRule
 from governance.compliance.pii.masking import REDACTED, mask
 from governance.compliance.roles import CLEARANCE_PREFIX
+from governance.compliance.services import record_audit
 
 CODENAME_PREFIX = CLEARANCE_PREFIX
 # The roles Atlas ships with and the levels they are cleared for on a new installation;
@@ -128,7 +132,6 @@ class Clearance:
         cached = getattr(user, "_atlas_clearance", None)
         if cached is not None:
             return cached
-        from governance.compliance.models import ClassificationLevel
 
         levels = {
             level.pk: Level(
@@ -188,7 +191,6 @@ class Clearance:
 
 def cleared_groups(level) -> list:
     """The groups holding a level's clearance."""
-    from django.contrib.auth.models import Group
 
     return list(
         Group.objects.filter(
@@ -203,12 +205,6 @@ def set_cleared_groups(*, level, groups, actor) -> tuple[list, list]:
 
     A compliance officer's decision: only who may change classification levels may make it.
     """
-    from django.contrib.auth.models import Permission
-    from django.core.exceptions import PermissionDenied
-    from django.db import transaction
-
-    from governance.compliance.models import AuditAction
-    from governance.compliance.services import record_audit
 
     if not actor.has_perm("compliance.change_classificationlevel"):
         raise PermissionDenied("Only compliance officers grant clearances.")

@@ -24,6 +24,7 @@ for the owner, who may then run the first `migrate`; run it once more after that
 
 from dataclasses import dataclass, field
 
+from django.conf import settings
 from django.db import connections, transaction
 from psycopg import sql
 
@@ -76,7 +77,6 @@ def setup_db_roles(
         # A transaction left open (its client gone while a stray process keeps the socket,
         # a forgotten shell) cannot hold its locks for ever: the app role's sessions end
         # once idle in one for ATLAS_DB_IDLE_IN_TRANSACTION_TIMEOUT ("0": never).
-        from django.conf import settings
 
         cursor.execute(
             sql.SQL("ALTER ROLE {} SET idle_in_transaction_session_timeout = {}")

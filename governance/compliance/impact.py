@@ -4,13 +4,14 @@ A steward editing a pattern sees, on a recent bounded sample of records, which v
 the edited pattern would match and which it would stop matching compared with the
 saved one, per dataset and field, with masked excerpts only.
 
-Where the values come from: the newest chart records and the newest quarantined
-records (by id, read backwards along their primary keys, so the sample costs the same
-on ten rows or ten million), and for each the raw record it came from. The raw payload
+Where the values come from (chart.selectors.impact_sample, the layer that owns those
+tables): the newest chart records and the newest quarantined records (by id, read
+backwards along their primary keys, so the sample costs the same on ten rows or ten
+million), and for each the raw record it came from. The raw payload
 is read rather than chart's `data` because chart holds values after protection: a
 value an existing pattern matched is already masked there, an encrypted one is a
 token, so scanning chart's copy could never show what a pattern stops matching. The
-raw values are what the promotion scans; nothing read here leaves this module except
+raw values are what the promotion scans; nothing of them leaves this module except
 counts and masked excerpts.
 
 How a value is judged: with the scanner the promotion uses (governance.compliance.pii.scanner), over
@@ -20,12 +21,9 @@ counts for this pattern when the scan attributes at least one finding to it.
 """
 
 from collections import defaultdict
-from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from chart.models import ChartRecord, QuarantinedRecord
-from explore.models import RawRecord
 from governance.compliance.models import PiiPattern
 from governance.compliance.pii.masking import EXCERPT_CONTEXT, masked_excerpt
 from governance.compliance.pii.scanner import (
@@ -33,9 +31,9 @@ from governance.compliance.pii.scanner import (
     Match,
     PatternSet,
     compile_pattern,
+    payload_texts,
     scan_value,
 )
-from governance.pipeline.models import Dataset, DatasetField
 
 # The sample: the newest records of each kind. Both are read by primary key, so the
 # preview answers in well under a second however large the tables are (bench/previews.py).
@@ -77,42 +75,22 @@ def _pattern_sets(
     )
 
 
-def _texts(payload: Any) -> Iterator[tuple[str, str]]:
-    """(field name, text) of a payload, named and walked as the PII scanner's scan_record does."""
-    if not isinstance(payload, Mapping):
-        return
-    for key, value in payload.items():
-        yield from _walk(value, str(key))
+@dataclass(frozen=True)
+class ImpactSample:
+    """The values a preview scans: raw payloads of the newest chart and quarantined records.
 
+    (dataset id, raw payload) pairs, newest first, read by the layer that owns those
+    tables (chart.selectors.impact_sample); the limits they were read with.
+    """
 
-def _walk(value: Any, path: str) -> Iterator[tuple[str, str]]:
-    if isinstance(value, str):
-        yield path, value
-    elif isinstance(value, bool) or value is None:
-        return
-    elif isinstance(value, int | float):
-        yield path, str(value)  # card and phone numbers arrive as JSON numbers too
-    elif isinstance(value, Mapping):
-        for key, item in value.items():
-            yield from _walk(item, f"{path}.{key}")
-    elif isinstance(value, list | tuple):
-        for index, item in enumerate(value):
-            yield from _walk(item, f"{path}[{index}]")
-
-
-def _sample(model, limit: int) -> list[tuple[int, int]]:
-    """(dataset id, raw record id) of the newest `limit` rows, newest first."""
-    if limit <= 0:
-        return []
-    return list(model.objects.order_by("-id").values_list("dataset_id", "raw_record_id")[:limit])
-
-
-def _payloads(raw_ids: list[int]) -> dict[int, Any]:
-    # `id IN (...)` is one index scan per partition of explore.raw_record, whichever
-    # months the records arrived in.
-    if not raw_ids:
-        return {}
-    return dict(RawRecord.objects.filter(id__in=raw_ids).values_list("id", "payload"))
+    chart: list[tuple[int, Any]]
+    quarantine: list[tuple[int, Any]]
+    # The sampled datasets' slugs, and their fields whose level requires encryption
+    # (the words around such a value are as secret as the value: no context is shown).
+    dataset_slugs: dict[int, str] = field(default_factory=dict)
+    restricted_fields: set[tuple[int, str]] = field(default_factory=set)
+    chart_limit: int = CHART_SAMPLE
+    quarantine_limit: int = QUARANTINE_SAMPLE
 
 
 @dataclass
@@ -151,20 +129,8 @@ def _excerpt(text: str, found: Match, everything: list[Match], *, restricted: bo
     )
 
 
-def _restricted_fields(dataset_ids: set[int]) -> set[tuple[int, str]]:
-    return set(
-        DatasetField.objects.filter(
-            dataset_id__in=dataset_ids, classification__requires_encryption=True
-        ).values_list("dataset_id", "name")
-    )
-
-
 def preview_pattern_impact(
-    *,
-    candidate: PiiPattern,
-    saved: PiiPattern | None,
-    chart_sample: int = CHART_SAMPLE,
-    quarantine_sample: int = QUARANTINE_SAMPLE,
+    *, candidate: PiiPattern, saved: PiiPattern | None, sample: ImpactSample
 ) -> dict[str, Any]:
     """What `candidate` (an edited, unsaved pattern) would match compared with `saved`.
 
@@ -174,17 +140,13 @@ def preview_pattern_impact(
     dataset and field where either version matched, each with masked examples.
     """
     old_set, new_set, probe = _pattern_sets(candidate, saved)
-    chart_rows = _sample(ChartRecord, chart_sample)
-    quarantine_rows = _sample(QuarantinedRecord, quarantine_sample)
-    payloads = _payloads([raw_id for _, raw_id in chart_rows + quarantine_rows])
-    dataset_ids = {dataset_id for dataset_id, _ in chart_rows + quarantine_rows}
-    restricted = _restricted_fields(dataset_ids)
+    restricted = sample.restricted_fields
 
     impacts: dict[tuple[str, int, str], _FieldImpact] = {}
     values_scanned = 0
-    for source, rows in ((SOURCE_CHART, chart_rows), (SOURCE_QUARANTINE, quarantine_rows)):
-        for dataset_id, raw_id in rows:
-            for name, text in _texts(payloads.get(raw_id)):
+    for source, rows in ((SOURCE_CHART, sample.chart), (SOURCE_QUARANTINE, sample.quarantine)):
+        for dataset_id, payload in rows:
+            for name, text in payload_texts(payload):
                 values_scanned += 1
                 # Most values match neither version: one RE2 set pass rules them out.
                 if not probe.candidates(text.encode("utf-8", "replace")):
@@ -210,9 +172,7 @@ def preview_pattern_impact(
                     impact.lost += 1
                     impact.add_example("lost", _excerpt(text, old_hits[0], old, restricted=secret))
 
-    datasets = dict(
-        Dataset.objects.filter(pk__in={key[1] for key in impacts}).values_list("pk", "slug")
-    )
+    datasets = sample.dataset_slugs
     rows = [
         {
             "source": impact.source,
@@ -241,11 +201,11 @@ def preview_pattern_impact(
             "is_new": saved is None,
         },
         "sample": {
-            "chart_records": len(chart_rows),
-            "quarantined_records": len(quarantine_rows),
+            "chart_records": len(sample.chart),
+            "quarantined_records": len(sample.quarantine),
             "values_scanned": values_scanned,
-            "chart_limit": chart_sample,
-            "quarantine_limit": quarantine_sample,
+            "chart_limit": sample.chart_limit,
+            "quarantine_limit": sample.quarantine_limit,
         },
         "totals": {name: totals[name] for name in ("before", "after", "gained", "lost")},
         "rows": rows,

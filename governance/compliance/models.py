@@ -3,6 +3,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 from atlas_site.schemas import COMPLIANCE, qualified
+from governance.compliance.regex_safety import check_pattern
 
 
 class MaskingRule(models.TextChoices):
@@ -132,7 +133,6 @@ class PiiPattern(models.Model):
         return self.name
 
     def clean(self) -> None:
-        from governance.compliance.regex_safety import check_pattern
 
         check_pattern(self.regex, field="regex")
 

@@ -6,6 +6,7 @@ Idempotent: a group's permissions are reset to exactly these.
 """
 
 from django.apps import apps as global_apps
+from django.contrib.auth.management import create_permissions
 
 CLEARANCE_PREFIX = "see_level_"  # governance.compliance.clearance.CODENAME_PREFIX
 
@@ -70,7 +71,6 @@ def role_permissions(apps=global_apps) -> dict[str, set[tuple[str, str]]]:
 
 
 def ensure_roles(apps=global_apps) -> None:
-    from django.contrib.auth.management import create_permissions
 
     # On a fresh database, permissions are made by post_migrate, after migrations:
     # make them now so that the groups can hold them.

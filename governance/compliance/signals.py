@@ -9,8 +9,11 @@ address (or the account) has and whether it is now locked out.
 
 from django.conf import settings
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
+from django.db.models.signals import post_delete, post_save
 
-from governance.compliance.models import AuditAction
+from atlas_site.security import THROTTLE_SCOPE, TIMED_OUT, start_session_clock
+from governance.compliance.clearance import sync_clearance_permissions
+from governance.compliance.models import AuditAction, ClassificationLevel
 from governance.compliance.services import record_audit
 
 USER_TYPE = "auth.user"
@@ -18,7 +21,6 @@ API_TOKEN_TYPE = "pipeline.apitoken"  # noqa: S105  (a model label)
 
 
 def _throttle_note(request) -> str:
-    from atlas_site.security import THROTTLE_SCOPE
 
     failures = getattr(request, "axes_failures_since_start", None)
     if not failures:
@@ -63,7 +65,6 @@ def audit_login_failed(sender, credentials, request=None, **kwargs) -> None:
 
 
 def audit_logout(sender, request, user, **kwargs) -> None:
-    from atlas_site.security import TIMED_OUT
 
     if user is None:  # a logout without a logged-in user ends nothing
         return
@@ -79,16 +80,11 @@ def audit_logout(sender, request, user, **kwargs) -> None:
 
 def sync_clearances(sender, **kwargs) -> None:
     # Each level has its clearance permission, named after it (clearance.py).
-    from governance.compliance.clearance import sync_clearance_permissions
 
     sync_clearance_permissions()
 
 
 def connect() -> None:
-    from django.db.models.signals import post_delete, post_save
-
-    from atlas_site.security import start_session_clock
-    from governance.compliance.models import ClassificationLevel
 
     post_save.connect(sync_clearances, sender=ClassificationLevel, dispatch_uid="compliance.clr")
     post_delete.connect(sync_clearances, sender=ClassificationLevel, dispatch_uid="compliance.cld")

@@ -14,16 +14,19 @@ from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
 from atlas_site.admin_base import AuditedModelAdmin, LargeTableAdmin, ReadOnlyAdmin
+from chart import selectors as chart_selectors
+from explore import selectors as explore_selectors
 from explore.admin_ingest import ApiTokenAdmin, DatasetIngestAdminMixin
-from governance.compliance.classification import (
+from explore.services import BatchNotRetryableError, retry_batch
+from governance.compliance.pii.masking import mask_matches
+from governance.compliance.pii.scanner import load_patterns, scan_value
+from governance.pipeline import selectors
+from governance.pipeline.classification import (
     change_field_classification,
     check_classification_change,
     check_field_removal,
     remove_dataset_field,
 )
-from governance.compliance.pii.masking import mask_matches
-from governance.compliance.pii.scanner import load_patterns, scan_value
-from governance.pipeline import selectors
 from governance.pipeline.models import (
     ApiToken,
     Dataset,
@@ -33,6 +36,8 @@ from governance.pipeline.models import (
     RunStep,
     Watermark,
 )
+from governance.pipeline.services import request_promotion
+from governance.quality import selectors as quality_selectors
 from governance.quality.models import DimensionCode
 
 SPARK_WIDTH, SPARK_HEIGHT = 120, 28
@@ -74,7 +79,7 @@ def duration_text(duration: timedelta | None) -> str:
     return f"{hours} h {minutes:02d} min"
 
 
-def quality_trend(points: list[selectors.ScorePoint]) -> list[dict]:
+def quality_trend(points: list[quality_selectors.ScorePoint]) -> list[dict]:
     """One row per dimension (and overall): its values over the runs, and a sparkline."""
     series = [("overall", "Overall", [p.overall for p in points])] + [
         (code, label, [p.dimensions.get(code) for p in points])
@@ -97,7 +102,7 @@ def quality_trend(points: list[selectors.ScorePoint]) -> list[dict]:
 # --- Contract fields and their classification ----------------------------------------
 #
 # Every classification change and every removal of a classified field goes through
-# governance.compliance.classification: raising is open to stewards, lowering is a
+# governance.pipeline.classification: raising is open to stewards, lowering is a
 # compliance officer's decision with a reason, audited by level names. The forms check
 # it first, so a refusal is a form error on the page, not an error page.
 
@@ -253,8 +258,6 @@ class DatasetAdmin(DatasetIngestAdminMixin, AuditedModelAdmin):
 
     @admin.action(description="Promote now: explore → chart → navigate", permissions=["promote"])
     def promote_now(self, request, queryset):
-        from governance.pipeline.services import request_promotion
-
         runs = [
             request_promotion(dataset=dataset, triggered_by="admin", actor=request.user)
             for dataset in queryset
@@ -294,13 +297,11 @@ class DatasetAdmin(DatasetIngestAdminMixin, AuditedModelAdmin):
         return super().change_view(request, object_id, form_url, extra_context=context)
 
     def overview_context(self, request, dataset: Dataset) -> dict:
-        from explore.selectors import can_ingest
-
-        failed_batches = selectors.failed_batches(dataset=dataset)
+        failed_batches = explore_selectors.failed_batches(dataset=dataset)
         failed_promotion = selectors.failed_promotion(dataset=dataset)
         may_promote = self.has_promote_permission(request)
         readable = selectors.readable_dataset_ids(request.user)
-        pii_summary = selectors.pii_summary(dataset=dataset)
+        pii_summary = chart_selectors.pii_summary(dataset=dataset)
         if readable is not None and dataset.pk not in readable:
             # A dataset limited to groups: counts, but no excerpt of its records.
             pii_summary = [replace(item, examples=[]) for item in pii_summary]
@@ -312,16 +313,18 @@ class DatasetAdmin(DatasetIngestAdminMixin, AuditedModelAdmin):
                 {"run": run, "duration": duration_text(run.duration)}
                 for run in selectors.recent_runs(dataset=dataset)
             ],
-            "quality_trend": quality_trend(selectors.score_trend(dataset=dataset)),
+            "quality_trend": quality_trend(quality_selectors.score_trend(dataset=dataset)),
             "spark_width": SPARK_WIDTH,
             "spark_height": SPARK_HEIGHT,
             "pii_summary": pii_summary,
-            "pii_runs": selectors.PII_RECENT_RUNS,
+            "pii_runs": chart_selectors.PII_RECENT_RUNS,
             "lineage": selectors.dataset_lineage(dataset=dataset),
             "failed_batches": failed_batches,
             "failed_promotion": failed_promotion,
             "may_promote": may_promote,
-            "may_retry": (failed_batches and can_ingest(user=request.user, dataset=dataset))
+            "may_retry": (
+                failed_batches and explore_selectors.can_ingest(user=request.user, dataset=dataset)
+            )
             or (failed_promotion is not None and may_promote),
         }
 
@@ -343,8 +346,6 @@ class DatasetAdmin(DatasetIngestAdminMixin, AuditedModelAdmin):
         return format_html('<a href="{}">run {}</a>', url, run.pk)
 
     def promote_view(self, request, object_id):
-        from governance.pipeline.services import request_promotion
-
         dataset = self._dataset_for(request, object_id)
         if not self.has_promote_permission(request):
             raise PermissionDenied
@@ -360,18 +361,14 @@ class DatasetAdmin(DatasetIngestAdminMixin, AuditedModelAdmin):
 
         A promotion resumes from its watermark, so a new run is the retry of a failed one.
         """
-        from explore.selectors import can_ingest
-        from explore.services import BatchNotRetryableError, retry_batch
-        from governance.pipeline.services import request_promotion
-
         dataset = self._dataset_for(request, object_id)
-        may_load = can_ingest(user=request.user, dataset=dataset)
+        may_load = explore_selectors.can_ingest(user=request.user, dataset=dataset)
         failed_promotion = selectors.failed_promotion(dataset=dataset)
         may_promote = failed_promotion is not None and self.has_promote_permission(request)
         if not may_load and not may_promote:
             raise PermissionDenied
         retried = 0
-        for batch in selectors.failed_batches(dataset=dataset) if may_load else []:
+        for batch in explore_selectors.failed_batches(dataset=dataset) if may_load else []:
             try:
                 retry_batch(batch=batch, actor=request.user)
             except BatchNotRetryableError:
@@ -439,7 +436,7 @@ class DatasetFieldAdmin(AuditedModelAdmin):
     """Every field of every contract; where compliance officers set classifications.
 
     Raising a level is open to stewards; lowering or removing one needs a compliance
-    officer and a reason (governance.compliance.classification). A classified field is
+    officer and a reason (governance.pipeline.classification). A classified field is
     deleted from its dataset's contract (with a reason) or once unclassified.
     """
 
@@ -565,7 +562,7 @@ class RunAdmin(LargeTableAdmin, ReadOnlyAdmin):
         run = self.get_object(request, unquote(object_id))
         context = dict(extra_context or {})
         if run is not None:
-            overview = selectors.run_overview(run=run)
+            overview = quality_selectors.run_overview(run=run)
             context["overview"] = overview
             context["timing"] = {
                 "waited": duration_text(overview.waited),

@@ -1,7 +1,7 @@
 """Dead letters in the admin: tasks set aside after crashing their worker too often.
 
 Read-only, like runs: the pipeline writes them; stewards look at what was set aside,
-which run it failed and why (governance.pipeline.dead_letters).
+which run it failed and why (orchestration.dead_letters).
 """
 
 from django.contrib import admin

@@ -26,7 +26,7 @@ the file's `fields` are the whole contract. Re-importing the same file changes
 nothing (idempotent). Each import writes one audit entry with the contract before
 and after.
 
-Classifications follow governance.compliance.classification: a re-import that lowers
+Classifications follow governance.pipeline.classification: a re-import that lowers
 a field's level or removes a classified field is refused, with where, unless the
 actor may lower classifications (a compliance officer, named as a user) and gives a
 reason (`reason=`; `manage.py import_contract --user officer --reason "..."`).
@@ -47,14 +47,14 @@ from django.db.models import ProtectedError
 from django.utils.dateparse import parse_duration
 from django.utils.duration import duration_iso_string
 
-from governance.compliance.classification import (
+from governance.compliance.models import AuditAction, ClassificationLevel
+from governance.compliance.services import changed_values, record_audit
+from governance.pipeline.classification import (
     change_field_classification,
     check_classification_change,
     check_field_removal,
     remove_dataset_field,
 )
-from governance.compliance.models import AuditAction, ClassificationLevel
-from governance.compliance.services import changed_values, record_audit
 from governance.pipeline.models import Dataset, DatasetField, FieldType, GateAction
 
 CONTRACT_VERSION = 1
@@ -252,6 +252,17 @@ def validate_contract(data: Any, *, prefix: str = "") -> ValidContract:
     if not isinstance(data, dict):
         check.error("contract", "expected a mapping with 'dataset' and 'fields'")
         return result
+    dataset, fields = _contract_parts(check, data)
+    # Fields first: the dataset's business key and event time field refer to them.
+    result.fields, field_names = _validate_fields(check, fields)
+    result.dataset = _validate_dataset(check, dataset, field_names)
+    if not check.errors:
+        _clean_dataset(check, result.dataset)
+    return result
+
+
+def _contract_parts(check: _Checker, data: dict) -> tuple[dict, list]:
+    """The version checked; the dataset mapping and the fields list ({} and [] if wrong)."""
     check.unknown_keys("", data, ("atlas_contract", "dataset", "fields"))
     if data.get("atlas_contract", CONTRACT_VERSION) != CONTRACT_VERSION:
         check.error("atlas_contract", f"version {data['atlas_contract']!r} is not supported (1)")
@@ -263,60 +274,100 @@ def validate_contract(data: Any, *, prefix: str = "") -> ValidContract:
     if not isinstance(fields, list):
         check.error("fields", "missing, or not a list")
         fields = []
+    return dataset, fields
 
-    # Fields first: the dataset's business key and event time field refer to them.
+
+# The fields.
+
+
+def _validate_fields(check: _Checker, fields: list) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """Each field's model values (none for an item that is not a mapping), and the
+    position of each field name."""
     levels = {level.name: level for level in ClassificationLevel.objects.all()}
-    field_types = [choice.value for choice in FieldType]
     seen: dict[str, int] = {}
+    valid = []
     for index, item in enumerate(fields):
-        where = f"fields[{index}]."
         if not isinstance(item, dict):
             check.error(f"fields[{index}]", f"expected a mapping, got {item!r}")
             continue
-        check.unknown_keys(where, item, FIELD_KEYS)
-        given = {**FIELD_DEFAULTS, **item}
-        values: dict[str, Any] = {"position": index}
-        name = check.text(f"{where}name", item.get("name"), allow_empty=False)
-        if name is not None:
-            if name in seen:
-                check.error(f"{where}name", f"{name!r} is already the name of fields[{seen[name]}]")
-            seen[name] = index
-        values["name"] = name
-        if given["type"] not in field_types:
-            check.error(f"{where}type", _one_of(given["type"], field_types))
-        values["data_type"] = given["type"]
-        for key in ("required", "unique"):
-            values[key] = check.boolean(f"{where}{key}", given[key])
-        max_length = given["max_length"]
-        if max_length is not None and (
-            isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1
-        ):
-            check.error(
-                f"{where}max_length", f"expected a positive whole number, got {max_length!r}"
-            )
-            max_length = None
-        values["max_length"] = max_length
-        values["allowed_values"] = check.text_list(
-            f"{where}allowed_values", given["allowed_values"]
-        )
-        values["pattern"] = check.text(f"{where}pattern", given["pattern"])
-        values["description"] = check.text(f"{where}description", given["description"])
-        values["minimum"] = check.decimal(f"{where}minimum", given["minimum"])
-        values["maximum"] = check.decimal(f"{where}maximum", given["maximum"])
-        level = given["classification"]
-        if level is not None and level not in levels:
-            check.error(f"{where}classification", _one_of(level, sorted(levels)))
-            level = None
-        values["classification"] = levels.get(level) if level is not None else None
-        if not any(f"{prefix}fields[{index}]." in error for error in check.errors):
-            try:
-                DatasetField(**values).full_clean(exclude=["dataset"], validate_unique=False)
-            except ValidationError as exc:
-                check.model_errors(where, exc)
-        result.fields.append(values)
+        valid.append(_validate_field(check, index, item, levels, seen))
+    return valid, seen
 
+
+def _validate_field(
+    check: _Checker,
+    index: int,
+    item: dict,
+    levels: dict[str, ClassificationLevel],
+    seen: dict[str, int],
+) -> dict[str, Any]:
+    """One field's model values; the model's own checks run when the file's values pass."""
+    where = f"fields[{index}]."
+    check.unknown_keys(where, item, FIELD_KEYS)
+    given = {**FIELD_DEFAULTS, **item}
+    values: dict[str, Any] = {"position": index}
+    values["name"] = _field_name(check, where, item.get("name"), index, seen)
+    values["data_type"] = _field_type(check, where, given["type"])
+    for key in ("required", "unique"):
+        values[key] = check.boolean(f"{where}{key}", given[key])
+    values["max_length"] = _max_length(check, where, given["max_length"])
+    values["allowed_values"] = check.text_list(f"{where}allowed_values", given["allowed_values"])
+    values["pattern"] = check.text(f"{where}pattern", given["pattern"])
+    values["description"] = check.text(f"{where}description", given["description"])
+    values["minimum"] = check.decimal(f"{where}minimum", given["minimum"])
+    values["maximum"] = check.decimal(f"{where}maximum", given["maximum"])
+    values["classification"] = _classification(check, where, given["classification"], levels)
+    if not any(f"{check.prefix}{where}" in error for error in check.errors):
+        try:
+            DatasetField(**values).full_clean(exclude=["dataset"], validate_unique=False)
+        except ValidationError as exc:
+            check.model_errors(where, exc)
+    return values
+
+
+def _field_name(check: _Checker, where: str, value, index: int, seen: dict[str, int]):
+    """The field's name, which no earlier field may have; `seen` records it."""
+    name = check.text(f"{where}name", value, allow_empty=False)
+    if name is not None:
+        if name in seen:
+            check.error(f"{where}name", f"{name!r} is already the name of fields[{seen[name]}]")
+        seen[name] = index
+    return name
+
+
+def _field_type(check: _Checker, where: str, value):
+    field_types = [choice.value for choice in FieldType]
+    if value not in field_types:
+        check.error(f"{where}type", _one_of(value, field_types))
+    return value
+
+
+def _max_length(check: _Checker, where: str, value) -> int | None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        check.error(f"{where}max_length", f"expected a positive whole number, got {value!r}")
+        return None
+    return value
+
+
+def _classification(
+    check: _Checker, where: str, name, levels: dict[str, ClassificationLevel]
+) -> ClassificationLevel | None:
+    """The level named, or None (no level, or an unknown one: an error)."""
+    if name is None:
+        return None
+    if name not in levels:
+        check.error(f"{where}classification", _one_of(name, sorted(levels)))
+        return None
+    return levels[name]
+
+
+# The dataset.
+
+
+def _validate_dataset(check: _Checker, dataset: dict, field_names: dict[str, int]) -> dict:
+    """The dataset's model values: slug and name always, the other keys when given."""
     check.unknown_keys("dataset.", dataset, DATASET_KEYS)
-    values = {}
+    values: dict[str, Any] = {}
     for key in ("slug", "name"):
         values[key] = check.text(f"dataset.{key}", dataset.get(key), allow_empty=False)
     for key in ("description", "schedule", "event_time_field"):
@@ -326,47 +377,60 @@ def validate_contract(data: Any, *, prefix: str = "") -> ValidContract:
         if key in dataset:
             values[key] = check.boolean(f"dataset.{key}", dataset[key])
     if "owner" in dataset:
-        owner = dataset["owner"]
-        values["owner"] = None
-        if owner is not None:
-            user = get_user_model().objects.filter(username=owner).first()
-            if user is None:
-                check.error("dataset.owner", f"no user is named {owner!r}")
-            values["owner"] = user
+        values["owner"] = _owner(check, dataset["owner"])
     if "business_key" in dataset:
-        keys = check.text_list("dataset.business_key", dataset["business_key"]) or []
-        for index, key in enumerate(keys):
-            if key not in seen:
-                check.error(
-                    f"dataset.business_key[{index}]", f"{key!r} is not a field of the contract"
-                )
-        values["business_key"] = keys
-    if values.get("event_time_field") and values["event_time_field"] not in seen:
-        check.error(
-            "dataset.event_time_field",
-            f"{values['event_time_field']!r} is not a field of the contract",
-        )
+        values["business_key"] = _business_key(check, dataset["business_key"], field_names)
+    _check_event_time_field(check, values.get("event_time_field"), field_names)
     if "quality_threshold" in dataset:
         values["quality_threshold"] = check.decimal(
             "dataset.quality_threshold", dataset["quality_threshold"], nullable=False
         )
     if "gate_action" in dataset:
-        actions = [choice.value for choice in GateAction]
-        if dataset["gate_action"] not in actions:
-            check.error("dataset.gate_action", _one_of(dataset["gate_action"], actions))
-        values["gate_action"] = dataset["gate_action"]
+        values["gate_action"] = _gate_action(check, dataset["gate_action"])
     if "freshness_target" in dataset:
         values["freshness_target"] = _duration(
             check, "dataset.freshness_target", dataset["freshness_target"]
         )
-    result.dataset = values
-    if not check.errors:
-        candidate = Dataset(**{**_model_defaults(), **values})
-        try:
-            candidate.full_clean(validate_unique=False)
-        except ValidationError as exc:
-            check.model_errors("dataset.", exc)
-    return result
+    return values
+
+
+def _owner(check: _Checker, username):
+    """The user named, or None (no owner, or no such user: an error)."""
+    if username is None:
+        return None
+    user = get_user_model().objects.filter(username=username).first()
+    if user is None:
+        check.error("dataset.owner", f"no user is named {username!r}")
+    return user
+
+
+def _business_key(check: _Checker, value, field_names: dict[str, int]) -> list[str]:
+    keys = check.text_list("dataset.business_key", value) or []
+    for index, key in enumerate(keys):
+        if key not in field_names:
+            check.error(f"dataset.business_key[{index}]", f"{key!r} is not a field of the contract")
+    return keys
+
+
+def _check_event_time_field(check: _Checker, name, field_names: dict[str, int]) -> None:
+    if name and name not in field_names:
+        check.error("dataset.event_time_field", f"{name!r} is not a field of the contract")
+
+
+def _gate_action(check: _Checker, value):
+    actions = [choice.value for choice in GateAction]
+    if value not in actions:
+        check.error("dataset.gate_action", _one_of(value, actions))
+    return value
+
+
+def _clean_dataset(check: _Checker, values: dict[str, Any]) -> None:
+    """The model's own checks of the dataset, over its defaults for the keys not given."""
+    candidate = Dataset(**{**_model_defaults(), **values})
+    try:
+        candidate.full_clean(validate_unique=False)
+    except ValidationError as exc:
+        check.model_errors("dataset.", exc)
 
 
 def _model_defaults() -> dict[str, Any]:

@@ -1,5 +1,6 @@
 from datetime import timedelta
 
+from celery.schedules import crontab
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.core.exceptions import ValidationError
@@ -7,6 +8,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator, RegexVa
 from django.db import models
 
 from atlas_site.schemas import PIPELINE, qualified
+from governance.compliance.regex_safety import check_pattern
 
 
 class Layer(models.TextChoices):
@@ -30,7 +32,6 @@ FIELD_NAME_VALIDATOR = RegexValidator(
 
 def validate_cron(value: str) -> None:
     """A five-field cron expression (minute hour day-of-month month day-of-week)."""
-    from celery.schedules import crontab
 
     parts = value.split()
     if len(parts) != 5:
@@ -173,8 +174,6 @@ class DatasetField(models.Model):
         if self.data_type == FieldType.ENUM and not self.allowed_values:
             errors["allowed_values"] = "An enumeration needs its allowed values."
         if self.pattern:
-            from governance.compliance.regex_safety import check_pattern
-
             try:
                 check_pattern(self.pattern, field="pattern")
             except ValidationError as exc:
@@ -393,7 +392,7 @@ class DeadLetter(models.Model):
 
     acks_late with reject_on_worker_lost puts a message back on the queue whenever the
     worker running it dies, so a task that kills its worker would be delivered forever.
-    `atlas_site.celery.AtlasTask` counts the deliveries that started and never ended;
+    `orchestration.dead_letters.AtlasTask` counts the deliveries that started and never ended;
     past the bound the task is not run but recorded here (and acknowledged), and the
     run or batch it was working on is failed with the reason.
     """

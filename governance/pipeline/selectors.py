@@ -2,11 +2,9 @@
 what a dataset's page and a run's page show."""
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from decimal import Decimal
+from datetime import datetime
 
 from celery.schedules import crontab
-from django.db import connection
 from django.db.models import Q
 
 from governance.compliance.clearance import Clearance
@@ -20,7 +18,6 @@ from governance.pipeline.models import (
     Run,
     RunKind,
     RunStatus,
-    RunStep,
 )
 
 SCHEDULE_TRIGGER = "schedule"
@@ -55,6 +52,8 @@ def due_datasets(*, now: datetime) -> list[Dataset]:
     due = []
     for dataset in Dataset.objects.filter(is_active=True).exclude(schedule=""):
         schedule = schedule_of(dataset)
+        if schedule is None:
+            continue
         last = last_scheduled_run_at(dataset) or dataset.created_at
         # remaining_delta: the next firing is last_run_at + delta; due once `now` reaches it.
         last_run_at, delta, _ = schedule.remaining_delta(last)
@@ -80,12 +79,11 @@ def field_classifications(*, dataset: Dataset) -> list[LayerClassification]:
     an edge unless the edge's transform removes the value (masked, encrypted,
     aggregated); the latest edge of each field says which transform applies now.
     """
-    levels = {
-        field.name: field.classification.name
-        for field in DatasetField.objects.filter(
-            dataset=dataset, classification__isnull=False
-        ).select_related("classification")
-    }
+    levels: dict[str, str] = dict(
+        DatasetField.objects.filter(dataset=dataset, classification__isnull=False).values_list(
+            "name", "classification__name"
+        )
+    )
     result = [
         LayerClassification(Layer.EXPLORE, name, level, "contract")
         for name, level in levels.items()
@@ -129,85 +127,11 @@ def field_classifications(*, dataset: Dataset) -> list[LayerClassification]:
 # --- A dataset's page and a run's page (bounded reads) -------------------------------
 
 RECENT_RUNS = 10
-SCORE_POINTS = 20
-PII_RECENT_RUNS = 5
-PII_SAMPLE_ROWS = 50_000
-FAILED_BATCHES = 10
 LINEAGE_EDGES = 200
 
 
 def recent_runs(*, dataset: Dataset, limit: int = RECENT_RUNS) -> list[Run]:
     return list(Run.objects.filter(dataset=dataset).order_by("-created_at", "-id")[:limit])
-
-
-@dataclass(frozen=True)
-class ScorePoint:
-    run_id: int
-    at: datetime
-    overall: Decimal | None
-    dimensions: dict[str, Decimal | None]
-
-
-def score_trend(*, dataset: Dataset, limit: int = SCORE_POINTS) -> list[ScorePoint]:
-    """The dataset's latest quality scores, oldest first (the score_dataset_idx index)."""
-    from governance.quality.models import QualityScore
-
-    scores = QualityScore.objects.filter(dataset=dataset).order_by("-created_at")[:limit]
-    return [
-        ScorePoint(
-            run_id=score.run_id,
-            at=score.created_at,
-            overall=score.overall,
-            dimensions={
-                code: None if value is None else Decimal(value)
-                for code, value in score.dimension_scores.items()
-            },
-        )
-        for score in reversed(list(scores))
-    ]
-
-
-@dataclass(frozen=True)
-class PiiFieldSummary:
-    field_name: str
-    pii_type: str
-    findings: int
-    examples: list[str]  # masked excerpts, as stored
-
-
-def pii_summary(
-    *, dataset: Dataset, runs: int = PII_RECENT_RUNS, sample: int = PII_SAMPLE_ROWS
-) -> list[PiiFieldSummary]:
-    """PII findings by field and type in the dataset's latest promotions to chart.
-
-    Bounded: the findings of the last `runs` promotions, at most `sample` of them (read
-    through the run index), so the page costs the same on a table of millions.
-    """
-    from chart.models import PiiFinding
-
-    run_ids = list(
-        Run.objects.filter(dataset=dataset, kind=RunKind.PROMOTE_CHART)
-        .order_by("-created_at")
-        .values_list("pk", flat=True)[:runs]
-    )
-    if not run_ids:
-        return []
-    table = connection.ops.quote_name(PiiFinding._meta.db_table)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"""
-            SELECT field_name, pii_type, count(*), (array_agg(masked_excerpt))[1:3]
-              FROM (SELECT field_name, pii_type, masked_excerpt FROM {table}
-                     WHERE run_id = ANY(%s) LIMIT %s) AS recent
-             GROUP BY field_name, pii_type
-             ORDER BY count(*) DESC, field_name, pii_type
-            """,
-            [run_ids, sample],
-        )
-        return [
-            PiiFieldSummary(name, pii_type, count, list(examples))
-            for name, pii_type, count, examples in cursor.fetchall()
-        ]
 
 
 @dataclass(frozen=True)
@@ -228,17 +152,6 @@ def dataset_lineage(*, dataset: Dataset, limit: int = LINEAGE_EDGES) -> DatasetL
     )
 
 
-def failed_batches(*, dataset: Dataset, limit: int = FAILED_BATCHES):
-    """Landing batches of the dataset whose load failed, latest first."""
-    from explore.models import BatchStatus, LandingBatch
-
-    return list(
-        LandingBatch.objects.filter(dataset=dataset, status=BatchStatus.FAILED).order_by(
-            "-created_at"
-        )[:limit]
-    )
-
-
 def failed_promotion(*, dataset: Dataset) -> Run | None:
     """The dataset's latest promotion run, when it failed (a new one would retry it)."""
     latest = (
@@ -249,41 +162,6 @@ def failed_promotion(*, dataset: Dataset) -> Run | None:
         .first()
     )
     return latest if latest is not None and latest.status == RunStatus.FAILED else None
-
-
-@dataclass(frozen=True)
-class StepTiming:
-    step: RunStep
-    duration: timedelta | None
-
-
-@dataclass(frozen=True)
-class RunOverview:
-    waited: timedelta | None  # queued before it started
-    duration: timedelta | None
-    steps: list[StepTiming]
-    failed_checks: list  # CheckResult with failures, most failures first
-    checks_total: int
-
-
-def run_overview(*, run: Run, checks: int = 50) -> RunOverview:
-    from governance.quality.models import CheckResult
-
-    results = CheckResult.objects.filter(run=run)
-    return RunOverview(
-        waited=run.started_at - run.created_at if run.started_at else None,
-        duration=run.duration,
-        steps=[
-            StepTiming(step, step.finished_at - step.started_at if step.finished_at else None)
-            for step in RunStep.objects.filter(run=run).order_by("started_at", "id")
-        ],
-        failed_checks=list(
-            results.filter(failed_count__gt=0)
-            .select_related("rule__dimension")
-            .order_by("-failed_count", "rule_id")[:checks]
-        ),
-        checks_total=results.count(),
-    )
 
 
 # --- Values as one reader may see them ------------------------------------------------

@@ -1,27 +1,32 @@
-"""Writes of the pipeline area: runs and their lifecycle, promotion locks, the tick."""
+"""Writes of the pipeline area: runs and their lifecycle, promotion locks, requests.
+
+A request creates a queued run and says so (`signals.run_requested`); sending its task,
+and deciding what runs next, is the orchestration app's (above every layer)."""
 
 import logging
-import uuid
 from contextlib import contextmanager
-from datetime import datetime, timedelta
 
-from django.conf import settings
-from django.core.cache import cache
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from atlas_site import advisory_locks, ownership
 from governance.compliance.models import AuditAction
 from governance.compliance.services import record_audit
+from governance.pipeline import signals
 from governance.pipeline.models import Dataset, Layer, Run, RunKind, RunStatus, Watermark
-from governance.pipeline.selectors import SCHEDULE_TRIGGER, due_datasets
 
 logger = logging.getLogger(__name__)
 
 
 def create_run(
-    *, dataset: Dataset, kind: str, triggered_by: str, actor=None, detail: dict | None = None
+    *,
+    dataset: Dataset | None,
+    kind: str,
+    triggered_by: str,
+    actor=None,
+    detail: dict | None = None,
 ) -> Run:
+    """A queued run of `kind`; `dataset` is None for work across datasets (retention)."""
     return Run.objects.create(
         dataset=dataset,
         kind=kind,
@@ -33,7 +38,7 @@ def create_run(
 
 
 # pg_advisory_lock(namespace, dataset id): one promotion per dataset and layer.
-LOCK_NAMESPACE = {
+LOCK_NAMESPACE: dict[str, int] = {
     Layer.CHART: advisory_locks.PROMOTE_CHART,
     Layer.NAVIGATE: advisory_locks.PROMOTE_NAVIGATE,
 }
@@ -124,7 +129,10 @@ def promotion_of(run: Run, *, dataset: Dataset, layer: str):
 
 # The kind of run that promotes into each layer; a re-processing run (chart.reprocess)
 # is a person's request, answered on their page, and is not taken up again.
-PROMOTION_KIND = {Layer.CHART: RunKind.PROMOTE_CHART, Layer.NAVIGATE: RunKind.PROMOTE_NAVIGATE}
+PROMOTION_KIND: dict[str, str] = {
+    Layer.CHART: RunKind.PROMOTE_CHART,
+    Layer.NAVIGATE: RunKind.PROMOTE_NAVIGATE,
+}
 REPROCESS_TRIGGER = "reprocess"
 
 
@@ -182,35 +190,36 @@ def finish_run(
     detail: dict | None = None,
     kept: bool = True,
 ) -> Run:
-    """End a run and audit it. `kept=False`: the run's work was rolled back whole."""
-    run.refresh_from_db()
-    run.status = status
-    run.error = error
-    run.finished_at = timezone.now()
-    if detail:
-        run.detail = {**run.detail, **detail}
-    if not kept:
-        run.rows_in = run.rows_promoted = run.rows_quarantined = 0
-    run.save()
-    record_audit(
-        actor=actor if actor is not None else "celery",
-        action=AuditAction.RUN,
-        instance=run,
-        after={
-            "status": run.status,
-            "rows_in": run.rows_in,
-            "rows_promoted": run.rows_promoted,
-            "rows_quarantined": run.rows_quarantined,
-        },
-        detail=error,
-    )
+    """End a run and audit it. `kept=False`: the run's work was rolled back whole.
+
+    What comes next (`signals.run_finished`: the orchestration requests the next step)
+    commits with the run's end, or neither does: a worker that dies in between leaves
+    no ended run without its follow-up.
+    """
+    with transaction.atomic():
+        run.refresh_from_db()
+        run.status = status
+        run.error = error
+        run.finished_at = timezone.now()
+        if detail:
+            run.detail = {**run.detail, **detail}
+        if not kept:
+            run.rows_in = run.rows_promoted = run.rows_quarantined = 0
+        run.save()
+        record_audit(
+            actor=actor if actor is not None else "celery",
+            action=AuditAction.RUN,
+            instance=run,
+            after={
+                "status": run.status,
+                "rows_in": run.rows_in,
+                "rows_promoted": run.rows_promoted,
+                "rows_quarantined": run.rows_quarantined,
+            },
+            detail=error,
+        )
+        signals.run_finished.send(sender=Run, run=run)
     return run
-
-
-def promotion_task_options() -> dict:
-    """Options of promotion tasks: the ATLAS_PROMOTION_QUEUE setting, when one is set."""
-    queue = getattr(settings, "ATLAS_PROMOTION_QUEUE", None)
-    return {"queue": queue} if queue else {}
 
 
 def request_promotion(
@@ -222,14 +231,12 @@ def request_promotion(
     """
     if to_layer not in (Layer.CHART, Layer.NAVIGATE):
         raise ValueError(f"a promotion goes to chart or navigate, not {to_layer!r}")
-    from chart.tasks import promote_to_chart
-
     run = create_run(
         dataset=dataset,
         kind=RunKind.PROMOTE_CHART,
         triggered_by=triggered_by,
         actor=actor,
-        detail={"to_layer": to_layer},  # for resend_stalled_work
+        detail={"to_layer": to_layer},  # where the promotion stops
     )
     if actor is not None:
         record_audit(
@@ -238,44 +245,20 @@ def request_promotion(
             instance=run,
             detail=f"requested promotion of {dataset.slug} to {to_layer}",
         )
-    promote_to_chart.apply_async_on_commit(
-        (run.pk, to_layer == Layer.NAVIGATE), **promotion_task_options()
-    )
+    signals.run_requested.send(sender=Run, run=run)
     return run
 
 
 def request_navigate_promotion(*, dataset: Dataset, triggered_by: str, actor=None) -> Run:
-    from navigate.tasks import promote_to_navigate
-
+    """Queue a promotion of the dataset's chart records to navigate; returns its run."""
     run = create_run(
         dataset=dataset, kind=RunKind.PROMOTE_NAVIGATE, triggered_by=triggered_by, actor=actor
     )
-    promote_to_navigate.apply_async_on_commit((run.pk,), **promotion_task_options())
+    signals.run_requested.send(sender=Run, run=run)
     return run
 
 
 # --- Re-protecting chart values --------------------------------------------------------
-
-# Sent by name: governance decides that values are re-protected, chart does it, and a
-# layer below never imports the one above (DESIGN.md, Direction of imports).
-REPROTECT_TASK = "chart.tasks.reprotect_chart"
-
-
-def send_reprotect_on_commit(run: Run, *, countdown: float | None = None) -> None:
-    """Send the run's re-protect task once this transaction commits.
-
-    A broker outage does not undo the decision that queued it (robust): the run stays
-    queued and `resend_stalled_work` sends it again.
-    """
-    from celery import current_app
-
-    options = promotion_task_options()
-    if countdown:
-        options["countdown"] = countdown
-    run_pk = run.pk
-    transaction.on_commit(
-        lambda: current_app.send_task(REPROTECT_TASK, args=[run_pk], **options), robust=True
-    )
 
 
 def request_reprotect(
@@ -315,146 +298,5 @@ def request_reprotect(
             detail=f"queued re-protection of the chart values of {dataset.slug}"
             + (f" ({reason})" if reason else ""),
         )
-        send_reprotect_on_commit(run, countdown=countdown)
+        signals.run_requested.send(sender=Run, run=run, countdown=countdown)
     return run
-
-
-@transaction.atomic
-def tick(*, now: datetime | None = None) -> list[Run]:
-    """Queue a promotion for every dataset whose schedule is due; resend stalled work."""
-    now = now or timezone.now()
-    resend_stalled_work(now=now)
-    return [
-        request_promotion(dataset=dataset, triggered_by=SCHEDULE_TRIGGER)
-        for dataset in due_datasets(now=now)
-    ]
-
-
-# --- Work nobody is doing -------------------------------------------------------------
-
-# Work waiting this long has its task sent again (at most once per period). A task can
-# be lost on the way: Redis was down when it was to be sent (the batch was stored, the
-# run created: the request did not fail for it), or its retries ran out while the
-# database was down.
-STALLED_AFTER = timedelta(minutes=10)
-RESENT_KEY = "atlas:resent:{}:{}"
-# The runs whose task is sent again when they stall (a re-processing run is a person's
-# request, answered on their page; an ingest run goes with its batch).
-RESENT_KINDS = (RunKind.PROMOTE_CHART, RunKind.PROMOTE_NAVIGATE, RunKind.REPROTECT)
-# Sent by name, as the re-protect task is (a layer below never imports the one above).
-LOAD_TASK = "explore.tasks.load_batch"
-PROMOTE_CHART_TASK = "chart.tasks.promote_to_chart"
-PROMOTE_NAVIGATE_TASK = "navigate.tasks.promote_to_navigate"
-
-
-def _first_resend(kind: str, pk: int) -> bool:
-    try:
-        return cache.add(RESENT_KEY.format(kind, pk), 1, timeout=STALLED_AFTER.total_seconds())
-    except Exception:  # no cache: resend; a duplicate delivery does nothing twice
-        return True
-
-
-def resend_stalled_work(*, now: datetime) -> dict[str, list[int]]:
-    """Send again the tasks of loads, promotions and re-protections nobody is doing.
-
-    Returns their ids.
-
-    Every task is safe to deliver twice (a load claims its batch, a promotion its run,
-    under advisory locks), so sending one again costs at most a delivery that finds
-    the work done. Stalled: a batch stored or a run queued STALLED_AFTER ago and still
-    waiting (at most once per period each), or a batch 'loading' / a run 'running'
-    whose owner is gone (`resend_ownerless_work`, which every worker's watchdog also
-    runs every few seconds).
-    """
-    from chart.tasks import promote_to_chart
-    from explore.models import BatchStatus, LandingBatch
-    from explore.services import queue_load
-    from navigate.tasks import promote_to_navigate
-
-    before = now - STALLED_AFTER
-    resent: dict[str, list[int]] = {"batches": [], "runs": []}
-    batches = LandingBatch.objects.filter(status=BatchStatus.STORED, created_at__lt=before)
-    for pk in batches.order_by("pk").values_list("pk", flat=True):
-        if _first_resend("batch", pk):
-            queue_load(pk, via="resent")
-            resent["batches"].append(pk)
-    runs = Run.objects.filter(
-        status=RunStatus.QUEUED, created_at__lt=before, kind__in=RESENT_KINDS
-    ).order_by("pk")
-    for run in runs:
-        if not _first_resend("run", run.pk):
-            continue
-        if run.kind == RunKind.PROMOTE_CHART:
-            onwards = (run.detail or {}).get("to_layer", Layer.NAVIGATE) == Layer.NAVIGATE
-            promote_to_chart.apply_async_on_commit((run.pk, onwards), **promotion_task_options())
-        elif run.kind == RunKind.REPROTECT:
-            send_reprotect_on_commit(run)
-        else:
-            promote_to_navigate.apply_async_on_commit((run.pk,), **promotion_task_options())
-        resent["runs"].append(run.pk)
-    if resent["batches"] or resent["runs"]:
-        logger.warning("sent again the tasks of stalled work: %s", resent)
-    ownerless = resend_ownerless_work()
-    return {kind: sorted(resent[kind] + ownerless[kind]) for kind in resent}
-
-
-def resend_ownerless_work() -> dict[str, list[int]]:
-    """Send again, at once, the task of each batch 'loading' and run 'running' whose owner
-    is gone (atlas_site.ownership: its worker died, or stopped beating); returns their ids.
-
-    Once per owner lost: the mark left here is cleared when a delivery takes the work
-    up, so a second crash of the same work is sent again at once too. Each is sent
-    under a task id of its own work item, the same every time: a task that keeps
-    killing the worker that runs it adds up deliveries under that id and ends as a
-    dead letter (governance.pipeline.dead_letters) instead of being sent for ever.
-    """
-    from explore.models import BatchStatus, LandingBatch
-
-    resent: dict[str, list[int]] = {"batches": [], "runs": []}
-    loading = dict(
-        LandingBatch.objects.filter(status=BatchStatus.LOADING).values_list("pk", "created_at")
-    )
-    for pk in ownership.ownerless(advisory_locks.LOAD_BATCH, sorted(loading)):
-        if ownership.claim_resend(advisory_locks.LOAD_BATCH, pk):
-            queue = getattr(settings, "ATLAS_INGEST_QUEUE", None)
-            _send_on_commit(
-                LOAD_TASK,
-                [pk, "resent"],
-                task_id=_resend_task_id("batch", pk, loading[pk]),
-                **({"queue": queue} if queue else {}),
-            )
-            resent["batches"].append(pk)
-    running = {
-        run.pk: run for run in Run.objects.filter(status=RunStatus.RUNNING, kind__in=RESENT_KINDS)
-    }
-    for pk in ownership.ownerless(advisory_locks.RUN, sorted(running)):
-        if ownership.claim_resend(advisory_locks.RUN, pk):
-            _resend_run(running[pk])
-            resent["runs"].append(pk)
-    if resent["batches"] or resent["runs"]:
-        logger.warning("sent again the tasks of work whose owner is gone: %s", resent)
-    return resent
-
-
-def _resend_task_id(kind: str, pk: int, created_at: datetime) -> str:
-    database = connection.settings_dict["NAME"]
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"atlas:{database}:{kind}:{pk}:{created_at}"))
-
-
-def _resend_run(run: Run) -> None:
-    task_id = _resend_task_id("run", run.pk, run.created_at)
-    options = promotion_task_options()
-    if run.kind == RunKind.PROMOTE_CHART:
-        onwards = (run.detail or {}).get("to_layer", Layer.NAVIGATE) == Layer.NAVIGATE
-        _send_on_commit(PROMOTE_CHART_TASK, [run.pk, onwards], task_id=task_id, **options)
-    elif run.kind == RunKind.REPROTECT:
-        _send_on_commit(REPROTECT_TASK, [run.pk], task_id=task_id, **options)
-    else:
-        _send_on_commit(PROMOTE_NAVIGATE_TASK, [run.pk], task_id=task_id, **options)
-
-
-def _send_on_commit(name: str, args: list, **options) -> None:
-    """Send a task by name once this transaction commits (a broker outage is logged)."""
-    from celery import current_app
-
-    transaction.on_commit(lambda: current_app.send_task(name, args=args, **options), robust=True)

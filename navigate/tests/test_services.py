@@ -22,15 +22,10 @@ from governance.pipeline.models import (
     RunKind,
     Transform,
 )
+from navigate.definitions import validate_metric_definition
 from navigate.models import Fact, MetricDefinition
 from navigate.selectors import decode_fact_value, facts_for_metric
-from navigate.services import (
-    record_lineage,
-    refresh_facts,
-    refresh_metric_facts,
-    touched_periods,
-    validate_metric_definition,
-)
+from navigate.services import record_lineage, refresh_facts, refresh_metric_facts, touched_periods
 
 pytestmark = pytest.mark.django_db
 

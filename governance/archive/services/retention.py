@@ -172,7 +172,7 @@ def open_retention_run(*, triggered_by: str, actor=None) -> Run:
     # An archive run has no dataset; create_run's annotation (governance.pipeline.services)
     # does not say so yet.
     run = create_run(
-        dataset=None,  # type: ignore[arg-type]
+        dataset=None,
         kind=RunKind.ARCHIVE,
         triggered_by=triggered_by,
         actor=actor,

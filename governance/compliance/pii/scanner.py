@@ -43,6 +43,7 @@ from typing import Any, NamedTuple
 import re2
 
 from governance.compliance.pii.validators import Validator, get_validator
+from governance.compliance.reference_data import PII_PATTERNS
 from governance.compliance.regex_safety import check_pattern
 
 # How far before a match context words are looked for.
@@ -230,8 +231,6 @@ def compile_patterns(specs: Iterable[Mapping[str, Any]]) -> PatternSet:
 
 def shipped_patterns() -> PatternSet:
     """The patterns Atlas ships with, without a database (benchmark, tests)."""
-    from governance.compliance.reference_data import PII_PATTERNS
-
     return compile_patterns(PII_PATTERNS)
 
 
@@ -257,7 +256,9 @@ def load_patterns() -> PatternSet:
     without a restart. (updated_at alone would miss QuerySet.update(), which does not
     touch auto_now fields.)
     """
-    from governance.compliance.models import PiiPattern
+    # Imported here: the scanner itself runs without Django (bench/pii_accuracy.py); only
+    # this reads the patterns from the database.
+    from governance.compliance.models import PiiPattern  # noqa: PLC0415
 
     rows = list(PiiPattern.objects.filter(enabled=True).order_by("id").values(*SCAN_FIELDS))
     key = tuple(

@@ -7,6 +7,7 @@ import pytest
 from django.urls import reverse
 
 from chart.models import ChartRecord, QuarantinedRecord
+from chart.selectors import impact_sample
 from chart.services import promote_to_chart
 from governance.compliance.impact import preview_pattern_impact
 from governance.compliance.models import AuditLog, PiiPattern
@@ -51,7 +52,7 @@ def test_a_new_pattern_gains_every_value_it_matches(promoted):
     candidate = PiiPattern(
         name="Employee id", pii_type="other", regex=r"\bEMP-\d{6}\b", confidence=0.8
     )
-    preview = preview_pattern_impact(candidate=candidate, saved=None)
+    preview = preview_pattern_impact(candidate=candidate, saved=None, sample=impact_sample())
     assert preview["sample"]["chart_records"] == 3
     assert preview["sample"]["quarantined_records"] == 1
     assert preview["totals"] == {"before": 0, "after": 2, "gained": 2, "lost": 0}
@@ -68,7 +69,7 @@ def test_a_new_pattern_gains_every_value_it_matches(promoted):
 def test_an_edited_pattern_shows_what_it_gains_and_loses(promoted):
     # Spaces instead of dashes: dashed SSNs are lost, the spaced one in the notes gained.
     candidate, saved = edited(SSN, regex=r"\b\d{3} \d{2} \d{4}\b")
-    preview = preview_pattern_impact(candidate=candidate, saved=saved)
+    preview = preview_pattern_impact(candidate=candidate, saved=saved, sample=impact_sample())
     rows = rows_by_key(preview)
     assert rows[("chart", "ssn")] | {"examples": None} == {
         "source": "chart",
@@ -93,7 +94,9 @@ def test_an_edited_pattern_shows_what_it_gains_and_loses(promoted):
 @pytest.mark.django_db
 def test_thresholds_and_disabling_apply_like_a_save_would(promoted):
     unchanged, saved = edited(SSN)
-    assert preview_pattern_impact(candidate=unchanged, saved=saved)["totals"] == {
+    assert preview_pattern_impact(candidate=unchanged, saved=saved, sample=impact_sample())[
+        "totals"
+    ] == {
         "before": 3,
         "after": 3,
         "gained": 0,
@@ -101,9 +104,14 @@ def test_thresholds_and_disabling_apply_like_a_save_would(promoted):
     }
     # Boosted by a context word, 0.3 stays short of the 0.9 threshold anyway.
     strict, saved = edited(SSN, confidence=0.3, min_confidence=0.9)
-    assert preview_pattern_impact(candidate=strict, saved=saved)["totals"]["after"] == 0
+    assert (
+        preview_pattern_impact(candidate=strict, saved=saved, sample=impact_sample())["totals"][
+            "after"
+        ]
+        == 0
+    )
     disabled, saved = edited(SSN, enabled=False)
-    preview = preview_pattern_impact(candidate=disabled, saved=saved)
+    preview = preview_pattern_impact(candidate=disabled, saved=saved, sample=impact_sample())
     assert preview["pattern"]["enabled"] is False
     assert preview["totals"]["lost"] == 3
 
@@ -112,7 +120,7 @@ def test_thresholds_and_disabling_apply_like_a_save_would(promoted):
 def test_the_sample_is_bounded_to_the_newest_records(promoted):
     candidate, saved = edited(SSN, regex=r"\b\d{3} \d{2} \d{4}\b")
     preview = preview_pattern_impact(
-        candidate=candidate, saved=saved, chart_sample=1, quarantine_sample=0
+        candidate=candidate, saved=saved, sample=impact_sample(chart=1, quarantine=0)
     )
     assert preview["sample"]["chart_records"] == 1
     assert preview["sample"]["quarantined_records"] == 0

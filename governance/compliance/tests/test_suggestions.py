@@ -6,7 +6,7 @@ from django.core.exceptions import ValidationError
 from chart.models import ChartRecord
 from chart.services import promote_to_chart
 from governance.compliance.models import AuditLog, ClassificationSuggestion
-from governance.compliance.services import accept_suggestion, reject_suggestion
+from governance.pipeline.classification import accept_suggestion, reject_suggestion
 
 
 def card_notes(count, start=1):

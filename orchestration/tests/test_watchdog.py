@@ -13,16 +13,18 @@ from django.utils import timezone
 
 from atlas_site import advisory_locks, ownership
 from atlas_site.celery import app
+from chart.tasks import promote_to_chart, reprotect_chart
 from explore.models import BatchStatus, LandingBatch
-from governance.pipeline import watchdog
+from explore.tasks import load_batch
 from governance.pipeline.models import Layer, Run, RunKind, RunStatus
-from governance.pipeline.services import (
-    LOAD_TASK,
-    PROMOTE_CHART_TASK,
-    PROMOTE_NAVIGATE_TASK,
-    REPROTECT_TASK,
-    resend_ownerless_work,
-)
+from navigate.tasks import promote_to_navigate
+from orchestration import watchdog
+from orchestration.recovery import resend_ownerless_work, tick
+
+LOAD_TASK = load_batch.name
+PROMOTE_CHART_TASK = promote_to_chart.name
+PROMOTE_NAVIGATE_TASK = promote_to_navigate.name
+REPROTECT_TASK = reprotect_chart.name
 
 pytestmark = pytest.mark.django_db
 
@@ -32,7 +34,7 @@ def sent(monkeypatch):
     """The tasks sent (by name), instead of sending them."""
     calls = []
 
-    def send_task(name, args=None, **options):
+    def send_task(name, args=None, kwargs=None, **options):
         calls.append((name, list(args or []), options))
 
     monkeypatch.setattr(app, "send_task", send_task)
@@ -87,7 +89,7 @@ def test_running_work_whose_owner_is_gone_is_sent_again_at_once(
     loading = a_batch(dataset, BatchStatus.LOADING)
     a_batch(dataset, BatchStatus.STORED)  # waiting, not owned by anyone yet: the tick's
     chart = a_run(dataset, RunKind.PROMOTE_CHART, to_layer=Layer.CHART)
-    onwards = a_run(dataset, RunKind.PROMOTE_CHART)
+    onwards = a_run(dataset, RunKind.PROMOTE_CHART, to_layer=Layer.NAVIGATE)
     navigate = a_run(dataset, RunKind.PROMOTE_NAVIGATE)
     reprotect = a_run(dataset, RunKind.REPROTECT)
     a_run(dataset, RunKind.PROMOTE_CHART, status=RunStatus.QUEUED)
@@ -140,8 +142,6 @@ def test_work_taken_up_and_lost_again_is_sent_again_under_the_same_task_id(
 
 
 def test_the_tick_sends_ownerless_work_too(dataset, sent, django_capture_on_commit_callbacks):
-    from governance.pipeline.services import tick
-
     run = a_run(dataset, RunKind.PROMOTE_NAVIGATE)
     with django_capture_on_commit_callbacks(execute=True):
         tick(now=timezone.now())

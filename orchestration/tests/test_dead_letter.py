@@ -13,8 +13,8 @@ from django.core.cache import cache
 
 from atlas_site.testing.celery_worker import start_worker
 from explore.models import BatchStatus, LandingBatch
-from governance.pipeline import dead_letters
 from governance.pipeline.models import DeadLetter, Run, RunKind, RunStatus
+from orchestration import dead_letters
 
 FAULT_WORKER_SETTINGS = "atlas_site.testing.fault_worker_settings"
 
@@ -176,7 +176,7 @@ def test_a_delivery_within_the_bound_runs_and_clears_its_count(settings, dataset
 
 
 def test_every_atlas_task_counts_its_deliveries_and_can_wait_for_commit():
-    from atlas_site.celery import AtlasTask, app
+    from atlas_site.celery import app
 
     app.loader.import_default_modules()
     atlas_tasks = [task for name, task in app.tasks.items() if not name.startswith("celery.")]
@@ -184,5 +184,5 @@ def test_every_atlas_task_counts_its_deliveries_and_can_wait_for_commit():
         task.name for task in atlas_tasks
     }
     for task in atlas_tasks:
-        assert isinstance(task, AtlasTask), task.name
+        assert isinstance(task, dead_letters.AtlasTask), task.name
         assert callable(task.apply_async_on_commit), task.name

@@ -8,6 +8,7 @@ from explore import services
 from explore.models import BatchStatus, LandingBatch
 from explore.parsers import FORMATS
 from governance.pipeline.models import Dataset
+from orchestration import dispatch
 
 
 def describe_outcome(batch: LandingBatch) -> str:
@@ -85,8 +86,8 @@ class Command(BaseCommand):
         self.stdout.write(f"batch {batch.pk}")
         if not inline:
             try:
-                services.send_load(batch.pk, via="cli")
-            except services.QueueError as exc:
+                dispatch.send_load(batch.pk, via="cli")
+            except dispatch.QueueError as exc:
                 raise CommandError(str(exc)) from None
         if inline:
             services.load_batch(batch_id=batch.pk, triggered_by="manage.py ingest --inline")

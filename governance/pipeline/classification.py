@@ -24,9 +24,16 @@ from dataclasses import dataclass
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.utils import timezone
 
-from governance.compliance.models import AuditAction, ClassificationLevel, PiiPattern
-from governance.compliance.services import record_audit, snapshot
+from governance.compliance.models import (
+    AuditAction,
+    ClassificationLevel,
+    ClassificationSuggestion,
+    PiiPattern,
+    SuggestionStatus,
+)
+from governance.compliance.services import record_audit, record_change, snapshot
 from governance.pipeline.models import DatasetField, FieldType, Run
 from governance.pipeline.services import request_reprotect
 
@@ -322,3 +329,55 @@ def _stored_level(field: DatasetField) -> ClassificationLevel | None:
 
 def _label(field: DatasetField) -> str:
     return str(field)  # "dataset.field"
+
+
+# --- Classification suggestions ---------------------------------------------------------
+
+
+def _decide(suggestion, *, actor, status: str, note: str = ""):
+    with transaction.atomic():
+        suggestion = ClassificationSuggestion.objects.select_for_update().get(pk=suggestion.pk)
+        if suggestion.status != SuggestionStatus.OPEN:
+            raise ValidationError(
+                f"This suggestion was already {suggestion.get_status_display().lower()} "
+                f"by {suggestion.decided_by or 'someone'}."
+            )
+        before = snapshot(suggestion)
+        suggestion.status = status
+        suggestion.decided_by = actor.get_username() if hasattr(actor, "get_username") else actor
+        suggestion.decided_at = timezone.now()
+        suggestion.save()
+        record_change(actor=actor, instance=suggestion, before=before, detail=note)
+    return suggestion
+
+
+def accept_suggestion(suggestion, *, actor, level=None, reason: str = ""):
+    """Classify the field at the suggested level (or `level`); the next run protects it.
+
+    Through the classification rules above: a level
+    below the field's current one is a lowering, which needs a compliance officer and
+    a reason.
+    """
+    with transaction.atomic():
+        field = suggestion.dataset_field
+        chosen = level or suggestion.suggested_level
+        change_field_classification(
+            field=field,
+            level=chosen,
+            actor=actor,
+            reason=reason,
+            detail=f"from PII suggestion {suggestion.pk}",
+        )
+        return _decide(
+            suggestion,
+            actor=actor,
+            status=SuggestionStatus.ACCEPTED,
+            note=f"field classified {chosen.name}",
+        )
+
+
+def reject_suggestion(suggestion, *, actor, reason: str):
+    """Not raised again for this field unless the evidence changes (types or hit ratio)."""
+    if not reason.strip():
+        raise ValidationError("Say why the suggestion is rejected; the reason is kept.")
+    return _decide(suggestion, actor=actor, status=SuggestionStatus.REJECTED, note=reason)

@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 
+import redis
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
@@ -22,6 +23,10 @@ from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
+
+from atlas_site.celery import app
+from dashboards.models import PiiFindingSummary
+from governance.pipeline.models import Run, RunStatus
 
 logger = logging.getLogger(__name__)
 
@@ -54,8 +59,6 @@ def check_database() -> str:
 
 
 def check_broker() -> str:
-    from atlas_site.celery import app
-
     with app.connection_for_write(settings.CELERY_BROKER_URL) as conn:
         conn.ensure_connection(max_retries=1, interval_start=0, timeout=CHECK_TIMEOUT)
     return "ok"
@@ -73,8 +76,6 @@ class WorkerMissingError(RuntimeError):
 
 
 def check_worker() -> str:
-    from atlas_site.celery import app
-
     with app.connection_for_write(settings.CELERY_BROKER_URL) as conn:
         # Fail fast on a broker that is down: ping itself would retry for seconds.
         conn.ensure_connection(max_retries=1, interval_start=0, timeout=CHECK_TIMEOUT)
@@ -144,8 +145,6 @@ def readyz(request):
 def celery_queues() -> list[str]:
     """The queues Atlas sends to: Celery's default plus the configured ingest and
     promotion queues."""
-    from atlas_site.celery import app
-
     names = [app.conf.task_default_queue or "celery"]
     for setting in ("ATLAS_INGEST_QUEUE", "ATLAS_PROMOTION_QUEUE"):
         queue = getattr(settings, setting, None)
@@ -156,8 +155,6 @@ def celery_queues() -> list[str]:
 
 def queue_lengths(queues: Iterable[str]) -> dict[str, int]:
     """Messages waiting per queue (Redis LLEN, over the queue's priority lists)."""
-    import redis
-
     client = redis.Redis.from_url(
         settings.CELERY_BROKER_URL,
         socket_timeout=CHECK_TIMEOUT,
@@ -183,9 +180,6 @@ class AtlasCollector(Collector):
     """
 
     def collect(self):
-        from dashboards.models import PiiFindingSummary
-        from governance.pipeline.models import Run, RunStatus
-
         runs = CounterMetricFamily(
             "atlas_runs", "Pipeline runs by kind and status.", labels=["kind", "status"]
         )

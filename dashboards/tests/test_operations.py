@@ -90,8 +90,8 @@ def test_readyz_names_storage_that_cannot_be_written(client):
 def test_readyz_names_no_host_worker_or_error_text(client, monkeypatch, caplog):
     # A worker answering from a named host, and a check failing with a revealing message:
     # the anonymous answer keeps up/down per component and nothing that identifies.
-    from atlas_site import operations
     from atlas_site.celery import app
+    from dashboards import operations
 
     monkeypatch.setattr(
         app.control,

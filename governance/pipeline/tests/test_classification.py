@@ -10,12 +10,12 @@ from django.core.management.base import CommandError
 from django.urls import reverse
 
 from chart.services import promote_to_chart
-from governance.compliance.classification import (
+from governance.compliance.models import AuditLog, ClassificationLevel, ClassificationSuggestion
+from governance.pipeline.classification import (
+    accept_suggestion,
     change_field_classification,
     remove_dataset_field,
 )
-from governance.compliance.models import AuditLog, ClassificationLevel, ClassificationSuggestion
-from governance.compliance.services import accept_suggestion
 from governance.pipeline.contracts import ContractError, export_contract, import_contract
 from governance.pipeline.models import Dataset, DatasetField, RunKind
 

@@ -4,9 +4,9 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from explore import services
-from explore.management.commands.ingest import describe_outcome, wait_for
 from explore.models import BatchStatus, LandingBatch
 from governance.pipeline.contracts import ContractError, import_contracts, read_contract_file
+from orchestration.management.commands.ingest import describe_outcome, wait_for
 
 EXAMPLES = Path(settings.BASE_DIR) / "examples"
 DEMOS = [("customers.contract.yaml", "customers.csv")]

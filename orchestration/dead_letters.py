@@ -11,7 +11,8 @@ deliveries whose worker died under them. The delivery past ATLAS_MAX_DELIVERIES 
 not run: it is recorded as a DeadLetter (stewards see them in the admin), the run or
 batch it was working on is failed with the reason, and the message is acknowledged.
 
-The hook that calls this module is `atlas_site.celery.AtlasTask`.
+Every Atlas task is an `AtlasTask` (below; atlas_site.celery names it as the app's task
+class), whose call counts its deliveries here.
 """
 
 import inspect
@@ -21,11 +22,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from celery.contrib.django.task import DjangoTask
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
+from explore.models import BatchStatus, LandingBatch
 from governance.compliance.models import AuditAction
 from governance.compliance.services import record_audit
 from governance.pipeline.models import DeadLetter, Run, RunKind, RunStatus
@@ -115,8 +118,6 @@ def _fail_affected(arguments: dict[str, Any], reason: str) -> Run | None:
     if isinstance(arguments.get("run_id"), int):
         run = Run.objects.filter(pk=arguments["run_id"]).first()
     elif isinstance(arguments.get("batch_id"), int):
-        from explore.models import BatchStatus, LandingBatch
-
         batch_id = arguments["batch_id"]
         LandingBatch.objects.filter(
             pk=batch_id, status__in=[BatchStatus.STORED, BatchStatus.LOADING]
@@ -169,3 +170,37 @@ def set_aside(
     record_audit(actor="celery", action=AuditAction.ACTION, instance=letter, detail=reason)
     logger.error("%s", reason)
     return letter
+
+
+class AtlasTask(DjangoTask):
+    """Every Atlas task: a message that keeps crashing its worker ends as a dead letter.
+
+    Deliveries are counted when they start and the count is cleared when they end, so
+    only deliveries whose worker died under them add up (see above). Past
+    ATLAS_MAX_DELIVERIES the task is not run: it is set aside and its message
+    acknowledged, instead of being delivered forever. Based on Celery's DjangoTask (what
+    Celery uses under Django when no class is given), for `delay_on_commit` and
+    `apply_async_on_commit`.
+    """
+
+    def __call__(self, *args, **kwargs):
+        request = self.request
+        if request.called_directly or request.is_eager or not request.id:
+            return super().__call__(*args, **kwargs)
+        delivery = begin_delivery(task_id=request.id, hostname=request.hostname or "")
+        if delivery is not None and delivery.number > max_deliveries():
+            set_aside(
+                task_name=self.name,
+                task_id=request.id,
+                run_function=self.run,
+                args=args,
+                kwargs=kwargs,
+                queue=(request.delivery_info or {}).get("routing_key") or "",
+                delivery=delivery,
+            )
+            end_delivery(task_id=request.id)
+            return None
+        try:
+            return super().__call__(*args, **kwargs)
+        finally:
+            end_delivery(task_id=request.id)

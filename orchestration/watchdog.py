@@ -24,6 +24,7 @@ from django.core.cache import cache
 from django.db import connection, connections, transaction
 
 from atlas_site import advisory_locks
+from orchestration.recovery import resend_ownerless_work
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +59,16 @@ def stop() -> None:
     _stop.set()
 
 
+def start_on_worker_ready(sender=None, **kwargs) -> None:
+    """Celery's worker_ready: every worker looks for work whose owner died."""
+    start(hostname=getattr(sender, "hostname", "") or "")
+
+
+def stop_on_shutdown(**kwargs) -> None:
+    """Celery's worker_shutting_down."""
+    stop()
+
+
 def _loop(seconds: float, hostname: str) -> None:
     logger.info("watchdog of %s: looking for ownerless work every %s s", hostname, seconds)
     failing = False
@@ -90,8 +101,6 @@ def _first_this_period(seconds: float) -> bool:
 def tick(*, seconds: float | None = None, force: bool = False) -> dict[str, list[int]] | None:
     """Send again the work whose owner is gone; None when another worker's watchdog acts
     (it looked within this period, or is looking now)."""
-    from governance.pipeline.services import resend_ownerless_work
-
     period = interval() if seconds is None else seconds
     if not _first_this_period(period) and not force:
         return None

@@ -1,0 +1,97 @@
+"""Reads of the chart layer for pages above it: what recent promotions found, samples."""
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import connection
+
+from atlas_site.schemas import sql_name
+from chart.models import ChartRecord, PiiFinding, QuarantinedRecord
+from explore.models import RawRecord
+from governance.compliance.impact import CHART_SAMPLE, QUARANTINE_SAMPLE, ImpactSample
+from governance.pipeline.models import Dataset, DatasetField, Run, RunKind
+
+# The PII summary of a dataset's page: the findings of its latest promotions, bounded.
+PII_RECENT_RUNS = 5
+PII_SAMPLE_ROWS = 50_000
+
+
+@dataclass(frozen=True)
+class PiiFieldSummary:
+    field_name: str
+    pii_type: str
+    findings: int
+    examples: list[str]  # masked excerpts, as stored
+
+
+def pii_summary(
+    *, dataset: Dataset, runs: int = PII_RECENT_RUNS, sample: int = PII_SAMPLE_ROWS
+) -> list[PiiFieldSummary]:
+    """PII findings by field and type in the dataset's latest promotions to chart.
+
+    Bounded: the findings of the last `runs` promotions, at most `sample` of them (read
+    through the run index), so the page costs the same on a table of millions.
+    """
+    run_ids = list(
+        Run.objects.filter(dataset=dataset, kind=RunKind.PROMOTE_CHART)
+        .order_by("-created_at")
+        .values_list("pk", flat=True)[:runs]
+    )
+    if not run_ids:
+        return []
+    table = sql_name(PiiFinding._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT field_name, pii_type, count(*), (array_agg(masked_excerpt))[1:3]
+              FROM (SELECT field_name, pii_type, masked_excerpt FROM {table}
+                     WHERE run_id = ANY(%s) LIMIT %s) AS recent
+             GROUP BY field_name, pii_type
+             ORDER BY count(*) DESC, field_name, pii_type
+            """,
+            [run_ids, sample],
+        )
+        return [
+            PiiFieldSummary(name, pii_type, count, list(examples))
+            for name, pii_type, count, examples in cursor.fetchall()
+        ]
+
+
+def impact_sample(
+    *, chart: int = CHART_SAMPLE, quarantine: int = QUARANTINE_SAMPLE
+) -> ImpactSample:
+    """The raw payloads of the newest `chart` chart records and `quarantine` quarantined
+    records, as (dataset id, payload), newest first: what a PII pattern preview scans
+    (governance.compliance.impact). Read by primary key, so it costs the same on ten
+    rows or ten million."""
+    chart_rows = _newest(ChartRecord, chart)
+    quarantine_rows = _newest(QuarantinedRecord, quarantine)
+    payloads = _raw_payloads([raw_id for _, raw_id in chart_rows + quarantine_rows])
+    dataset_ids = {dataset_id for dataset_id, _ in chart_rows + quarantine_rows}
+    return ImpactSample(
+        chart=[(dataset_id, payloads.get(raw_id)) for dataset_id, raw_id in chart_rows],
+        quarantine=[(dataset_id, payloads.get(raw_id)) for dataset_id, raw_id in quarantine_rows],
+        dataset_slugs=dict(Dataset.objects.filter(pk__in=dataset_ids).values_list("pk", "slug")),
+        restricted_fields=set(
+            DatasetField.objects.filter(
+                dataset_id__in=dataset_ids, classification__requires_encryption=True
+            ).values_list("dataset_id", "name")
+        ),
+        chart_limit=chart,
+        quarantine_limit=quarantine,
+    )
+
+
+def _newest(model, limit: int) -> list[tuple[int, int]]:
+    """(dataset id, raw record id) of the newest `limit` rows, newest first."""
+    if limit <= 0:
+        return []
+    return list(model.objects.order_by("-id").values_list("dataset_id", "raw_record_id")[:limit])
+
+
+def _raw_payloads(raw_ids: list[int]) -> dict[int, Any]:
+    # `id IN (...)` is one index scan per partition of explore.raw_record, whichever
+    # months the records arrived in.
+    if not raw_ids:
+        return {}
+    return dict(RawRecord.objects.filter(id__in=raw_ids).values_list("id", "payload"))
