@@ -33,3 +33,23 @@ def test_every_app_of_the_repository_is_installed():
     installed = {config.name for config in apps.get_app_configs()}
     missing = sorted(packages - installed)
     assert not missing, f"apps of this repository missing from INSTALLED_APPS: {missing}"
+
+
+def test_every_installed_app_has_a_place_in_the_layers():
+    """import-linter checks only the packages it is given (pyproject.toml, root_packages):
+    an app whose top package is not there would escape the direction of imports."""
+    import tomllib
+
+    from django.conf import settings
+
+    config = tomllib.loads((settings.BASE_DIR / "pyproject.toml").read_text())["tool"]
+    checked = set(config["importlinter"]["root_packages"])
+    layered = {
+        module.strip()
+        for contract in config["importlinter"]["contracts"]
+        for layer in contract["layers"]
+        for module in layer.replace(":", "|").split("|")
+    }
+    tops = {package.split(".")[0] for package in app_packages()}
+    assert tops <= checked, f"apps import-linter does not read: {sorted(tops - checked)}"
+    assert checked <= layered, f"packages in no layer: {sorted(checked - layered)}"
