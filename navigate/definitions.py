@@ -6,15 +6,27 @@ encrypted field counts its keyed tokens). MetricDefinition.clean() calls
 `validate_metric_definition`; the promotion (navigate.services) uses the same types.
 """
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from django.core.exceptions import ValidationError
 from django.db import models
 
 from governance.pipeline.models import Dataset, DatasetField, FieldType
 
-if TYPE_CHECKING:
-    from navigate.models import MetricDefinition
+
+class MetricSpec(Protocol):
+    """What a metric definition says (navigate.models.MetricDefinition is one)."""
+
+    dataset: Dataset
+    aggregation: str
+    value_field: str
+    time_field: str
+    dimension_fields: list[str]
+
+    @property
+    def dataset_id(self) -> int | None: ...  # None: no dataset chosen yet
+
+    def get_aggregation_display(self) -> str: ...
 
 
 class Aggregation(models.TextChoices):
@@ -61,7 +73,7 @@ def _restriction(field: DatasetField) -> str | None:
     return level.name if level is not None and level.requires_encryption else None
 
 
-def validate_metric_definition(*, metric: "MetricDefinition") -> None:
+def validate_metric_definition(*, metric: MetricSpec) -> None:
     """Refuse a metric that cannot be computed, or whose facts would carry encrypted values.
 
     An encrypted field can be counted distinct (over its keyed tokens), never summed,
@@ -82,7 +94,7 @@ def validate_metric_definition(*, metric: "MetricDefinition") -> None:
         raise ValidationError(errors)
 
 
-def _value_field_problems(metric: "MetricDefinition", fields: dict[str, DatasetField]) -> list[str]:
+def _value_field_problems(metric: MetricSpec, fields: dict[str, DatasetField]) -> list[str]:
     value_field = metric.value_field
     aggregation = metric.aggregation
     if aggregation not in Aggregation.values:
@@ -120,7 +132,7 @@ def _value_field_problems(metric: "MetricDefinition", fields: dict[str, DatasetF
     return []
 
 
-def _time_field_problems(metric: "MetricDefinition", fields: dict[str, DatasetField]) -> list[str]:
+def _time_field_problems(metric: MetricSpec, fields: dict[str, DatasetField]) -> list[str]:
     time_field = metric.time_field
     if not time_field:
         return ["A metric needs a time field to place its records in periods."]
@@ -140,7 +152,7 @@ def _time_field_problems(metric: "MetricDefinition", fields: dict[str, DatasetFi
     return []
 
 
-def _dimension_problems(metric: "MetricDefinition", fields: dict[str, DatasetField]) -> list[str]:
+def _dimension_problems(metric: MetricSpec, fields: dict[str, DatasetField]) -> list[str]:
     problems = []
     seen: set[str] = set()
     for name in metric.dimension_fields or []:

@@ -9,16 +9,22 @@ nothing from the rules.
 import operator
 from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from django.core.exceptions import ValidationError
 from django.db import models
 
 from governance.compliance.regex_safety import check_pattern
-from governance.pipeline.models import DatasetField
+from governance.pipeline.models import Dataset, DatasetField
 
-if TYPE_CHECKING:
-    from governance.quality.models import QualityRule
+
+class RuleSpec(Protocol):
+    """What a steward rule says (governance.quality.models.QualityRule is one)."""
+
+    dataset: Dataset
+    kind: str
+    field_name: str
+    parameters: dict[str, Any]
 
 
 class DimensionCode(models.TextChoices):
@@ -72,7 +78,7 @@ COMPARISONS: dict[str, Callable[[Any, Any], bool]] = {
 }
 
 
-def validate_steward_rule(rule: "QualityRule") -> None:
+def validate_steward_rule(rule: RuleSpec) -> None:
     """Refuse a steward rule whose parameters cannot be applied, saying which and why."""
     parameters = rule.parameters or {}
     field_names = set(
@@ -100,12 +106,12 @@ def validate_steward_rule(rule: "QualityRule") -> None:
     _check_parameters(rule, parameters)
 
 
-def _require(rule: "QualityRule", parameters: dict, key: str, message: str) -> None:
+def _require(rule: RuleSpec, parameters: dict, key: str, message: str) -> None:
     if parameters.get(key) in (None, "", []):
         raise ValidationError({"parameters": f"{rule.kind} needs {message}"})
 
 
-def _check_parameters(rule: "QualityRule", parameters: dict) -> None:
+def _check_parameters(rule: RuleSpec, parameters: dict) -> None:
     """The parameters a rule of a single field's kind needs."""
     if rule.kind in (RuleKind.REFERENCE_LIST, RuleKind.ALLOWED_VALUES):
         _require(rule, parameters, "values", '"values": a non-empty list')
