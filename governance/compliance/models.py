@@ -224,8 +224,15 @@ class ClassificationSuggestion(models.Model):
     )
     pii_types = ArrayField(models.CharField(max_length=32), default=list)
     values_scanned = models.BigIntegerField(default=0)
-    values_with_pii = models.BigIntegerField(default=0)
-    examples = models.JSONField(default=list, blank=True, help_text="Masked excerpts.")
+    values_with_pii = models.BigIntegerField(default=0, help_text="Values holding any PII.")
+    hits_by_type = models.JSONField(
+        default=dict, blank=True, help_text="Values holding each PII type (a value may hold two)."
+    )
+    examples = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='Masked excerpts, each {"pii_type": ..., "excerpt": ...} (plain text before).',
+    )
     evidence_key = models.CharField(
         max_length=200, help_text="PII types and hit-ratio band; a change re-raises a rejection."
     )
