@@ -356,9 +356,16 @@ class ClassificationSuggestionAdmin(ReadableDatasetsMixin, ReadOnlyAdmin):
     readonly_fields = ("pii_type_list", "hit_ratio_shown", "masked_examples", "created_at")
     actions = ("accept_selected", "reject_selected")
 
-    @admin.display(description="PII types")
+    @admin.display(description="PII types (values)")
     def pii_type_list(self, suggestion: ClassificationSuggestion) -> str:
-        return ", ".join(suggestion.pii_types) or "-"
+        counts = suggestion.hits_by_type or {}
+        return (
+            ", ".join(
+                f"{pii_type} ({counts[pii_type]:,})" if pii_type in counts else pii_type
+                for pii_type in suggestion.pii_types
+            )
+            or "-"
+        )
 
     @admin.display(description="hit ratio")
     def hit_ratio_shown(self, suggestion: ClassificationSuggestion) -> str:
@@ -369,7 +376,9 @@ class ClassificationSuggestionAdmin(ReadableDatasetsMixin, ReadOnlyAdmin):
         if not suggestion.examples:
             return "-"
         items = format_html_join(
-            "", "<li><code>{}</code></li>", ((example,) for example in suggestion.examples)
+            "",
+            '<li><span class="pii-type">{}</span> <code>{}</code></li>',
+            ((pii_type or "PII", excerpt) for pii_type, excerpt in suggestion.examples_by_type()),
         )
         return format_html('<ul class="masked-examples">{}</ul>', items)
 

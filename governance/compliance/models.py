@@ -263,4 +263,14 @@ class ClassificationSuggestion(models.Model):
 
     @property
     def hit_ratio(self) -> float:
+        """The share of values that held PII, of whatever type."""
         return self.values_with_pii / self.values_scanned if self.values_scanned else 0.0
+
+    def examples_by_type(self) -> list[tuple[str, str]]:
+        """(PII type, masked excerpt) of each example; "" for those stored without a type."""
+        return [
+            (example.get("pii_type", ""), example.get("excerpt", ""))
+            if isinstance(example, dict)
+            else ("", str(example))
+            for example in self.examples
+        ]

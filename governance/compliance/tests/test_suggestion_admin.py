@@ -40,7 +40,10 @@ def test_the_page_shows_the_evidence_masked_and_the_decision_buttons(client, ste
     assert "payment_card" in html
     assert "100.0%" in html  # three values of three
     assert "4111 1111 1111 1111" not in html
-    assert suggestion.examples and suggestion.examples[0] in html.replace("&#x27;", "'")
+    [(pii_type, excerpt), *_] = suggestion.examples_by_type()
+    assert pii_type == "payment_card" and excerpt in html.replace("&#x27;", "'")
+    assert f'<span class="pii-type">{pii_type}</span>' in html
+    assert "payment_card (3)" in html  # values holding the type
     assert 'id="accept-suggestion"' in html and 'id="reject-suggestion"' in html
     listing = client.get(reverse(CHANGELIST)).content.decode()
     assert "Accept selected suggestions" in listing and "Reject selected suggestions" in listing
