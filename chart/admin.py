@@ -14,6 +14,7 @@ from django.views.decorators.http import require_POST
 from atlas_site.admin_base import AuditedModelAdmin, LargeTableAdmin, LightChangeList, ReadOnlyAdmin
 from atlas_site.admin_filters import IdInputFilter
 from atlas_site.admin_values import ReadableDatasetsMixin, RevealTarget, ValuesAdminMixin
+from chart import selectors as chart_selectors
 from chart.evaluation import to_json
 from chart.models import ChartRecord, PiiFinding, QuarantinedRecord, QuarantineStatus
 from chart.protected import (
@@ -37,6 +38,7 @@ from governance.compliance.keys import is_encrypted
 from governance.compliance.models import PiiType
 from governance.compliance.protection import PROTECTED_TEXT, ShownValue
 from governance.pipeline.models import Dataset, DatasetField, Run, RunKind
+from governance.pipeline.selectors import dataset_shields
 from governance.quality.models import RuleKind
 
 
@@ -623,3 +625,14 @@ class PiiFindingAdmin(ReadableDatasetsMixin, LargeTableAdmin, ReadOnlyAdmin):
     list_select_related = ("dataset", "pattern")
     raw_id_fields = ("dataset", "raw_record", "chart_record", "pattern", "run")
     ordering = ("-id",)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        finding = self.get_object(request, unquote(object_id))
+        context = dict(extra_context or {})
+        if finding is not None:
+            shield = dataset_shields(request.user)(finding.dataset_id)
+            context["value_pieces"] = chart_selectors.finding_in_its_value(
+                finding=finding, shield=shield
+            )
+            context["value_context"] = shield.clearance.sees(shield.level_of(finding.field_name))
+        return super().change_view(request, object_id, form_url, extra_context=context)

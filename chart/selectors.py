@@ -9,6 +9,9 @@ from atlas_site.schemas import sql_name
 from chart.models import ChartRecord, PiiFinding, QuarantinedRecord
 from explore.models import RawRecord
 from governance.compliance.impact import CHART_SAMPLE, QUARANTINE_SAMPLE, ImpactSample
+from governance.compliance.pii.masking import Piece, marked_value
+from governance.compliance.pii.scanner import payload_texts
+from governance.compliance.protection import DatasetShield
 from governance.pipeline.models import Dataset, DatasetField, Run, RunKind
 
 # The PII summary of a dataset's page: the findings of its latest promotions, bounded.
@@ -95,3 +98,33 @@ def _raw_payloads(raw_ids: list[int]) -> dict[int, Any]:
     if not raw_ids:
         return {}
     return dict(RawRecord.objects.filter(id__in=raw_ids).values_list("id", "payload"))
+
+
+def finding_in_its_value(*, finding: PiiFinding, shield: DatasetShield) -> list[Piece] | None:
+    """The value a finding was made in, as `shield`'s reader may see it around the finding:
+    every PII span of the value masked, the finding's own marked, the words around shown
+    only to a reader who sees the field's level in clear. None: no position was kept (a
+    finding older than positions) or the raw value is gone (archived)."""
+    if finding.span_start is None or finding.span_end is None:
+        return None
+    payload = (
+        RawRecord.objects.filter(id=finding.raw_record_id).values_list("payload", flat=True).first()
+    )
+    text = dict(payload_texts(payload)).get(finding.field_name)
+    if text is None or finding.span_end > len(text):
+        return None
+    others = PiiFinding.objects.filter(
+        raw_record_id=finding.raw_record_id, run_id=finding.run_id, field_name=finding.field_name
+    ).exclude(pk=finding.pk)
+    level_id = shield.level_of(finding.field_name)
+    return marked_value(
+        text,
+        (finding.span_start, finding.span_end),
+        pii_type=finding.pii_type,
+        other_spans=[
+            (start, end)
+            for start, end in others.values_list("span_start", "span_end")
+            if start is not None and end is not None
+        ],
+        context=shield.clearance.sees(level_id),
+    )

@@ -8,6 +8,7 @@ holding PII its field's level does not expect; `mask_matches` what a page shows 
 """
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 from governance.compliance.tokens import TokenKeyring
 
@@ -164,3 +165,50 @@ def _masked_context(text: str, start: int, end: int, hidden: list[tuple[int, int
         else:
             chars.append(char)
     return "".join(chars)
+
+
+@dataclass(frozen=True)
+class Piece:
+    """A piece of a value as a finding's page shows it: context, another finding, or this one."""
+
+    text: str
+    kind: str  # "context", "pii" (another finding, masked) or "finding" (masked, marked)
+
+
+def marked_value(
+    text: str,
+    span: tuple[int, int],
+    *,
+    pii_type: str | None = None,
+    other_spans: Iterable[tuple[int, int]] = (),
+    context: bool = True,
+) -> list[Piece]:
+    """The value around one finding, in pieces: the finding's PII masked as in its
+    excerpt and marked, the value's other findings masked entirely. `context=False` (a
+    reader not cleared for the field's level): the words around are left out, only the
+    masked PII shows. Digits in the words around are masked, as in an excerpt."""
+    start, end = span
+    others = sorted(
+        (max(0, a), min(len(text), b))
+        for a, b in other_spans
+        if b <= start or a >= end  # overlapping spans are the finding itself
+    )
+    pieces: list[Piece] = []
+    position = 0
+    for a, b, kind in sorted([*((a, b, "pii") for a, b in others), (start, end, "finding")]):
+        if a < position:
+            continue
+        if a > position:
+            between = _masked_context(text, position, a, [])
+            pieces.append(Piece(between if context else _ELLIPSIS, "context"))
+        masked = (
+            mask_pii(text[a:b], pii_type)
+            if kind == "finding"
+            else "".join(MASK_CHAR if char.isalnum() else char for char in text[a:b])
+        )
+        pieces.append(Piece(masked, kind))
+        position = b
+    if position < len(text):
+        after = _masked_context(text, position, len(text), [])
+        pieces.append(Piece(after if context else _ELLIPSIS, "context"))
+    return pieces
