@@ -58,6 +58,13 @@ class PiiType(models.TextChoices):
     IPV6 = "ipv6", "IPv6 address"
     DATE_OF_BIRTH = "date_of_birth", "Date of birth"
     PERSON_NAME = "person_name", "Person name"
+    UK_NINO = "uk_nino", "UK National Insurance number"
+    FR_NIR = "fr_nir", "French social security number (NIR)"
+    DE_TAX_ID = "de_tax_id", "German tax id (Steuer-IdNr)"
+    NL_BSN = "nl_bsn", "Dutch citizen service number (BSN)"
+    ES_DNI_NIE = "es_dni_nie", "Spanish DNI / NIE"
+    IT_FISCAL_CODE = "it_fiscal_code", "Italian codice fiscale"
+    EU_VAT = "eu_vat", "EU VAT number"
     OTHER = "other", "Other"
 
 
@@ -71,6 +78,13 @@ class PiiValidator(models.TextChoices):
     EMAIL_DOMAIN = "email_domain", "Plausible email domain"
     PHONE = "phone", "Plausible phone number (digit count)"
     DATE = "date", "A real calendar date in the past"
+    UK_NINO = "uk_nino", "HMRC allocation rules (National Insurance number)"
+    FR_NIR = "fr_nir", "NIR key, mod 97"
+    DE_TAX_ID = "de_tax_id", "Steuer-IdNr check digit (ISO 7064 mod 11,10)"
+    NL_BSN = "nl_bsn", "BSN 11-proof"
+    ES_DNI_NIE = "es_dni_nie", "DNI / NIE check letter"
+    IT_FISCAL_CODE = "it_fiscal_code", "Codice fiscale check character"
+    EU_VAT = "eu_vat", "The member state's VAT check"
 
 
 class PiiPattern(models.Model):
