@@ -176,6 +176,11 @@ ATLAS_ENCRYPTION_KEYS = env("ATLAS_ENCRYPTION_KEYS")
 ATLAS_HASH_KEY = env("ATLAS_HASH_KEY")
 # How many protected values one person may reveal in an hour (each reveal is audited).
 ATLAS_REVEAL_LIMIT_PER_HOUR = int(env("ATLAS_REVEAL_LIMIT_PER_HOUR", "30"))
+# The regions (ISO 3166 codes, tried in order) a phone number written without its country
+# code is checked in by the PII scan (libphonenumber); "+33 ..." or "0033 ..." says its own.
+ATLAS_PHONE_REGIONS = [
+    code.upper() for code in env_list("ATLAS_PHONE_REGIONS", "US,GB,DE,FR,NL,ES,IT")
+]
 
 # --- Celery ---------------------------------------------------------------------------
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", REDIS_URL)

@@ -35,7 +35,17 @@ PII_PATTERNS = [
     {
         "name": "Phone number",
         "pii_type": "phone",
-        "regex": r"(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)|\d{2,4})[ .-]?\d{3,4}[ .-]?\d{3,4}",
+        # Candidates only; the phone validator asks libphonenumber. An optional country
+        # code (+CC or 00CC) with a bracketed trunk prefix ("+33 (0)3", "+31(0)50"), then
+        # an area code in brackets and the rest ("(07773) 190289", "(415) 555-0134"), or
+        # digits in four or five groups ("04 57 06 40 42"), in three ("020 7946 0958"),
+        # in two ("04744 36143", "+31 6 35331277") or in one run of 7 or more, and an
+        # optional extension ("x123", "ext. 12").
+        "regex": r"(?:(?:\+|\b00)[1-9]\d{0,2}[ .-]?(?:\(0\)[ .-]?)?)?"
+        r"(?:\(\d{1,5}\)[ ./-]?\d{2,8}(?:[ .-]\d{2,8}){0,3}"
+        r"|\d{1,5}(?:[ .-]\d{2,5}){3,4}|\d{1,5}[ ./-]?\d{3,8}[ ./-]?\d{3,8}"
+        r"|\d{2,5}[ ./-]?\d{5,8}|\d[ ./-]?\d{6,8})"
+        r"(?: ?(?:[xX]|[eE]xt\.?) ?\d{1,6})?",
         "validator": "phone",
         "context_words": ["phone", "tel", "mobile", "cell", "call"],
         "confidence": "0.60",

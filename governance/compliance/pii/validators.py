@@ -11,13 +11,19 @@ True accepts the candidate, False rejects it, and a number accepts only that man
 leading characters: the IBAN regex can take in a word that follows ("... 1332 EUR").
 
 RE2 matches ASCII digits only, so the validators count ASCII digits only as well.
-This module does not import Django, so it can be used (and tested) without a database.
+This module does not import Django, so it can be used (and tested) without a database
+(the phone validator reads ATLAS_PHONE_REGIONS from Django's settings when they are
+configured, from the environment otherwise).
 """
 
+import functools
 import ipaddress
+import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import date
+
+import phonenumbers
 
 Validator = Callable[[str, str, str], bool | int]
 
@@ -60,7 +66,7 @@ def _continues_a_longer_code(before: str) -> bool:
 # without losing a real card.
 CARD_ISSUERS: tuple[tuple[int, int, frozenset[int]], ...] = (
     # (first prefix, last prefix, allowed lengths); prefixes of equal digit count
-    (4, 4, frozenset({13, 16, 19})),  # Visa
+    (4, 4, frozenset({13, 16, 19})),  # Visa (19 digits: Visa Electron and debit)
     (51, 55, frozenset({16})),  # Mastercard
     (2221, 2720, frozenset({16})),  # Mastercard 2-series
     (2200, 2204, frozenset(range(16, 20))),  # Mir
@@ -70,12 +76,15 @@ CARD_ISSUERS: tuple[tuple[int, int, frozenset[int]], ...] = (
     (36, 36, frozenset(range(14, 20))),  # Diners Club
     (38, 39, frozenset(range(14, 20))),  # Diners Club
     (3528, 3589, frozenset(range(16, 20))),  # JCB
+    (2131, 2131, frozenset({15})),  # JCB, 15 digits
+    (1800, 1800, frozenset({15})),  # JCB, 15 digits
     (6011, 6011, frozenset(range(16, 20))),  # Discover
     (644, 649, frozenset(range(16, 20))),  # Discover
     (65, 65, frozenset(range(16, 20))),  # Discover, RuPay
+    (622126, 622925, frozenset(range(16, 20))),  # Discover (UnionPay co-branded)
     (62, 62, frozenset(range(16, 20))),  # UnionPay
     (50, 50, frozenset(range(12, 20))),  # Maestro
-    (56, 69, frozenset(range(12, 20))),  # Maestro and other 5x/6x issuers
+    (56, 69, frozenset(range(12, 20))),  # Maestro (5018, 6759, 6761-6763, ...) and other 5x/6x
     (1, 1, frozenset({15})),  # UATP (airline cards)
 )
 
@@ -269,29 +278,264 @@ def email_domain(candidate: str, before: str = "", after: str = "") -> bool:
 
 # --- Phone -------------------------------------------------------------------------
 
+# The regions a phone number written without its country code (+CC or 00CC) is tried in,
+# in order, when ATLAS_PHONE_REGIONS is not set. ISO 3166 codes as libphonenumber has them.
+DEFAULT_PHONE_REGIONS = ("US", "GB", "DE", "FR", "NL", "ES", "IT")
+_DEFAULT_REGIONS_TEXT = ",".join(DEFAULT_PHONE_REGIONS)
+# How much of the text before a phone candidate its rules read.
+CONTEXT_BEFORE = 24
 
-def phone(candidate: str, before: str = "", after: str = "") -> bool:
-    """A phone number: 7 to 15 digits (E.164) that are not a slice of a longer code.
+# "... 0743x9150", "... 0134 ext. 12": the regex takes in an extension; only the number
+# before it is validated.
+_EXTENSION = re.compile(r"\s?(?:x|ext\.?)\s?[0-9]+\Z", re.IGNORECASE)
+# Shapes that are numbers of another kind: a decimal ("164.457479", "0.580559", a
+# coordinate), a dotted quad ("174.239.19.657", a malformed IP address), a year and a
+# serial ("2026/914222", an invoice). 030/1234567 and 0441.68312 start with the area
+# code's 0, +CC numbers with "+".
+_NOT_A_NATIONAL_PHONE = re.compile(
+    r"(?:[1-9][0-9]*|0)\.[0-9]+\Z|[0-9]{1,3}(?:\.[0-9]{1,3}){3}\Z|[1-9][0-9]*/"
+)
+# Ten bare digits starting with 1 are a Unix time (2001-2033), not an Italian personal
+# number (178...) or a US number (no area code starts with 1).
+_UNIX_TIME = re.compile(r"1[0-9]{9}\Z")
+# A grouping that is a dotted version or section number, not a phone number.
+_DOTTED_GROUPS = re.compile(r"[0-9]+(?:\.[0-9]+){2,}\Z")
+# Words that name the number after them as something else: "PO 93528211",
+# "Bestellnr. 0441683", "invoice no. 20240115".
+_OTHER_NUMBER_BEFORE = re.compile(
+    r"(?:^|[^a-z])(?:po|order|invoice|inv|ticket|tracking|sku|isbn|serial|"
+    r"bestellnr|bestellnummer|bestellung|rechnung|rechnungsnr|rechnungsnummer|auftrag|"
+    r"auftragsnr|commande|facture|pedido|factura|ordine|fattura|bestelling|factuur)"
+    r"(?:[\s.]*(?:nr|no|num|number|nummer|n°|nº|#))?[\s.:#=-]*\Z",
+    re.IGNORECASE,
+)
 
-    The shipped phone regex has no boundaries, so it also finds ten digits inside an
-    order number, an IBAN or a card number; those are refused here by looking at the
-    characters around the candidate.
+
+def phone_regions() -> tuple[str, ...]:
+    """ATLAS_PHONE_REGIONS: from Django's settings when configured, else the environment.
+
+    Read at every call, so that a change (a test's override_settings) applies at once;
+    only phone candidates pay for it.
     """
-    digits = _digits(candidate)
-    if not 7 <= len(digits) <= 15 or len(set(digits)) == 1:
+    from django.conf import settings  # noqa: PLC0415 (imported late: this module runs without Django)
+
+    value = getattr(settings, "ATLAS_PHONE_REGIONS", None) if settings.configured else None
+    if value is None:
+        value = os.environ.get("ATLAS_PHONE_REGIONS") or _DEFAULT_REGIONS_TEXT
+    return _parse_regions(value if isinstance(value, str) else tuple(value))
+
+
+@functools.lru_cache(maxsize=32)
+def _parse_regions(value: str | tuple[str, ...]) -> tuple[str, ...]:
+    codes = value.split(",") if isinstance(value, str) else value
+    regions = tuple(code.strip().upper() for code in codes if code.strip())
+    unknown = [code for code in regions if code not in phonenumbers.SUPPORTED_REGIONS]
+    if unknown:
+        raise ValueError(
+            f"ATLAS_PHONE_REGIONS holds {', '.join(unknown)}: not regions libphonenumber "
+            "knows (ISO 3166 codes such as GB, not UK)."
+        )
+    return regions
+
+
+class _RegionRule:
+    """What a number written the national way (no country code) looks like in a region."""
+
+    def __init__(self, region: str) -> None:
+        metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
+        assert metadata is not None and metadata.general_desc is not None
+        self.region = region
+        self.country_code = str(metadata.country_code)
+        # The trunk prefix ("0" in most of Europe, "1" in North America), if any.
+        self.trunk = metadata.national_prefix or ""
+        # Whether the trunk prefix is always written: 030 123456 in Germany, never
+        # 30 123456; (201) 555-0123 in the US, where a leading 1 is optional.
+        example = phonenumbers.example_number(region)
+        national = (
+            _digits(phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.NATIONAL))
+            if example is not None
+            else ""
+        )
+        self.trunk_required = bool(self.trunk) and national.startswith(self.trunk)
+        self.general = _general_pattern(metadata)
+        self.services = tuple(
+            re.compile(desc.national_number_pattern).fullmatch
+            for desc in (metadata.premium_rate, metadata.shared_cost, metadata.uan)
+            if desc is not None and desc.national_number_pattern
+        )
+
+    def may_hold(self, digits: str) -> bool:
+        """A cheap look before parsing: the region's general shape of a national number,
+        after the trunk prefix, without it where it may be left out, or after the
+        country code."""
+        general = self.general
+        if self.trunk and digits.startswith(self.trunk) and general(digits[len(self.trunk) :]):
+            return True
+        if not self.trunk_required and general(digits):
+            return True
+        return digits.startswith(self.country_code) and bool(
+            general(digits[len(self.country_code) :])
+        )
+
+    def written_as_here(self, digits: str, number: phonenumbers.PhoneNumber) -> bool:
+        """The digits are the national number as the region writes it.
+
+        After the trunk prefix (030 123456, 1-900-555-0134): any valid number. Without
+        one where it may be left out (415 555 0134 in the US; 06 1234 5678 in Italy,
+        which has none), or after the country code without its "+" (39 050 606952, as
+        libphonenumber reads it): any but a service number (premium rate, shared cost,
+        UAN), as bare digits are as often a version number (Italy's 166 premium rate
+        range holds "166.241.251").
+        """
+        national = phonenumbers.national_significant_number(number)
+        if not national or not digits.endswith(national):
+            return False
+        written_prefix = digits[: len(digits) - len(national)]
+        if self.trunk and written_prefix == self.trunk:
+            return True
+        if (
+            written_prefix == "" and not self.trunk_required
+        ) or written_prefix == self.country_code:
+            return not any(service(national) for service in self.services)
         return False
-    if before and (before[-1] in ASCII_ALNUM or before[-1] in "-./_#@"):
+
+
+def _general_pattern(metadata: phonenumbers.PhoneMetadata) -> Callable[[str], object]:
+    """fullmatch of the region's general national number pattern (every kind of number)."""
+    general = metadata.general_desc
+    if general is None or not general.national_number_pattern:
+        return bool
+    return re.compile(general.national_number_pattern).fullmatch
+
+
+@functools.lru_cache(maxsize=64)
+def _region_rule(region: str) -> _RegionRule:
+    return _RegionRule(region)
+
+
+@functools.lru_cache(maxsize=512)
+def _country_shapes(country_code: int) -> tuple[tuple[str, Callable[[str], object]], ...]:
+    """(trunk prefix, general pattern) of each region sharing a country calling code."""
+    shapes = []
+    for region in phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(country_code, ()):
+        metadata = phonenumbers.PhoneMetadata.metadata_for_region_or_calling_code(
+            country_code, region
+        )
+        if metadata is not None:
+            shapes.append((metadata.national_prefix or "", _general_pattern(metadata)))
+    return tuple(shapes)
+
+
+def _may_be_international(digits: str) -> bool:
+    """A cheap look before parsing +CC...: a country code, then a national number of
+    one of its regions' general shape (perhaps after the trunk prefix, "+33 0612...")."""
+    if len(digits) < 4:
         return False
+    for length in (1, 2, 3):
+        country_code = int(digits[:length])
+        if country_code in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
+            rest = digits[length:]
+            return any(
+                general(rest) or (trunk and rest.startswith(trunk) and general(rest[len(trunk) :]))
+                for trunk, general in _country_shapes(country_code)
+            )
+    return False
+
+
+def _parses_as_valid(text: str, region: str | None) -> phonenumbers.PhoneNumber | None:
+    """The number if libphonenumber parses it and calls it valid (is_valid_number)."""
+    try:
+        number = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException:
+        return None
+    # is_valid_number first looks for the number's region among all that share its
+    # country code (25 for +1); the region it was read in, or the code's main region,
+    # is the likely one, and asked alone costs a third.
+    regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(number.country_code, ())
+    likely = region or (regions[0] if regions else None)
+    if likely is not None and phonenumbers.is_valid_number_for_region(number, likely):
+        return number
+    if len(regions) == 1 and likely == regions[0]:
+        return None  # is_valid_number would ask the same region
+    return number if phonenumbers.is_valid_number(number) else None
+
+
+@functools.lru_cache(maxsize=4096)
+def is_valid_phone_number(number: str, regions: Sequence[str] = DEFAULT_PHONE_REGIONS) -> bool:
+    """libphonenumber's verdict on a written number (without extension).
+
+    With a country code (+CC, or 00CC as most of the world dials abroad) the number
+    says its own region. Without one it must be valid in one of `regions` (tried in
+    order) as written there: a German or French number keeps its trunk 0, so eight
+    digits of an order number are not taken for a German number without one.
+    """
+    digits = _digits(number)
+    stripped = number.lstrip("( ")
+    if stripped.startswith(("+", "00")):
+        international = "+" + stripped[2:] if stripped[0] == "0" else number
+        # "+33 (0)3 88 ...": the bracketed trunk prefix is not part of the number.
+        if not _may_be_international(_digits(international.replace("(0)", ""))):
+            return False
+        return _parses_as_valid(international, None) is not None
+    for region in regions:
+        rule = _region_rule(region)
+        if not rule.may_hold(digits):
+            continue
+        parsed = _parses_as_valid(number, region)
+        if parsed is not None and rule.written_as_here(digits, parsed):
+            return True
+    return False
+
+
+def _glued_to_a_longer_token(before: str, after: str) -> bool:
+    """Digits, letters or code syntax right against the candidate: it is part of something else.
+
+    "…T05:22:27.560310" (the seconds of a timestamp), "v2.14.3", "ORD-20240115",
+    "85142859-db5e-", "10.0.0.1" and "12:30" all show themselves by the characters
+    just around the candidate.
+    """
+    if before:
+        last = before[-1]
+        if last in ASCII_ALNUM or last in "-./_#@":
+            return True
+        # "05:22:27.56": a time; but "Tel:0612345678" is a label.
+        if last == ":" and before[-2:-1] in ASCII_DIGITS:
+            return True
     if _continues_a_longer_code(before):
-        return False
+        return True
     if after:
         first, second = after[0], after[1:2]
         if first in ASCII_ALNUM or first in "_@":
-            return False
-        # More digits after a separator, or a hyphenated code going on ("85142859-db5e-").
-        if (first == " " and second in ASCII_DIGITS) or (first in ".-/" and second in ASCII_ALNUM):
-            return False
-    return True
+            return True
+        # More digits after a separator, or a hyphenated code going on ("85142859-db5e-"),
+        # or a time or version going on ("27:30", "1.2.3.4").
+        if (first == " " and second in ASCII_DIGITS) or (first in ".-/:" and second in ASCII_ALNUM):
+            return True
+    return False
+
+
+def phone(candidate: str, before: str = "", after: str = "") -> bool:
+    """A phone number libphonenumber calls valid, standing on its own.
+
+    The region comes from the number itself (+CC or 00CC), else from ATLAS_PHONE_REGIONS
+    (see is_valid_phone_number). Before that, cheap checks: 7 to 15 digits (E.164), not
+    one digit repeated, not glued to a longer code, a timestamp or a version number
+    (the phone regex has no boundaries, so it also finds digits inside those).
+    """
+    number = _EXTENSION.sub("", candidate)
+    digits = _digits(number)
+    if not 7 <= len(digits) <= 15 or len(set(digits)) == 1:
+        return False
+    if _glued_to_a_longer_token(before, after):
+        return False
+    # "version 219.141.196": dotted groups after a version word.
+    if _DOTTED_GROUPS.match(number) and _VERSION_WORD_BEFORE.search(before[-20:]):
+        return False
+    if _OTHER_NUMBER_BEFORE.search(before[-CONTEXT_BEFORE:]):
+        return False
+    if _NOT_A_NATIONAL_PHONE.match(number) or _UNIX_TIME.match(number):
+        return False
+    return is_valid_phone_number(number, phone_regions())
 
 
 # --- Date of birth -----------------------------------------------------------------

@@ -80,6 +80,47 @@ def test_near_misses_are_not_reported(text):
     assert found(text) == []
 
 
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("Tel. 04 57 06 40 42 (bureau)", "04 57 06 40 42"),
+        ("Call me at +33 5 16 85 11 43 tomorrow.", "+33 5 16 85 11 43"),
+        ("standard +33 (0)3 88 12 34 56", "+33 (0)3 88 12 34 56"),
+        ("bel +31(0)50-3694148 graag", "+31(0)50-3694148"),  # whole, not 50-3694148
+        ("mobiel +31 6 35331277", "+31 6 35331277"),
+        ("Kunde schrieb 04744 36143 gestern.", "04744 36143"),
+        ("Telefon (07773) 190289", "(07773) 190289"),
+        ("Tokyo office: +81 3-1234-5678", "+81 3-1234-5678"),  # a region outside the defaults
+        ("ext +1-202-555-0173x12 after six", "+1-202-555-0173x12"),
+    ],
+)
+def test_phone_numbers_as_people_write_them_are_found_whole(text, value):
+    assert [(kind, found_value) for kind, found_value, _ in found(text)] == [("phone", value)]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "created 2024-01-15T05:22:27.560310 by the job",  # not 27.560310
+        "created 2024-01-15T05:22:27.560310Z",
+        "219.141.196",
+        "build 219.141.196",
+        "Updated at PO 93528211 by the nightly job.",
+        "Rechnung Nr. 2026/914222",
+        "value: 0.580559, -84.745633",
+        "epoch 1782211933",
+    ],
+)
+def test_issue_13s_phone_false_alarms_are_not_reported(text):
+    assert found(text) == []
+
+
+def test_a_15_digit_jcb_card_is_found():
+    assert found("Card 2131-710347-82989 was declined.") == [
+        ("payment_card", "2131-710347-82989", 1.0)
+    ]
+
+
 def test_a_match_holds_positions_not_the_value():
     text = "card 4111111111111111"
     (match,) = scan_value(text, SHIPPED)

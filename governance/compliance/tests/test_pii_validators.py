@@ -67,6 +67,25 @@ def test_luhn_rejects_numbers_failing_the_check(number):
     assert not luhn(number)
 
 
+@pytest.mark.parametrize(
+    "number",
+    [
+        "2131-710347-82989",  # JCB, 15 digits from 2131 (issue 13: was missed)
+        "180000000000002",  # JCB, 15 digits from 1800
+        "3589000000000000009",  # JCB, 19 digits
+        "4111111111111111003",  # Visa, 19 digits
+        "2720000000000005",  # Mastercard 2-series, last prefix
+        "36000000000008",  # Diners Club, 14 digits
+        "6440000000000005",  # Discover 644-649
+        "6221260000000000",  # Discover 622126-622925
+        "6250000000000000005",  # UnionPay, 19 digits
+        "675900000000",  # Maestro, 12 digits
+    ],
+)
+def test_luhn_knows_the_whole_issuer_table(number):
+    assert luhn(number)
+
+
 def test_luhn_requires_a_known_issuer_prefix():
     # Luhn-valid, but no issuer hands out 16-digit numbers starting with 1 or 9.
     for number in ("1234567812345670", "9111111111111110"):
@@ -262,7 +281,7 @@ def test_email_rejects_implausible_domains_and_parts(candidate):
     "number",
     ["+1 415 555 0134", "(415) 555-0134", "020 7946 0958", "4155550134", "+44 20 7946 0958"],
 )
-def test_phone_accepts_7_to_15_digits(number):
+def test_phone_accepts_valid_numbers(number):
     assert phone(number)
 
 
@@ -278,6 +297,96 @@ def test_phone_rejects_too_few_or_too_many_digits():
 )
 def test_phone_rejects_slices_of_longer_codes(before, after):
     assert not phone("2018 399 253", before, after)
+
+
+@pytest.mark.parametrize(
+    "number",
+    [
+        # Issue 13's misses: French pairs, the trunk prefix in brackets, Dutch mobiles,
+        # German five-digit area codes.
+        "04 57 06 40 42",
+        "+33 5 16 85 11 43",
+        "+33 (0)3 88 12 34 56",
+        "+31(0)50-3694148",
+        "+31 6 35331277",
+        "04744 36143",
+        "(07773) 190289",
+        # And other ways numbers are written.
+        "0049 30 1234 5678",  # 00 instead of +
+        "+1 (415) 555-0134",
+        "1-415-555-0134",  # the US trunk 1
+        "+1-202-555-0173x12",  # an extension
+        "030/12345678",
+        "+34 912 34 56 78",
+        "06 1234 5678",  # Italy: the leading 0 belongs to the number
+    ],
+)
+def test_phone_accepts_real_world_shapes(number):
+    assert phone(number)
+
+
+def test_a_number_with_its_country_code_needs_no_default_region():
+    # Japan and Australia are not in ATLAS_PHONE_REGIONS' default list.
+    assert phone("+81 3-1234-5678")
+    assert phone("+61 2 9876 5432")
+    assert phone("0081 3-1234-5678")
+    assert phone("+55 11 91234-5678")
+    # A São Paulo mobile written the Brazilian way: no default region's numbers look so.
+    assert not phone("(11) 91234-5678")
+
+
+def test_the_default_regions_come_from_the_setting(settings):
+    settings.ATLAS_PHONE_REGIONS = ["BR"]
+    assert validators.phone_regions() == ("BR",)
+    assert phone("(11) 91234-5678")
+    assert not phone("04744 36143")  # German, no longer a default region
+    assert phone("+49 4744 36143")
+
+
+def test_an_unknown_region_in_the_setting_is_an_error(settings):
+    settings.ATLAS_PHONE_REGIONS = ["GB", "UK"]
+    with pytest.raises(ValueError, match="UK"):
+        phone("020 7946 0958")
+
+
+@pytest.mark.parametrize(
+    "number",
+    [
+        "+1 123 456 7890",  # no area code starts with 1
+        "+33 5 16 85 11 4",  # one digit short
+        "4744 36143",  # a German number without its trunk 0 is not how Germans write it
+        "93528211",  # valid as a German number only without its trunk 0
+        "1782211933",  # a Unix time, not an Italian personal number
+        "166.241.251",  # a version number, not an Italian premium-rate number
+        "0.580559",  # a coordinate
+        "174.239.19.657",  # a malformed IP address
+        "2026/914222",  # a year and a serial
+    ],
+)
+def test_phone_rejects_what_libphonenumber_or_the_shape_refuses(number):
+    assert not phone(number)
+
+
+@pytest.mark.parametrize(
+    ("candidate", "before", "after"),
+    [
+        ("27.560310", "at 2024-01-15T05:22:", ""),  # the seconds of a timestamp
+        ("27.560310", "at 2024-01-15T05:22:", "Z"),
+        ("219.141.196", "", ""),  # a dotted triple
+        ("219.141.196", "version ", ""),
+        ("93528211", "PO ", ""),  # an order number
+        ("0441683", "Bestellnr. ", ""),
+        ("20240115", "invoice no. ", ""),
+        ("0612345678", "", ":30"),
+    ],
+)
+def test_phone_rejects_issue_13s_false_alarms(candidate, before, after):
+    assert not phone(candidate, before, after)
+
+
+def test_a_label_with_a_colon_is_not_a_timestamp():
+    assert phone("0612345678", "Tel:", "")
+    assert phone("+33 6 12 34 56 78", "tel.: ", ".")
 
 
 # --- Date of birth -----------------------------------------------------------------
