@@ -7,6 +7,8 @@ are left as they are.
 
 from django.apps import apps as global_apps
 
+from governance.compliance.pii.national_ids import NATIONAL_ID_PATTERNS
+
 CLASSIFICATION_LEVELS = [
     # name, rank, requires_encryption, masking, description
     ("public", 10, False, "none", "May be published. No protection needed."),
@@ -116,6 +118,8 @@ PII_PATTERNS = [
         "min_confidence": "0.60",
         "default_classification": "confidential",
     },
+    # European national identifiers (governance/compliance/pii/national_ids.py).
+    *NATIONAL_ID_PATTERNS,
 ]
 
 

@@ -20,10 +20,12 @@ import functools
 import ipaddress
 import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import date
 
 import phonenumbers
+
+from governance.compliance.pii.national_ids import NATIONAL_ID_VALIDATORS
 
 Validator = Callable[[str, str, str], bool | int]
 
@@ -357,6 +359,10 @@ class _RegionRule:
             else ""
         )
         self.trunk_required = bool(self.trunk) and national.startswith(self.trunk)
+        self.calling_code = metadata.country_code
+        # Regions whose national numbers libphonenumber rewrites while parsing (Brazil's
+        # carrier codes, Japan's ...) are parsed; the others are read here (below).
+        self.simple = metadata.national_prefix_transform_rule is None
         self.general = _general_pattern(metadata)
         self.services = tuple(
             re.compile(desc.national_number_pattern).fullmatch
@@ -377,6 +383,26 @@ class _RegionRule:
             general(digits[len(self.country_code) :])
         )
 
+    def national_forms(self, digits: str) -> Iterator[tuple[str, bool]]:
+        """(national significant number, any kind of number allowed) for each way the
+        digits may be written here: after the trunk prefix; without one where it may be
+        left out, or after the country code without its "+": no service numbers (see
+        written_as_here)."""
+        general = self.general
+        if self.trunk and digits.startswith(self.trunk):
+            national = digits[len(self.trunk) :]
+            if general(national):
+                yield national, True
+        if not self.trunk_required and general(digits):
+            yield digits, False
+        if digits.startswith(self.country_code):
+            national = digits[len(self.country_code) :]
+            if general(national):
+                yield national, False
+
+    def is_service(self, national: str) -> bool:
+        return any(service(national) for service in self.services)
+
     def written_as_here(self, digits: str, number: phonenumbers.PhoneNumber) -> bool:
         """The digits are the national number as the region writes it.
 
@@ -396,7 +422,7 @@ class _RegionRule:
         if (
             written_prefix == "" and not self.trunk_required
         ) or written_prefix == self.country_code:
-            return not any(service(national) for service in self.services)
+            return not self.is_service(national)
         return False
 
 
@@ -426,20 +452,66 @@ def _country_shapes(country_code: int) -> tuple[tuple[str, Callable[[str], objec
     return tuple(shapes)
 
 
-def _may_be_international(digits: str) -> bool:
-    """A cheap look before parsing +CC...: a country code, then a national number of
-    one of its regions' general shape (perhaps after the trunk prefix, "+33 0612...")."""
+@functools.lru_cache(maxsize=512)
+def _simple_country(country_code: int) -> bool:
+    """No region of the code has libphonenumber rewrite its national numbers."""
+    for region in phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(country_code, ()):
+        metadata = phonenumbers.PhoneMetadata.metadata_for_region_or_calling_code(
+            country_code, region
+        )
+        if metadata is None or metadata.national_prefix_transform_rule is not None:
+            return False
+    return True
+
+
+def _international_forms(digits: str) -> tuple[int, list[str]]:
+    """The country code of +CC... digits and the national numbers they may hold: of one
+    of its regions' general shape, perhaps after the trunk prefix ("+33 0612...").
+    No national number: not a phone number (a cheap look before libphonenumber's)."""
     if len(digits) < 4:
-        return False
+        return 0, []
     for length in (1, 2, 3):
         country_code = int(digits[:length])
         if country_code in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
             rest = digits[length:]
-            return any(
-                general(rest) or (trunk and rest.startswith(trunk) and general(rest[len(trunk) :]))
-                for trunk, general in _country_shapes(country_code)
-            )
-    return False
+            forms = []
+            for trunk, general in _country_shapes(country_code):
+                if general(rest) and rest not in forms:
+                    forms.append(rest)
+                if trunk and rest.startswith(trunk):
+                    national = rest[len(trunk) :]
+                    if general(national) and national not in forms:
+                        forms.append(national)
+            return country_code, forms
+    return 0, []
+
+
+def _phone_number(country_code: int, national: str) -> phonenumbers.PhoneNumber:
+    """The PhoneNumber phonenumbers.parse makes of a national significant number."""
+    number = phonenumbers.PhoneNumber(country_code=country_code, national_number=int(national))
+    if len(national) > 1 and national[0] == "0":  # Italy's leading zero, as parse keeps it
+        number.italian_leading_zero = True
+        zeros = len(national) - len(national.lstrip("0"))
+        zeros = min(zeros, len(national) - 1)
+        if zeros != 1:
+            number.number_of_leading_zeros = zeros
+    return number
+
+
+def _is_valid(number: phonenumbers.PhoneNumber, region: str | None) -> bool:
+    """phonenumbers.is_valid_number, asking the likely region first.
+
+    is_valid_number first looks for the number's region among all that share its
+    country code (25 for +1); the region it was read in, or the code's main region, is
+    the likely one, and asked alone costs a third.
+    """
+    regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(number.country_code, ())
+    likely = region or (regions[0] if regions else None)
+    if likely is not None and phonenumbers.is_valid_number_for_region(number, likely):
+        return True
+    if len(regions) == 1 and likely == regions[0]:
+        return False  # is_valid_number would ask the same region
+    return phonenumbers.is_valid_number(number)
 
 
 def _parses_as_valid(text: str, region: str | None) -> phonenumbers.PhoneNumber | None:
@@ -448,16 +520,7 @@ def _parses_as_valid(text: str, region: str | None) -> phonenumbers.PhoneNumber 
         number = phonenumbers.parse(text, region)
     except phonenumbers.NumberParseException:
         return None
-    # is_valid_number first looks for the number's region among all that share its
-    # country code (25 for +1); the region it was read in, or the code's main region,
-    # is the likely one, and asked alone costs a third.
-    regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(number.country_code, ())
-    likely = region or (regions[0] if regions else None)
-    if likely is not None and phonenumbers.is_valid_number_for_region(number, likely):
-        return number
-    if len(regions) == 1 and likely == regions[0]:
-        return None  # is_valid_number would ask the same region
-    return number if phonenumbers.is_valid_number(number) else None
+    return number if _is_valid(number, region) else None
 
 
 @functools.lru_cache(maxsize=4096)
@@ -474,16 +537,25 @@ def is_valid_phone_number(number: str, regions: Sequence[str] = DEFAULT_PHONE_RE
     if stripped.startswith(("+", "00")):
         international = "+" + stripped[2:] if stripped[0] == "0" else number
         # "+33 (0)3 88 ...": the bracketed trunk prefix is not part of the number.
-        if not _may_be_international(_digits(international.replace("(0)", ""))):
+        country_code, forms = _international_forms(_digits(international.replace("(0)", "")))
+        if not forms:
             return False
-        return _parses_as_valid(international, None) is not None
+        if not _simple_country(country_code):
+            return _parses_as_valid(international, None) is not None
+        # What parse would make of it, without parsing the text again (a third of the cost).
+        return any(_is_valid(_phone_number(country_code, form), None) for form in forms)
     for region in regions:
         rule = _region_rule(region)
-        if not rule.may_hold(digits):
-            continue
-        parsed = _parses_as_valid(number, region)
-        if parsed is not None and rule.written_as_here(digits, parsed):
-            return True
+        if rule.simple:
+            for national, any_kind in rule.national_forms(digits):
+                if _is_valid(_phone_number(rule.calling_code, national), region) and (
+                    any_kind or not rule.is_service(national)
+                ):
+                    return True
+        elif rule.may_hold(digits):
+            parsed = _parses_as_valid(number, region)
+            if parsed is not None and rule.written_as_here(digits, parsed):
+                return True
     return False
 
 
@@ -571,6 +643,7 @@ VALIDATORS: dict[str, Validator] = {
     "email_domain": email_domain,
     "phone": phone,
     "date": calendar_date,
+    **NATIONAL_ID_VALIDATORS,
 }
 
 
