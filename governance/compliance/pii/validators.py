@@ -379,8 +379,10 @@ class _RegionRule:
             return True
         if not self.trunk_required and general(digits):
             return True
-        return digits.startswith(self.country_code) and bool(
-            general(digits[len(self.country_code) :])
+        return (
+            len(digits) >= 10
+            and digits.startswith(self.country_code)
+            and bool(general(digits[len(self.country_code) :]))
         )
 
     def national_forms(self, digits: str) -> Iterator[tuple[str, bool]]:
@@ -395,7 +397,9 @@ class _RegionRule:
                 yield national, True
         if not self.trunk_required and general(digits):
             yield digits, False
-        if digits.startswith(self.country_code):
+        # E.164 stored without its "+" (33612345678): ten digits at least, not a row
+        # count of eight ("49 857 589").
+        if len(digits) >= 10 and digits.startswith(self.country_code):
             national = digits[len(self.country_code) :]
             if general(national):
                 yield national, False
@@ -419,9 +423,9 @@ class _RegionRule:
         written_prefix = digits[: len(digits) - len(national)]
         if self.trunk and written_prefix == self.trunk:
             return True
-        if (
-            written_prefix == "" and not self.trunk_required
-        ) or written_prefix == self.country_code:
+        if (written_prefix == "" and not self.trunk_required) or (
+            written_prefix == self.country_code and len(digits) >= 10
+        ):
             return not self.is_service(national)
         return False
 

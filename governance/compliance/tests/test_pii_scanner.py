@@ -92,6 +92,7 @@ def test_near_misses_are_not_reported(text):
         ("Telefon (07773) 190289", "(07773) 190289"),
         ("Tokyo office: +81 3-1234-5678", "+81 3-1234-5678"),  # a region outside the defaults
         ("ext +1-202-555-0173x12 after six", "+1-202-555-0173x12"),
+        ("stored as 33612345678", "33612345678"),  # E.164 without its "+"
     ],
 )
 def test_phone_numbers_as_people_write_them_are_found_whole(text, value):
@@ -109,6 +110,7 @@ def test_phone_numbers_as_people_write_them_are_found_whole(text, value):
         "Rechnung Nr. 2026/914222",
         "value: 0.580559, -84.745633",
         "epoch 1782211933",
+        "See 49 857 589 rows for details.",  # not +49 857589
     ],
 )
 def test_issue_13s_phone_false_alarms_are_not_reported(text):
