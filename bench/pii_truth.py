@@ -10,7 +10,16 @@ independent check agrees it is what Faker says it is:
 - IBANs (Faker's iban for the locale), bare and in groups of four: ISO 13616 mod-97;
 - US SSNs: the SSA rules (area not 000, 666 or 9xx; group not 00; serial not 0000);
 - IPv4 and IPv6 addresses (IPv6 full and compressed): the `ipaddress` module;
-- e-mail addresses: `email.utils.parseaddr` and a simple RFC 5322 dot-atom check.
+- e-mail addresses: `email.utils.parseaddr` and a simple RFC 5322 dot-atom check;
+- European national identifiers, each by python-stdnum's own validator called here
+  (`stdnum.fr.nir`, `stdnum.de.idnr`, `stdnum.nl.bsn`, `stdnum.es.dni`/`nie`,
+  `stdnum.it.codicefiscale`, `stdnum.eu.vat`), and the UK National Insurance number by
+  HMRC's published allocation rules written out below (it has no check digit). Faker
+  writes the French NIR (fr_FR ssn), the Dutch BSN (nl_NL ssn), the codice fiscale
+  (it_IT ssn), Spanish NIF/NIE and VAT ids for DE, FR, IT, NL and ES; German tax ids
+  (10 random digits and stdnum's ISO 7064 mod 11,10 check digit) and NINOs (random
+  allowed letters) are made here. The BSN and the German tax id are mostly written near
+  a context word ("BSN", "Steuer-IdNr"), some without one.
 
 A Faker value its check refuses (e.g. a phone number outside any allocated range) is
 dropped and counted, never labelled by Atlas's patterns. Values appear bare, inside
@@ -19,7 +28,11 @@ without one; some items hold two values. Hard negatives (no PII) come in the kin
 NEGATIVE_KINDS: timestamps with fractions, version and paragraph numbers, order and
 invoice numbers, ISBNs, prices, dates, UUIDs, git hashes, MAC addresses, Luhn-failing
 card-length numbers, IBANs with bad check digits, SSN-shaped numbers in forbidden
-ranges, malformed IPs, e-mail look-alikes, tracking numbers and more.
+ranges, malformed IPs, e-mail look-alikes, tracking numbers and more, and for each
+national identifier look-alikes its truth refuses (a wrong check digit or letter, written
+next to the identifier's context word), NINOs with an unallocated prefix or a forbidden
+letter, and 9- and 11-digit numbers (half of them passing the BSN or tax id check) in
+order-like frames without a context word.
 
 Every item knows the exact (start, end) character span and type of each PII value in
 it. Bench-only code: Faker and phonenumbers are development dependencies.
@@ -37,6 +50,13 @@ from email.utils import parseaddr
 
 import phonenumbers
 from faker import Faker
+from stdnum.de import idnr
+from stdnum.es import dni, nie
+from stdnum.eu import vat
+from stdnum.fr import nir
+from stdnum.iso7064 import mod_11_10
+from stdnum.it import codicefiscale
+from stdnum.nl import bsn
 
 DEFAULT_SEED = 13
 DEFAULT_ITEMS = 12_000
@@ -50,7 +70,34 @@ LOCALES = {
     "es_ES": "ES",
     "it_IT": "IT",
 }
-PII_TYPES = ("email", "phone", "payment_card", "iban", "us_ssn", "ipv4", "ipv6")
+PII_TYPES = (
+    "email",
+    "phone",
+    "payment_card",
+    "iban",
+    "us_ssn",
+    "ipv4",
+    "ipv6",
+    "uk_nino",
+    "fr_nir",
+    "de_tax_id",
+    "nl_bsn",
+    "es_dni_nie",
+    "it_fiscal_code",
+    "eu_vat",
+)
+# The national identifiers, each written in the locale it belongs to (eu_vat: any of these).
+NATIONAL_LOCALES = {
+    "uk_nino": "en_GB",
+    "fr_nir": "fr_FR",
+    "de_tax_id": "de_DE",
+    "nl_bsn": "nl_NL",
+    "es_dni_nie": "es_ES",
+    "it_fiscal_code": "it_IT",
+}
+VAT_LOCALES = ("de_DE", "fr_FR", "it_IT", "nl_NL", "es_ES")
+# Nine or eleven bare digits pass these checks by chance: context words carry them.
+NEEDS_CONTEXT = ("de_tax_id", "nl_bsn")
 CARD_PROVIDERS = (
     "visa13",
     "visa16",
@@ -144,6 +191,38 @@ def phone_ok(value: str, region: str) -> bool:
         return False
 
 
+# HMRC, National Insurance Manual NIM39110: the first letter is not D, F, I, Q, U or V;
+# the second not D, F, I, O, Q, U or V; the prefixes BG, GB, KN, NK, NT, TN and ZZ are
+# not allocated; six digits; a suffix A, B, C or D.
+NINO_FIRST = "".join(c for c in string.ascii_uppercase if c not in "DFIQUV")
+NINO_SECOND = "".join(c for c in string.ascii_uppercase if c not in "DFIOQUV")
+NINO_UNALLOCATED = ("BG", "GB", "KN", "NK", "NT", "TN", "ZZ")
+
+
+def nino_ok(value: str) -> bool:
+    compact = value.replace(" ", "").upper()
+    if len(compact) != 9 or not compact[2:8].isdigit():
+        return False
+    first, second, suffix = compact[0], compact[1], compact[8]
+    return (
+        first in NINO_FIRST
+        and second in NINO_SECOND
+        and compact[:2] not in NINO_UNALLOCATED
+        and suffix in "ABCD"
+    )
+
+
+NATIONAL_TRUTHS: dict[str, Callable[[str], bool]] = {
+    "uk_nino": nino_ok,
+    "fr_nir": nir.is_valid,
+    "de_tax_id": idnr.is_valid,
+    "nl_bsn": bsn.is_valid,
+    "es_dni_nie": lambda value: dni.is_valid(value) or nie.is_valid(value),
+    "it_fiscal_code": codicefiscale.is_valid,
+    "eu_vat": vat.is_valid,
+}
+
+
 def ip_version(value: str) -> int | None:
     try:
         return ipaddress.ip_address(value).version
@@ -161,6 +240,13 @@ CONTEXT_TEMPLATES = {
     "us_ssn": ["SSN {v}", "Social security number: {v}.", "ssn={v}"],
     "ipv4": ["client IP {v} blocked", "host {v} timed out", "IP address: {v}"],
     "ipv6": ["client IP {v} blocked", "IPv6 host {v} unreachable", "ip={v}"],
+    "uk_nino": ["National Insurance number {v}", "NINO: {v}", "her NI number is {v}."],
+    "fr_nir": ["numéro de sécurité sociale {v}", "NIR : {v}", "n° INSEE {v}"],
+    "de_tax_id": ["Steuer-IdNr. {v}", "Steuer-ID: {v}", "Steueridentifikationsnummer {v}"],
+    "nl_bsn": ["BSN {v}", "burgerservicenummer: {v}", "BSN-nummer {v} bekend"],
+    "es_dni_nie": ["DNI {v}", "NIE: {v}", "con documento {v}"],
+    "it_fiscal_code": ["codice fiscale {v}", "CF: {v}", "il codice fiscale è {v}."],
+    "eu_vat": ["VAT {v}", "USt-IdNr. {v}", "partita IVA {v}", "n° TVA {v}", "BTW {v}"],
 }
 PLAIN_TEMPLATES = [
     "{v}",  # also a bare value, but counted under "plain" presentation
@@ -186,6 +272,7 @@ class _Positives:
             for locale, fake in self.fakers.items()
         }
         self.phone_turn: Counter[str] = Counter()
+        self.refused: Counter[str] = Counter()  # draws refused before one was kept
 
     def phone(self, rng: random.Random, locale: str) -> tuple[str, bool]:
         fake = self.fakers[locale]
@@ -233,6 +320,64 @@ class _Positives:
         value = rng.choice((fake.ipv4, fake.ipv4_private, fake.ipv4_public))()
         return value, ip_version(value) == 4
 
+    # National identifiers: Faker's where it writes them, otherwise made here; each is
+    # judged by NATIONAL_TRUTHS (a value it refuses is dropped and counted).
+
+    def uk_nino(self, rng: random.Random, locale: str) -> tuple[str, bool]:
+        # Faker's en_GB ssn always uses the unallocated ZZ prefix: random allowed letters.
+        prefix = rng.choice(NINO_FIRST) + rng.choice(NINO_SECOND)
+        digits = _digits(rng, 6)
+        value = f"{prefix}{digits}{rng.choice('ABCD')}"
+        if rng.random() < 0.4:
+            value = f"{prefix} {digits[:2]} {digits[2:4]} {digits[4:]} {value[-1]}"
+        return value, nino_ok(value)
+
+    def fr_nir(self, rng: random.Random, locale: str) -> tuple[str, bool]:
+        value = self.fakers["fr_FR"].ssn()
+        ok = nir.is_valid(value)
+        if rng.random() < 0.3:  # as on the carte Vitale: 1 85 05 78 006 084 36
+            parts = (1, 2, 2, 2, 3, 3, 2)
+            at, groups = 0, []
+            for size in parts:
+                groups.append(value[at : at + size])
+                at += size
+            value = " ".join(groups)
+        return value, ok
+
+    def de_tax_id(self, rng: random.Random, locale: str) -> tuple[str, bool]:
+        # Most random bodies break the IdNr's rule on repeated digits: draw again (the
+        # refused draws are counted in self.refused), at most 100 times.
+        for _ in range(100):
+            body = str(rng.randint(1, 9)) + _digits(rng, 9)
+            value = body + mod_11_10.calc_check_digit(body)
+            ok = idnr.is_valid(value)
+            if ok:
+                break
+            self.refused["de_tax_id"] += 1
+        if rng.random() < 0.3:
+            value = f"{value[:2]} {value[2:5]} {value[5:8]} {value[8:]}"
+        return value, ok
+
+    def nl_bsn(self, rng: random.Random, locale: str) -> tuple[str, bool]:
+        value = self.fakers["nl_NL"].ssn()
+        ok = bsn.is_valid(value)
+        if rng.random() < 0.2:
+            value = f"{value[:4]}.{value[4:6]}.{value[6:]}"
+        return value, ok
+
+    def es_dni_nie(self, rng: random.Random, locale: str) -> tuple[str, bool]:
+        fake = self.fakers["es_ES"]
+        value = fake.nif() if rng.random() < 0.6 else fake.nie()
+        return value, dni.is_valid(value) or nie.is_valid(value)
+
+    def it_fiscal_code(self, rng: random.Random, locale: str) -> tuple[str, bool]:
+        value = self.fakers["it_IT"].ssn()
+        return value, codicefiscale.is_valid(value)
+
+    def eu_vat(self, rng: random.Random, locale: str) -> tuple[str, bool]:
+        value = self.fakers[locale].vat_id()
+        return value, vat.is_valid(value)
+
     def ipv6(self, rng: random.Random, locale: str) -> tuple[str, bool]:
         value = self.fakers[locale].ipv6()
         if rng.random() < 0.5:  # Faker writes them full; logs often compress them
@@ -249,6 +394,13 @@ TYPE_WEIGHTS = {
     "us_ssn": 8,
     "ipv4": 12,
     "ipv6": 12,
+    "uk_nino": 5,
+    "fr_nir": 5,
+    "de_tax_id": 5,
+    "nl_bsn": 5,
+    "es_dni_nie": 5,
+    "it_fiscal_code": 5,
+    "eu_vat": 10,
 }
 
 
@@ -270,7 +422,12 @@ def _place(template: str, values: list[tuple[str, str]]) -> tuple[str, tuple[Spa
 
 def _positive(rng: random.Random, positives: _Positives, dropped: Counter[str]) -> Item | None:
     pii_type = rng.choices(list(TYPE_WEIGHTS), weights=list(TYPE_WEIGHTS.values()))[0]
-    locale = "en_US" if pii_type == "us_ssn" else rng.choice(list(LOCALES))
+    if pii_type == "us_ssn":
+        locale = "en_US"
+    elif pii_type == "eu_vat":
+        locale = rng.choice(VAT_LOCALES)
+    else:
+        locale = NATIONAL_LOCALES.get(pii_type) or rng.choice(list(LOCALES))
     make = getattr(positives, pii_type)
     value, ok = make(rng, locale)
     if not ok:
@@ -278,6 +435,16 @@ def _positive(rng: random.Random, positives: _Positives, dropped: Counter[str]) 
         dropped[f"{pii_type}/{locale}"] += 1
         return None
     roll = rng.random()
+    if pii_type in NEEDS_CONTEXT:
+        # Mostly next to their context word; the rest (bare, plain) Atlas should miss.
+        if roll < 0.8:
+            presentation, template = "context", rng.choice(CONTEXT_TEMPLATES[pii_type])
+        elif roll < 0.9:
+            presentation, template = "bare", "{v}"
+        else:
+            presentation, template = "plain", rng.choice(PLAIN_TEMPLATES)
+        text, spans = _place(template, [(pii_type, value)])
+        return Item(text, f"{pii_type}/{locale}/{presentation}", spans)
     if roll < 0.35:
         presentation, template = "bare", "{v}"
     elif roll < 0.65:
@@ -286,8 +453,14 @@ def _positive(rng: random.Random, positives: _Positives, dropped: Counter[str]) 
         presentation, template = "plain", rng.choice(PLAIN_TEMPLATES)
     else:
         # Two values of different types in one text.
-        other = rng.choice([t for t in TYPE_WEIGHTS if t != pii_type])
-        other_locale = "en_US" if other == "us_ssn" else locale
+        # (not with an identifier that needs a context word, which the template lacks)
+        other = rng.choice([t for t in TYPE_WEIGHTS if t not in (pii_type, *NEEDS_CONTEXT)])
+        if other == "us_ssn":
+            other_locale = "en_US"
+        elif other == "eu_vat":
+            other_locale = locale if locale in VAT_LOCALES else rng.choice(VAT_LOCALES)
+        else:
+            other_locale = NATIONAL_LOCALES.get(other, locale)
         second, second_ok = getattr(positives, other)(rng, other_locale)
         if not second_ok:
             dropped[other] += 1
@@ -450,6 +623,122 @@ def _tracking(rng: random.Random) -> str:
     )
 
 
+def _refused(pii_type: str, make: Callable[[], str]) -> str:
+    """A look-alike `pii_type`'s truth refuses: made again until it does."""
+    while True:
+        value = make()
+        if not NATIONAL_TRUTHS[pii_type](value):
+            return value
+
+
+def _other_digit(rng: random.Random, digit: str) -> str:
+    return rng.choice([d for d in string.digits if d != digit])
+
+
+def _other_letter(rng: random.Random, letter: str, alphabet: str) -> str:
+    return rng.choice([c for c in alphabet if c != letter.upper()])
+
+
+def _bad_nino(rng: random.Random) -> str:
+    digits, suffix = _digits(rng, 6), rng.choice("ABCD")
+    broken = rng.choice(("unallocated", "unallocated", "first", "second", "suffix"))
+    first, second = rng.choice(NINO_FIRST), rng.choice(NINO_SECOND)
+    if broken == "unallocated":
+        first, second = rng.choice(NINO_UNALLOCATED)
+    elif broken == "first":
+        first = rng.choice("DFIQUV")
+    elif broken == "second":
+        second = rng.choice("DFIOQUV")
+    else:
+        suffix = rng.choice("EFGHJKMNPRSTWXYZ")
+    value = f"{first}{second}{digits}{suffix}"
+    if rng.random() < 0.4:
+        value = f"{first}{second} {digits[:2]} {digits[2:4]} {digits[4:]} {suffix}"
+    return f"{rng.choice(('National Insurance number', 'NINO:', 'NI number'))} {value}"
+
+
+def _bad_nir(rng: random.Random, fakers: dict[str, Faker]) -> str:
+    def make() -> str:
+        value = fakers["fr_FR"].ssn()
+        return value[:13] + f"{(int(value[13:]) + rng.randint(1, 96)) % 97 + 1:02d}"
+
+    return (
+        f"{rng.choice(('NIR', 'numéro de sécurité sociale', 'INSEE'))} {_refused('fr_nir', make)}"
+    )
+
+
+def _bad_idnr(rng: random.Random) -> str:
+    def make() -> str:
+        body = str(rng.randint(1, 9)) + _digits(rng, 9)
+        return body + _other_digit(rng, mod_11_10.calc_check_digit(body))
+
+    return f"{rng.choice(('Steuer-IdNr.', 'Steuer-ID:', 'IdNr'))} {_refused('de_tax_id', make)}"
+
+
+def _bad_bsn(rng: random.Random, fakers: dict[str, Faker]) -> str:
+    def make() -> str:
+        value = fakers["nl_NL"].ssn()
+        return value[:8] + _other_digit(rng, value[8])
+
+    return f"{rng.choice(('BSN', 'burgerservicenummer', 'BSN:'))} {_refused('nl_bsn', make)}"
+
+
+def _bad_dni_nie(rng: random.Random, fakers: dict[str, Faker]) -> str:
+    def make() -> str:
+        fake = fakers["es_ES"]
+        value = fake.nif() if rng.random() < 0.6 else fake.nie()
+        return value[:-1] + _other_letter(rng, value[-1], "TRWAGMYFPDXBNJZSQVHLCKE")
+
+    return f"{rng.choice(('DNI', 'NIE:', 'documento'))} {_refused('es_dni_nie', make)}"
+
+
+def _bad_fiscal_code(rng: random.Random, fakers: dict[str, Faker]) -> str:
+    def make() -> str:
+        value = fakers["it_IT"].ssn()
+        return value[:-1] + _other_letter(rng, value[-1], string.ascii_uppercase)
+
+    return f"{rng.choice(('codice fiscale', 'CF:'))} {_refused('it_fiscal_code', make)}"
+
+
+def _bad_vat(rng: random.Random, fakers: dict[str, Faker]) -> str:
+    def make() -> str:
+        value = fakers[rng.choice(VAT_LOCALES)].vat_id()
+        digits = [i for i, c in enumerate(value) if c.isdigit()]
+        at = digits[-1] if value[:2] != "NL" else digits[-4]  # NL: the digit before B
+        return value[:at] + _other_digit(rng, value[at]) + value[at + 1 :]
+
+    word = rng.choice(("VAT", "USt-IdNr.", "partita IVA", "TVA", "BTW"))
+    return f"{word} {_refused('eu_vat', make)}"
+
+
+def _digits_no_context(rng: random.Random) -> str:
+    """Nine or eleven digits, half passing the BSN or tax id check, framed as no identifier."""
+    size = rng.choice((9, 11))
+    if rng.random() < 0.5:
+        while True:
+            if size == 9:
+                number = _digits(rng, 9)
+                if bsn.is_valid(number):
+                    break
+            else:
+                body = str(rng.randint(1, 9)) + _digits(rng, 9)
+                number = body + mod_11_10.calc_check_digit(body)
+                if idnr.is_valid(number):
+                    break
+    else:
+        number = _digits(rng, size)
+    return rng.choice(
+        (
+            f"Order #{number}",
+            f"Kundennummer {number}",
+            f"Sendungsnummer {number}",
+            f"ordernummer {number}",
+            f"batch {number} loaded",
+            f"ref. {number}",
+        )
+    )
+
+
 NEGATIVE_KINDS: dict[str, Callable[[random.Random, dict[str, Faker]], str]] = {
     "iso_timestamp_fraction": lambda rng, f: _timestamp(rng),
     "time_of_day": lambda rng, f: (
@@ -486,6 +775,14 @@ NEGATIVE_KINDS: dict[str, Callable[[random.Random, dict[str, Faker]], str]] = {
     "hex_colour": lambda rng, f: f"#{_hex(rng, 6)}",
     "percentage": lambda rng, f: f"{rng.uniform(0, 100):.2f} %",
     "year_range": lambda rng, f: f"{rng.randint(1990, 2020)}-{rng.randint(2021, 2030)}",
+    "nino_not_allowed": lambda rng, f: _bad_nino(rng),
+    "nir_bad_key": lambda rng, f: _bad_nir(rng, f),
+    "tax_id_bad_check": lambda rng, f: _bad_idnr(rng),
+    "bsn_bad_check": lambda rng, f: _bad_bsn(rng, f),
+    "dni_nie_bad_letter": lambda rng, f: _bad_dni_nie(rng, f),
+    "fiscal_code_bad_check": lambda rng, f: _bad_fiscal_code(rng, f),
+    "vat_bad_check": lambda rng, f: _bad_vat(rng, f),
+    "digits_9_11_no_context": lambda rng, f: _digits_no_context(rng),
 }
 NEGATIVE_TEMPLATES = [
     "{v}",
@@ -528,4 +825,5 @@ def truth_set(
         item = _positive(rng, positives, result.dropped)
         if item is not None:
             result.items.append(item)
+    result.dropped.update(positives.refused)
     return result
