@@ -40,6 +40,8 @@ django.setup()
 from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 
+from bench.promote import bare_insert_select  # noqa: E402
+
 SEED = 20261206
 KINDS = ("string", "integer", "decimal", "date")
 ROWS_ONLY_BYTES = 1 << 62  # a byte bound no chunk reaches: rows alone bound it
@@ -118,20 +120,6 @@ def land(datasets, rows: int, fields: int) -> int:
                     batch = batches[dataset.pk]
                     copy.write_row((received, batch.pk, dataset.pk, line, text, "", "", ""))
     return size
-
-
-def bare_insert_select(dataset) -> float:
-    with connection.cursor() as cursor:
-        cursor.execute("CREATE TEMP TABLE bench_bare (raw_record_id bigint, data jsonb)")
-        started = time.perf_counter()
-        cursor.execute(
-            'INSERT INTO bench_bare SELECT id, payload FROM "explore"."raw_record" '
-            "WHERE dataset_id = %s",
-            [dataset.pk],
-        )
-        elapsed = time.perf_counter() - started
-        cursor.execute("DROP TABLE bench_bare")
-    return elapsed
 
 
 # --- One promotion, in a process of its own ---------------------------------------------------

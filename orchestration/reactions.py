@@ -39,8 +39,10 @@ def queue_waiting_batch(sender, batch, via: str = "upload", **kwargs) -> None:
 
 @receiver(run_finished, dispatch_uid="orchestration.queue_next_step")
 def queue_next_step(sender, run: Run, **kwargs) -> None:
+    if run.status != RunStatus.SUCCEEDED:
+        return
     dataset = run.dataset
-    if run.status != RunStatus.SUCCEEDED or dataset is None:
+    if dataset is None:
         return
     if run.kind == RunKind.INGEST:
         if dataset.auto_promote and (run.detail or {}).get("rows_parsed"):
