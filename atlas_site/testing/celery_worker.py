@@ -21,6 +21,7 @@ queue of the test's own.
 """
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -35,6 +36,9 @@ from django.conf import settings
 WORKER_SETTINGS = "atlas_site.testing.worker_settings"
 BEAT_SETTINGS = "atlas_site.testing.beat_settings"
 READY_TIMEOUT = 90
+# Celery's log lines for a task received and a task ended (however it ended).
+RECEIVED = re.compile(r"\[([0-9a-f-]{36})\] received")
+ENDED = re.compile(r"\[([0-9a-f-]{36})\] (?:succeeded|raised|retry|failed|ignored|rejected)")
 
 
 class WorkerError(RuntimeError):
@@ -79,6 +83,21 @@ class WorkerProcess:
                 self.stop()
                 raise WorkerError(f"the Celery worker is not ready:\n{self.log[-5000:]}")
             time.sleep(0.2)
+
+    def wait_idle(self, timeout: float = 30) -> None:
+        """Wait until every task this worker received has ended (in its log).
+
+        A worker shared by several tests may still be writing (ending a run, releasing a
+        lock) when a test's assertions are done; the flush between transactional tests
+        must not race it, or the two deadlock and the next test finds the last one's rows.
+        """
+        deadline = time.monotonic() + timeout
+        while self.alive() and time.monotonic() < deadline:
+            log = self.log
+            received = set(RECEIVED.findall(log))
+            if received <= set(ENDED.findall(log)):
+                return
+            time.sleep(0.1)
 
     def kill(self) -> None:
         """SIGKILL the worker's process group: no shutdown, no acknowledgement."""

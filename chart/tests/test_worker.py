@@ -105,7 +105,8 @@ def promotion_worker(django_db_setup, django_db_blocker, tmp_path_factory):
 @pytest.fixture
 def promotion_queue(promotion_worker, settings):
     settings.ATLAS_PROMOTION_QUEUE = promotion_worker.queue
-    return promotion_worker
+    yield promotion_worker
+    promotion_worker.wait_idle()
 
 
 def test_request_promotion_runs_to_chart_and_on_to_navigate(promotion_queue, customers, land):

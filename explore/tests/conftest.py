@@ -103,6 +103,7 @@ def worker_queue(celery_worker, settings):
 
     settings.ATLAS_INGEST_QUEUE = celery_worker["queue"]
     yield celery_worker
+    celery_worker["worker"].wait_idle()
     for name in LandingBatch.objects.values_list("file", flat=True):
         default_storage.delete(name)
 
