@@ -96,8 +96,14 @@ NATIONAL_LOCALES = {
     "it_fiscal_code": "it_IT",
 }
 VAT_LOCALES = ("de_DE", "fr_FR", "it_IT", "nl_NL", "es_ES")
-# Nine or eleven bare digits pass these checks by chance: context words carry them.
+# Nine or eleven bare digits pass these checks by chance (one in 11 random nine-digit
+# numbers is a valid BSN): a context word or the column's name is what says they are one.
 NEEDS_CONTEXT = ("de_tax_id", "nl_bsn")
+# Columns such identifiers are kept in, for their bare values.
+COLUMN_NAMES = {
+    "nl_bsn": ("bsn", "burgerservicenummer", "klant_bsn", "bsnNummer"),
+    "de_tax_id": ("steuer_id", "SteuerIdNr", "steuer_idnr", "idnr"),
+}
 CARD_PROVIDERS = (
     "visa13",
     "visa16",
@@ -124,6 +130,13 @@ class Item:
     text: str
     kind: str  # "phone/fr_FR/context", "negative/iso_timestamp", ...
     spans: tuple[Span, ...] = ()
+    # The column the text sits in, when that says what it is ("bsn"); "" for free text.
+    field: str = ""
+
+    @property
+    def undecidable(self) -> bool:
+        """A BSN or German tax id with nothing saying what it is: not scored (see below)."""
+        return self.kind.endswith("/no_context")
 
     @property
     def pii_types(self) -> set[str]:
@@ -436,15 +449,19 @@ def _positive(rng: random.Random, positives: _Positives, dropped: Counter[str]) 
         return None
     roll = rng.random()
     if pii_type in NEEDS_CONTEXT:
-        # Mostly next to their context word; the rest (bare, plain) Atlas should miss.
+        # Mostly next to their context word, some bare in a column named for them; the
+        # rest in a sentence with nothing saying what they are, which no detector can
+        # tell from any other number passing the check by chance: those are kept in the
+        # set, as "no_context", but not scored.
         if roll < 0.8:
-            presentation, template = "context", rng.choice(CONTEXT_TEMPLATES[pii_type])
-        elif roll < 0.9:
-            presentation, template = "bare", "{v}"
-        else:
-            presentation, template = "plain", rng.choice(PLAIN_TEMPLATES)
-        text, spans = _place(template, [(pii_type, value)])
-        return Item(text, f"{pii_type}/{locale}/{presentation}", spans)
+            text, spans = _place(rng.choice(CONTEXT_TEMPLATES[pii_type]), [(pii_type, value)])
+            return Item(text, f"{pii_type}/{locale}/context", spans)
+        if roll < 0.9:
+            text, spans = _place("{v}", [(pii_type, value)])
+            column = rng.choice(COLUMN_NAMES[pii_type])
+            return Item(text, f"{pii_type}/{locale}/bare", spans, field=column)
+        text, spans = _place(rng.choice(PLAIN_TEMPLATES), [(pii_type, value)])
+        return Item(text, f"{pii_type}/{locale}/no_context", spans)
     if roll < 0.35:
         presentation, template = "bare", "{v}"
     elif roll < 0.65:

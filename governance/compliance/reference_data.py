@@ -57,7 +57,8 @@ PII_PATTERNS = [
     {
         "name": "US Social Security number",
         "pii_type": "us_ssn",
-        "regex": r"\b\d{3}-\d{2}-\d{4}\b",
+        # Dashes, or spaces ("463 33 3762"), the same between each group.
+        "regex": r"\b\d{3}(?:-\d{2}-| \d{2} )\d{4}\b",
         "validator": "us_ssn",
         "context_words": ["ssn", "social security", "social"],
         "confidence": "0.85",

@@ -9,11 +9,13 @@ address (or the account) has and whether it is now locked out.
 
 from django.conf import settings
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
+from django.core.signals import setting_changed
 from django.db.models.signals import post_delete, post_save
 
 from atlas_site.security import THROTTLE_SCOPE, TIMED_OUT, start_session_clock
 from governance.compliance.clearance import sync_clearance_permissions
 from governance.compliance.models import AuditAction, ClassificationLevel
+from governance.compliance.pii.validators import forget_phone_regions
 from governance.compliance.services import record_audit
 
 USER_TYPE = "auth.user"
@@ -84,7 +86,13 @@ def sync_clearances(sender, **kwargs) -> None:
     sync_clearance_permissions()
 
 
+def reread_phone_regions(sender, setting, **kwargs) -> None:
+    if setting == "ATLAS_PHONE_REGIONS":
+        forget_phone_regions()
+
+
 def connect() -> None:
+    setting_changed.connect(reread_phone_regions, dispatch_uid="compliance.phone_regions")
 
     post_save.connect(sync_clearances, sender=ClassificationLevel, dispatch_uid="compliance.clr")
     post_delete.connect(sync_clearances, sender=ClassificationLevel, dispatch_uid="compliance.cld")

@@ -107,19 +107,23 @@ class CompiledPattern:
         window = text[max(0, start - CONTEXT_WINDOW) : start].lower()
         return self.context.search(window) is not None
 
+    def in_context(self, text: str, start: int, field_name: str | None) -> bool:
+        """A context word in the field's name or just before the candidate."""
+        return self.has_field_context(field_name) or self.has_context_before(text, start)
+
     def has_field_context(self, field_name: str | None) -> bool:
         if self.context is None or not field_name:
             return False
         known = self._field_context.get(field_name)
         if known is None:
-            known = self.context.search(_words_of_field_name(field_name)) is not None
+            known = self.context.search(words_of_field_name(field_name)) is not None
             if len(self._field_context) > _FIELD_CONTEXT_CACHE_SIZE:  # e.g. "items[12345]"
                 self._field_context.clear()
             self._field_context[field_name] = known
         return known
 
 
-def _words_of_field_name(field_name: str) -> str:
+def words_of_field_name(field_name: str) -> str:
     """customerEmail, date_of_birth, IP-Address -> "customer email", "date of birth", ..."""
     spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", field_name)
     return re.sub(r"[_\-.\[\]\s]+", " ", spaced).lower()
@@ -197,7 +201,12 @@ class PatternSet:
     """Compiled patterns plus an RE2 Set over all of them, to skip values that hold no PII."""
 
     def __init__(self, patterns: Iterable[CompiledPattern]) -> None:
-        self.patterns: tuple[CompiledPattern, ...] = tuple(patterns)
+        # Most confident first (as they can be with a context word): a candidate that a
+        # more confident match already covers would lose to it, so scan_value skips it
+        # without running its validator.
+        self.patterns: tuple[CompiledPattern, ...] = tuple(
+            sorted(patterns, key=lambda p: (-p.boosted_confidence, -p.confidence))
+        )
         self._prefilter = None
         if self.patterns:
             prefilter = re2.Set.SearchSet()
@@ -294,12 +303,27 @@ def scan_value(text: str, patterns: PatternSet, *, field_name: str | None = None
         found = [(pattern, pattern.find_spans(encoded)) for pattern in candidates]
     ascii_only = len(encoded) == len(text)
 
-    matches = []
+    matches: list[Match] = []
     for pattern, spans in found:
+        needs_context = pattern.confidence < pattern.min_confidence
         for start, end in spans:
             if not ascii_only:  # byte offsets -> character offsets
                 start = len(encoded[:start].decode())
                 end = len(encoded[:end].decode())
+            if matches:
+                # A confirmed match more confident than this candidate can be overlaps
+                # it: it would lose, so its check is not worth running.
+                stronger = _strongest_overlap(matches, start, end)
+                if stronger > pattern.boosted_confidence or (
+                    stronger > pattern.confidence
+                    and not pattern.in_context(text, start, field_name)
+                ):
+                    continue
+            # A pattern that counts only with a context word looks for it first: most of
+            # its candidates (nine or eleven bare digits) have none, and their check is
+            # not worth running.
+            if needs_context and not pattern.in_context(text, start, field_name):
+                continue
             before = text[max(0, start - CONTEXT_WINDOW) : start]
             verdict = pattern.validator(text[start:end], before, text[end : end + CONTEXT_WINDOW])
             if not verdict:
@@ -307,15 +331,26 @@ def scan_value(text: str, patterns: PatternSet, *, field_name: str | None = None
             if verdict is not True:  # only the first `verdict` characters are the PII
                 end = start + int(verdict)
             confidence = pattern.confidence
-            if pattern.boosted_confidence != confidence and (
-                pattern.has_field_context(field_name) or pattern.has_context_before(text, start)
+            if needs_context or (
+                pattern.boosted_confidence != confidence
+                and pattern.in_context(text, start, field_name)
             ):
                 confidence = pattern.boosted_confidence
-            if confidence >= pattern.min_confidence:
-                matches.append(
-                    Match(pattern.pii_type, pattern.id, pattern.name, start, end, confidence)
-                )
+            if confidence < pattern.min_confidence:
+                continue
+            matches.append(
+                Match(pattern.pii_type, pattern.id, pattern.name, start, end, confidence)
+            )
     return _without_overlaps(matches)
+
+
+def _strongest_overlap(matches: list[Match], start: int, end: int) -> float:
+    """The confidence of the most confident match overlapping start-end (0 for none)."""
+    strongest = 0.0
+    for match in matches:
+        if match.start < end and start < match.end and match.confidence > strongest:
+            strongest = match.confidence
+    return strongest
 
 
 def _windowed_spans(

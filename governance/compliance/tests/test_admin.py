@@ -80,6 +80,7 @@ def test_an_unsafe_pattern_is_refused_on_its_regex_field(client, officer, regex,
 @pytest.mark.django_db
 def test_changing_a_saved_pattern_to_an_unsafe_regex_is_refused(client, officer):
     pattern = PiiPattern.objects.get(name="US Social Security number")
+    shipped = pattern.regex
     client.force_login(officer)
     response = client.post(
         reverse("admin:compliance_piipattern_change", args=[pattern.pk]),
@@ -90,7 +91,7 @@ def test_changing_a_saved_pattern_to_an_unsafe_regex_is_refused(client, officer)
         response.context["adminform"].form.errors["regex"]
     )
     pattern.refresh_from_db()
-    assert pattern.regex == r"\b\d{3}-\d{2}-\d{4}\b"
+    assert pattern.regex == shipped
 
 
 @pytest.mark.django_db
@@ -109,13 +110,14 @@ def test_an_officer_adds_a_pattern_and_the_addition_is_audited(client, officer):
 @pytest.mark.django_db
 def test_an_officer_changes_a_pattern_with_before_and_after(client, officer):
     pattern = PiiPattern.objects.get(name="US Social Security number")
+    shipped = pattern.regex
     client.force_login(officer)
     response = client.post(
         reverse("admin:compliance_piipattern_change", args=[pattern.pk]),
         pattern_form(
             name=pattern.name,
             pii_type="us_ssn",
-            regex=r"\b\d{3}-\d{2}-\d{4}\b",
+            regex=shipped,
             validator="us_ssn",
             context_words="ssn,social security",
             confidence="0.95",

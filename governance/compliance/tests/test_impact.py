@@ -23,7 +23,7 @@ def promoted(customers, land):
         customers,
         [
             {"id": "1", "tier": "gold", "ssn": "123-45-6789", "notes": "badge EMP-123456"},
-            {"id": "2", "tier": "gold", "ssn": "234-56-7890", "notes": "ssn 345 67 8901"},
+            {"id": "2", "tier": "gold", "ssn": "234-56-7890", "notes": "ssn 345678901"},
             {"id": "3", "tier": "silver", "notes": "nothing to see"},
             # Fails its contract (tier), so it is quarantined with its raw payload.
             {"id": "4", "tier": "bronze", "notes": "badge EMP-654321, ssn 456-78-9012"},
@@ -67,8 +67,8 @@ def test_a_new_pattern_gains_every_value_it_matches(promoted):
 
 @pytest.mark.django_db
 def test_an_edited_pattern_shows_what_it_gains_and_loses(promoted):
-    # Spaces instead of dashes: dashed SSNs are lost, the spaced one in the notes gained.
-    candidate, saved = edited(SSN, regex=r"\b\d{3} \d{2} \d{4}\b")
+    # No separators instead of dashes: dashed SSNs are lost, the bare one in the notes gained.
+    candidate, saved = edited(SSN, regex=r"\b\d{9}\b")
     preview = preview_pattern_impact(candidate=candidate, saved=saved, sample=impact_sample())
     rows = rows_by_key(preview)
     assert rows[("chart", "ssn")] | {"examples": None} == {
@@ -118,7 +118,7 @@ def test_thresholds_and_disabling_apply_like_a_save_would(promoted):
 
 @pytest.mark.django_db
 def test_the_sample_is_bounded_to_the_newest_records(promoted):
-    candidate, saved = edited(SSN, regex=r"\b\d{3} \d{2} \d{4}\b")
+    candidate, saved = edited(SSN, regex=r"\b\d{9}\b")
     preview = preview_pattern_impact(
         candidate=candidate, saved=saved, sample=impact_sample(chart=1, quarantine=0)
     )
@@ -152,15 +152,14 @@ def form_of(pattern: PiiPattern, **overrides) -> dict:
 @pytest.mark.django_db
 def test_the_endpoint_previews_the_posted_form_and_saves_nothing(client, officer, promoted):
     pattern = PiiPattern.objects.get(name=SSN)
+    shipped = pattern.regex
     client.force_login(officer)
     audits = AuditLog.objects.count()
-    response = client.post(
-        reverse(IMPACT_URL), form_of(pattern, regex=r"\b\d{3} \d{2} \d{4}\b", name="")
-    )
+    response = client.post(reverse(IMPACT_URL), form_of(pattern, regex=r"\b\d{9}\b", name=""))
     assert response.status_code == 200, response.content
     assert response.json()["totals"] == {"before": 3, "after": 1, "gained": 1, "lost": 3}
     pattern.refresh_from_db()
-    assert pattern.regex == r"\b\d{3}-\d{2}-\d{4}\b"
+    assert pattern.regex == shipped
     # Nothing saved; the preview itself is audited (see below).
     assert AuditLog.objects.count() == audits + 1
 
@@ -169,7 +168,7 @@ def test_the_endpoint_previews_the_posted_form_and_saves_nothing(client, officer
 def test_a_preview_is_audited_with_counts_and_no_excerpt(client, officer, promoted):
     pattern = PiiPattern.objects.get(name=SSN)
     client.force_login(officer)
-    regex = r"\b\d{3} \d{2} \d{4}\b"
+    regex = r"\b\d{9}\b"
     response = client.post(reverse(IMPACT_URL), form_of(pattern, regex=regex))
     assert response.status_code == 200
     preview = response.json()
@@ -192,7 +191,7 @@ def test_a_preview_is_audited_with_counts_and_no_excerpt(client, officer, promot
     for row in preview["rows"]:
         for example in row["examples"]:
             assert example["excerpt"] not in stored
-    for value in ("123-45-6789", "234-56-7890", "345 67 8901", "456-78-9012", "6789", "8901"):
+    for value in ("123-45-6789", "234-56-7890", "345678901", "456-78-9012", "6789", "8901"):
         assert value not in stored
 
 

@@ -410,3 +410,54 @@ def test_date_rejects_mixed_separators():
 def test_validators_treat_only_ascii_digits_as_digits():
     # RE2's \d is ASCII; a validator must not accept what the regex never finds.
     assert validators._digits("٤١١١") == ""
+
+
+def _numbers_to_try(country_code: int, rng) -> set[str]:
+    """National numbers of every kind libphonenumber has an example of for the code's
+    regions, each with digits changed, cut short and made longer, and random ones."""
+    import phonenumbers
+
+    numbers = set()
+    for region in phonenumbers.COUNTRY_CODE_TO_REGION_CODE[country_code]:
+        for kind in range(12):  # every PhoneNumberType
+            example = (
+                phonenumbers.example_number_for_type(region, kind)
+                if region != "001"
+                else phonenumbers.example_number_for_non_geo_entity(country_code)
+            )
+            if example is None:
+                continue
+            national = phonenumbers.national_significant_number(example)
+            numbers |= {national, national[:-1], national + str(rng.randrange(10))}
+            for _ in range(3):
+                at = rng.randrange(len(national))
+                numbers.add(national[:at] + str(rng.randrange(10)) + national[at + 1 :])
+    for _ in range(10):
+        numbers.add(str(rng.randrange(10 ** rng.randrange(4, 13))))
+    return numbers
+
+
+def test_the_quick_validity_check_answers_as_libphonenumber_does():
+    """_is_valid_national reads libphonenumber's metadata itself (for speed): it must give
+    is_valid_number's answer, and is_valid_number_for_region's for the region read in,
+    for every calling code."""
+    import random
+
+    import phonenumbers
+
+    rng = random.Random(7)
+    compared = 0
+    for country_code, regions in phonenumbers.COUNTRY_CODE_TO_REGION_CODE.items():
+        for national in _numbers_to_try(country_code, rng):
+            number = validators._phone_number(country_code, national)
+            assert validators._is_valid_national(
+                country_code, national, None
+            ) == phonenumbers.is_valid_number(number), (country_code, national)
+            region = regions[-1]
+            if region != "001":
+                expected = phonenumbers.is_valid_number_for_region(
+                    number, region
+                ) or phonenumbers.is_valid_number(number)
+                assert validators._is_valid_national(country_code, national, region) == expected
+            compared += 1
+    assert compared > 5000
