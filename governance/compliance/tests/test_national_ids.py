@@ -53,3 +53,26 @@ def test_an_identifier_whose_check_holds_is_found(text, pii_type, value):
 def test_a_look_alike_is_not_found(text):
     # (Eleven digits may still be a valid phone number somewhere: that is the phone's call.)
     assert not [pii for pii in found(text) if pii[0] in NATIONAL_TYPES], found(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "column", "expected"),
+    [
+        # Fifteen digits passing both the NIR's key and Luhn: the NIR, not an airline card.
+        ("155095502968780", None, [("fr_nir", "155095502968780")]),
+        # Bare nine or eleven digits count in a column named for them, not elsewhere.
+        ("280639417", "klant_bsn", [("nl_bsn", "280639417")]),
+        ("280639417", None, []),
+        ("89170472571", "SteuerIdNr", [("de_tax_id", "89170472571")]),
+        # A Spanish VAT number's letters in either case.
+        ("ESn37424504", None, [("eu_vat", "ESn37424504")]),
+        # A BSN-shaped number named as a BSN is not a Madrid phone number, even when its
+        # check fails; with a phone label it is one.
+        ("BSN: 913208570", None, []),
+        ("Tel: 913208570", None, [("phone", "913208570")]),
+        ("VAT FR3R 397800376", None, []),
+    ],
+)
+def test_overlapping_shapes_are_reported_as_what_says_they_are(text, column, expected):
+    matches = scan_value(text, PATTERNS, field_name=column)
+    assert [(m.pii_type, text[m.start : m.end]) for m in matches] == expected

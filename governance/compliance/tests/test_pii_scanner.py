@@ -117,6 +117,12 @@ def test_issue_13s_phone_false_alarms_are_not_reported(text):
     assert found(text) == []
 
 
+def test_an_ssn_is_found_with_dashes_or_spaces_but_not_a_mix():
+    assert found("Ref: 463 33 3762") == [("us_ssn", "463 33 3762", 0.85)]
+    assert found("ssn=556-30-2874") == [("us_ssn", "556-30-2874", 1.0)]
+    assert [f[0] for f in found("Ref: 463 33-3762")] != ["us_ssn"]
+
+
 def test_a_15_digit_jcb_card_is_found():
     assert found("Card 2131-710347-82989 was declined.") == [
         ("payment_card", "2131-710347-82989", 1.0)

@@ -80,6 +80,7 @@ def test_luhn_rejects_numbers_failing_the_check(number):
         "6221260000000000",  # Discover 622126-622925
         "6250000000000000005",  # UnionPay, 19 digits
         "675900000000",  # Maestro, 12 digits
+        "3511027989495675",  # JCB's 35 block below 3528, as Faker writes it
     ],
 )
 def test_luhn_knows_the_whole_issuer_table(number):
@@ -382,6 +383,61 @@ def test_phone_rejects_what_libphonenumber_or_the_shape_refuses(number):
 )
 def test_phone_rejects_issue_13s_false_alarms(candidate, before, after):
     assert not phone(candidate, before, after)
+
+
+@pytest.mark.parametrize(
+    ("before", "words", "named"),
+    [
+        ("BSN: ", "identifier", True),
+        ("BSN-nummer ", "identifier", True),
+        ("Steueridentifikationsnummer ", "identifier", True),
+        ("see IdNr ", "identifier", True),
+        ("social security number: ", "identifier", True),
+        ("USt-IdNr. FRLO ", "identifier", True),  # a French VAT number's key between
+        ("TVA FRcb ", "identifier", True),
+        ("(BSN ", "identifier", True),
+        ("Call me at ", "identifier", False),
+        ("Tel.: ", "identifier", False),
+        ("casino ", "identifier", False),  # "nino" inside a word
+        ("Tel. DE12 ", "identifier", False),
+        ("", "identifier", False),
+        ("Rechnung Nr. ", "reference", True),
+        ("invoice # ", "reference", True),
+        ("Updated at PO ", "reference", True),
+        ("ref. ", "reference", True),
+        ("repo ", "reference", False),
+        ("no. ", "reference", False),
+    ],
+)
+def test_a_label_names_the_number_after_it(before, words, named):
+    vocabulary = {
+        "identifier": validators.IDENTIFIER_WORDS,
+        "reference": validators.REFERENCE_WORDS,
+    }[words]
+    assert validators.named_before(before, vocabulary) is named
+
+
+@pytest.mark.parametrize(
+    ("candidate", "before", "is_phone"),
+    [
+        ("913208570", "BSN: ", False),  # also the shape of a Madrid number
+        ("78 692 358 182", "Steuer-ID: ", False),
+        ("397800376", "VAT FR3R ", False),
+        ("712072275", "ref. ", False),
+        ("913208570", "Tel: ", True),
+        # Written as a phone number, or with its country code: a label does not refuse it.
+        ("06 34 26 97 32", "Ref: ", True),
+        ("+34 717 87 99 97", "Ref: ", True),
+        ("+34 913 20 85 70", "BSN ", True),
+    ],
+)
+def test_a_number_named_as_something_else_is_not_a_phone(candidate, before, is_phone):
+    assert phone(candidate, before, "") is is_phone
+
+
+def test_years_and_millisecond_times_are_not_phones():
+    assert not phone("2013-2029", "", "")
+    assert not phone("1519599960338", "Updated at ", " by the nightly job.")
 
 
 def test_a_label_with_a_colon_is_not_a_timestamp():
