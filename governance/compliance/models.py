@@ -76,7 +76,7 @@ class PiiValidator(models.TextChoices):
     IPV4 = "ipv4", "IPv4 address parsing"
     IPV6 = "ipv6", "IPv6 address parsing"
     EMAIL_DOMAIN = "email_domain", "Plausible email domain"
-    PHONE = "phone", "Plausible phone number (digit count)"
+    PHONE = "phone", "A valid number for its region (libphonenumber)"
     DATE = "date", "A real calendar date in the past"
     UK_NINO = "uk_nino", "HMRC allocation rules (National Insurance number)"
     FR_NIR = "fr_nir", "NIR key, mod 97"

@@ -16,7 +16,7 @@ such patterns, each with its reason: the counted repeats may allow at most
 MAX_COUNTED_REPEATS repetitions in all (a repeat's upper bound, multiplied by those of
 the repeats around it, summed over the pattern), and the RE2 program (forwards and
 backwards) may hold at most MAX_PROGRAM_SIZE instructions. The shipped patterns use at
-most 73 repetitions and 203 instructions.
+most 263 repetitions (the EU VAT number's 27 member-state shapes) and 338 instructions.
 """
 
 import re
