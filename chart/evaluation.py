@@ -39,6 +39,7 @@ from governance.compliance.pii.masking import (
     tag_matches,
 )
 from governance.compliance.pii.scanner import Match, PatternSet, scan_value
+from governance.compliance.pii.validators import declared_phone_regions
 from governance.compliance.tokens import TokenKeyring
 from governance.pipeline.models import Transform
 from governance.quality.models import DimensionCode
@@ -185,6 +186,8 @@ class RecordEvaluator:
         tokens: TokenKeyring,
         expected_rank: dict[int | None, int] | None = None,
         unique_fields: Iterable[str] = (),
+        country: str = "",
+        field_countries: dict[str, str] | None = None,
     ):
         self.dataset_id = dataset_id
         self.contract = contract
@@ -197,6 +200,12 @@ class RecordEvaluator:
         # Pattern id -> rank of the level its PII calls for (0: any classification will do).
         self.expected_rank = expected_rank or {}
         self.unique_fields = tuple(unique_fields)
+        # Where phone numbers without their country code come from: the dataset's country
+        # and the fields that declare their own (governance.pipeline.models).
+        self.phone_regions = (country,) if country else None
+        self.field_phone_regions = {
+            name: (code,) for name, code in (field_countries or {}).items() if code
+        }
         # Decided once per run rather than once per value.
         self._encrypted = {
             name: field_context(dataset_id, name)
@@ -311,14 +320,20 @@ class RecordEvaluator:
         """PII in every string value of the record's data and extras, by field name."""
         if record is None:
             return {}, {}
-        return self._scan_strings(record.data), self._scan_strings(record.extras)
+        with declared_phone_regions(self.phone_regions):
+            return self._scan_strings(record.data), self._scan_strings(record.extras)
 
     def _scan_strings(self, values: dict[str, Any]) -> dict[str, list[Match]]:
         found = {}
         patterns = self.patterns
+        own_regions = self.field_phone_regions
         for name, value in values.items():
             if isinstance(value, str):
-                matches = scan_value(value, patterns, field_name=name)
+                if name in own_regions:
+                    with declared_phone_regions(own_regions[name]):
+                        matches = scan_value(value, patterns, field_name=name)
+                else:
+                    matches = scan_value(value, patterns, field_name=name)
                 if matches:
                     found[name] = matches
         return found
@@ -434,5 +449,6 @@ class RecordEvaluator:
             return excerpt_at_level(
                 excerpt, masking=top.masking, requires_encryption=top.requires_encryption
             )
-        matches = scan_value(excerpt, self.patterns)
+        with declared_phone_regions(self.phone_regions):
+            matches = scan_value(excerpt, self.patterns)
         return mask_matches(excerpt, matches) if matches else excerpt

@@ -62,4 +62,10 @@ def build_evaluator(dataset: Dataset, rules: list[QualityRule]) -> RecordEvaluat
             )
         ),
         unique_fields=unique_field_names(dataset),
+        country=dataset.country,
+        field_countries=dict(
+            DatasetField.objects.filter(dataset=dataset)
+            .exclude(country="")
+            .values_list("name", "country")
+        ),
     )

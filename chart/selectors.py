@@ -80,6 +80,17 @@ def impact_sample(
                 dataset_id__in=dataset_ids, classification__requires_encryption=True
             ).values_list("dataset_id", "name")
         ),
+        countries=dict(
+            Dataset.objects.filter(pk__in=dataset_ids)
+            .exclude(country="")
+            .values_list("pk", "country")
+        ),
+        field_countries={
+            (dataset_id, name): country
+            for dataset_id, name, country in DatasetField.objects.filter(dataset_id__in=dataset_ids)
+            .exclude(country="")
+            .values_list("dataset_id", "name", "country")
+        },
         chart_limit=chart,
         quarantine_limit=quarantine,
     )

@@ -10,7 +10,14 @@ from chart.services import promote_to_chart
 from governance.compliance.keys import Keyring, field_context
 from governance.compliance.models import ClassificationSuggestion
 from governance.compliance.tokens import TokenKeyring
-from governance.pipeline.models import GateAction, Layer, LineageEdge, RunStatus, Watermark
+from governance.pipeline.models import (
+    DatasetField,
+    GateAction,
+    Layer,
+    LineageEdge,
+    RunStatus,
+    Watermark,
+)
 from governance.quality.models import CheckResult, QualityRule, QualityScore
 
 GOOD = {
@@ -161,6 +168,28 @@ def test_pii_in_unclassified_field_is_tagged_sealed_found_and_suggested(customer
     assert suggestion.pii_types == ["payment_card"]
     assert suggestion.suggested_level.name == "restricted"
     assert suggestion.hit_ratio == 1.0
+
+
+def test_phone_numbers_are_read_as_the_declared_countrys(customers, land):
+    """A Danish number written the Danish way is no phone number of ATLAS_PHONE_REGIONS'
+    countries; in a dataset (or a field) declared Danish it is one."""
+    text = "ring 32 12 34 56 i aften"
+    land(customers, [row(id="1", notes=text)])
+    run = promote_to_chart(dataset=customers, triggered_by="test")
+    assert not PiiFinding.objects.filter(run=run, pii_type="phone").exists()
+
+    customers.country = "DK"
+    customers.save()
+    land(customers, [row(id="2", notes=text)])
+    run = promote_to_chart(dataset=customers, triggered_by="test")
+    (finding,) = PiiFinding.objects.filter(run=run, pii_type="phone")
+    assert text[finding.span_start : finding.span_end] == "32 12 34 56"
+
+    # A field's own country wins over its dataset's.
+    DatasetField.objects.filter(dataset=customers, name="notes").update(country="NL")
+    land(customers, [row(id="3", notes=text)])
+    run = promote_to_chart(dataset=customers, triggered_by="test")
+    assert not PiiFinding.objects.filter(run=run, pii_type="phone").exists()
 
 
 def test_lineage_names_each_fields_transform(customers, land):

@@ -171,6 +171,29 @@ def test_model_rules_are_checked_with_their_location():
     assert any(e.startswith("dataset.slug: ") for e in errors)
 
 
+def test_a_country_is_read_written_and_checked_with_its_location():
+    data = contract()
+    data["dataset"]["country"] = "NL"
+    data["fields"][0]["country"] = "BE"
+    import_contract(data=data, actor="tests")
+    dataset = Dataset.objects.get(slug="orders")
+    assert dataset.country == "NL"
+    countries = dict(dataset.fields.values_list("name", "country"))
+    assert countries.pop("order_id") == "BE"
+    assert set(countries.values()) == {""}
+    exported = export_contract(dataset)
+    assert exported["dataset"]["country"] == "NL"
+    assert exported["fields"][0]["country"] == "BE"
+    assert "country" not in exported["fields"][1]  # the default, left out
+
+    data["fields"][0]["country"] = "be"
+    assert errors_of(data) == ["fields[0].country: Write the country code in capitals: BE."]
+    data["fields"][0]["country"] = "BE"
+    data["dataset"]["country"] = "UK"
+    (error,) = errors_of(data)
+    assert error.startswith("dataset.country: 'UK' is not a country code libphonenumber knows")
+
+
 def test_several_contracts_import_all_or_nothing():
     good = contract()
     bad = yaml.safe_load(CONTRACT.replace("slug: orders", "slug: refunds"))

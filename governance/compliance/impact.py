@@ -34,6 +34,7 @@ from governance.compliance.pii.scanner import (
     payload_texts,
     scan_value,
 )
+from governance.compliance.pii.validators import declared_phone_regions
 
 # The sample: the newest records of each kind. Both are read by primary key, so the
 # preview answers in well under a second however large the tables are (bench/previews.py).
@@ -89,6 +90,10 @@ class ImpactSample:
     # (the words around such a value are as secret as the value: no context is shown).
     dataset_slugs: dict[int, str] = field(default_factory=dict)
     restricted_fields: set[tuple[int, str]] = field(default_factory=set)
+    # The countries the sampled datasets, and those of their fields that have their own,
+    # declare: phone numbers are read as a run reads them (governance.pipeline.models).
+    countries: dict[int, str] = field(default_factory=dict)
+    field_countries: dict[tuple[int, str], str] = field(default_factory=dict)
     chart_limit: int = CHART_SAMPLE
     quarantine_limit: int = QUARANTINE_SAMPLE
 
@@ -151,8 +156,12 @@ def preview_pattern_impact(
                 # Most values match neither version: one RE2 set pass rules them out.
                 if not probe.candidates(text.encode("utf-8", "replace")):
                     continue
-                old = scan_value(text, old_set, field_name=name)
-                new = scan_value(text, new_set, field_name=name)
+                country = sample.field_countries.get((dataset_id, name)) or sample.countries.get(
+                    dataset_id
+                )
+                with declared_phone_regions((country,) if country else None):
+                    old = scan_value(text, old_set, field_name=name)
+                    new = scan_value(text, new_set, field_name=name)
                 old_hits = [m for m in old if m.pattern_id == PREVIEWED]
                 new_hits = [m for m in new if m.pattern_id == PREVIEWED]
                 if not old_hits and not new_hits:

@@ -136,6 +136,7 @@ class DatasetFieldForm(forms.ModelForm):
             "minimum",
             "maximum",
             "classification",
+            "country",
             "description",
         )
 
@@ -213,6 +214,7 @@ class DatasetFieldInline(admin.TabularInline):
         "minimum",
         "maximum",
         "classification",
+        "country",
         "reason",
     )
     ordering = ("position", "name")
@@ -243,7 +245,7 @@ class DatasetAdmin(DatasetIngestAdminMixin, AuditedModelAdmin):
     readonly_fields = ("created_at", "updated_at")
     fieldsets = (
         (None, {"fields": ("slug", "name", "description", "owner", "is_active")}),
-        ("Contract", {"fields": ("business_key", "event_time_field")}),
+        ("Contract", {"fields": ("business_key", "event_time_field", "country")}),
         ("Quality gate", {"fields": ("quality_threshold", "gate_action")}),
         ("Schedule", {"fields": ("schedule", "auto_promote", "freshness_target")}),
         ("History", {"fields": ("created_at", "updated_at")}),

@@ -10,12 +10,14 @@
       gate_action: quarantine   # warn | quarantine | fail
       schedule: "*/15 * * * *"  # cron, or "" for manual
       freshness_target: P1D     # ISO 8601 duration, "1 00:00:00", or seconds
+      country: NL               # phone numbers without a country code are Dutch ("": none)
       ...
     fields:                     # the whole contract, in order
       - name: customer_id
         type: integer           # governance.pipeline.models.FieldType
         required: true
         classification: internal  # a compliance.ClassificationLevel name, or null
+        country: BE             # this field's numbers are Belgian (default: the dataset's)
       ...
 
 Import validates everything first and reports every error with where it is
@@ -73,6 +75,7 @@ DATASET_KEYS = {
     "schedule": "schedule",
     "auto_promote": "auto_promote",
     "freshness_target": "freshness_target",
+    "country": "country",
 }
 FIELD_KEYS = {
     "name": "name",
@@ -85,6 +88,7 @@ FIELD_KEYS = {
     "minimum": "minimum",
     "maximum": "maximum",
     "classification": "classification",
+    "country": "country",
     "description": "description",
 }
 FIELD_DEFAULTS = {
@@ -97,6 +101,7 @@ FIELD_DEFAULTS = {
     "minimum": None,
     "maximum": None,
     "classification": None,
+    "country": "",
     "description": "",
 }
 _MODEL_TO_KEY = {
@@ -314,6 +319,7 @@ def _validate_field(
     values["allowed_values"] = check.text_list(f"{where}allowed_values", given["allowed_values"])
     values["pattern"] = check.text(f"{where}pattern", given["pattern"])
     values["description"] = check.text(f"{where}description", given["description"])
+    values["country"] = check.text(f"{where}country", given["country"])
     values["minimum"] = check.decimal(f"{where}minimum", given["minimum"])
     values["maximum"] = check.decimal(f"{where}maximum", given["maximum"])
     values["classification"] = _classification(check, where, given["classification"], levels)
@@ -370,7 +376,7 @@ def _validate_dataset(check: _Checker, dataset: dict, field_names: dict[str, int
     values: dict[str, Any] = {}
     for key in ("slug", "name"):
         values[key] = check.text(f"dataset.{key}", dataset.get(key), allow_empty=False)
-    for key in ("description", "schedule", "event_time_field"):
+    for key in ("description", "schedule", "event_time_field", "country"):
         if key in dataset:
             values[key] = check.text(f"dataset.{key}", dataset[key])
     for key in ("is_active", "auto_promote"):
@@ -653,6 +659,7 @@ def export_contract(dataset: Dataset) -> dict[str, Any]:
             "minimum": _number(item.minimum),
             "maximum": _number(item.maximum),
             "classification": item.classification.name if item.classification else None,
+            "country": item.country,
             "description": item.description,
         }
         # Defaults are left out to keep the file short; import puts them back.
@@ -678,6 +685,7 @@ def export_contract(dataset: Dataset) -> dict[str, Any]:
             "schedule": dataset.schedule,
             "auto_promote": dataset.auto_promote,
             "freshness_target": duration_iso_string(dataset.freshness_target),
+            "country": dataset.country,
         },
         "fields": fields,
     }

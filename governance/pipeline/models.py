@@ -8,7 +8,24 @@ from django.core.validators import MaxValueValidator, MinValueValidator, RegexVa
 from django.db import models
 
 from atlas_site.schemas import PIPELINE, qualified
+from governance.compliance.pii.validators import check_region
 from governance.compliance.regex_safety import check_pattern
+
+
+def validate_country(value: str) -> None:
+    """An ISO 3166 alpha-2 code libphonenumber knows, in capitals (NL, GB; not UK)."""
+    try:
+        region = check_region(value)
+    except ValueError as exc:
+        raise ValidationError(str(exc)) from None
+    if region != value:
+        raise ValidationError(f"Write the country code in capitals: {region}.")
+
+
+COUNTRY_HELP = (
+    "ISO 3166 code of the country its values come from (e.g. NL): phone numbers written "
+    "without their country code are read as this country's. Blank: "
+)
 
 
 class Layer(models.TextChoices):
@@ -92,6 +109,12 @@ class Dataset(models.Model):
         validators=[FIELD_NAME_VALIDATOR],
         help_text="Contract field holding each record's event time (for timeliness).",
     )
+    country = models.CharField(
+        max_length=2,
+        blank=True,
+        validators=[validate_country],
+        help_text=COUNTRY_HELP + "the regions of ATLAS_PHONE_REGIONS.",
+    )
     is_active = models.BooleanField(default=True)
     reader_groups = models.ManyToManyField(
         "auth.Group",
@@ -156,6 +179,12 @@ class DatasetField(models.Model):
         null=True,
         blank=True,
         related_name="dataset_fields",
+    )
+    country = models.CharField(
+        max_length=2,
+        blank=True,
+        validators=[validate_country],
+        help_text=COUNTRY_HELP + "the dataset's country.",
     )
     description = models.TextField(blank=True)
 

@@ -21,6 +21,8 @@ import os
 import re
 import socket
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import date
 
 import phonenumbers
@@ -379,15 +381,50 @@ def named_before(before: str, words: frozenset[str]) -> bool:
 
 # ATLAS_PHONE_REGIONS as read once; forget_phone_regions() makes the next call read it again.
 _regions: list[tuple[str, ...]] = []
+# The country a field or its dataset declares, while its values are scanned.
+_declared_regions: ContextVar[tuple[str, ...] | None] = ContextVar(
+    "atlas_declared_phone_regions", default=None
+)
+
+
+@contextmanager
+def declared_phone_regions(regions: Sequence[str] | None) -> Iterator[None]:
+    """Within the block, a number without its country code is read as one of `regions`'
+    (the country a field or its dataset declares), not ATLAS_PHONE_REGIONS'. None or
+    empty: ATLAS_PHONE_REGIONS as usual. A number with its country code says its own."""
+    if not regions:
+        yield
+        return
+    token = _declared_regions.set(tuple(regions))
+    try:
+        yield
+    finally:
+        _declared_regions.reset(token)
+
+
+def check_region(code: str) -> str:
+    """`code` as a region libphonenumber knows (upper case), or ValueError saying why not."""
+    region = code.strip().upper()
+    if region not in phonenumbers.SUPPORTED_REGIONS:
+        raise ValueError(
+            f"{code!r} is not a country code libphonenumber knows (ISO 3166 alpha-2, such as "
+            "GB, not UK)."
+        )
+    return region
 
 
 def phone_regions() -> tuple[str, ...]:
-    """ATLAS_PHONE_REGIONS: from Django's settings when configured, else the environment.
+    """The declared country while a field or dataset declaring one is scanned (see
+    declared_phone_regions); otherwise ATLAS_PHONE_REGIONS, from Django's settings when
+    configured, else the environment.
 
-    Read once (reading Django's settings cost as much as the rest of a phone check):
-    governance.compliance.signals forgets it when the setting changes (a test's
-    override_settings), and a process reads its settings at start anyway.
+    ATLAS_PHONE_REGIONS is read once (reading Django's settings cost as much as the rest
+    of a phone check): governance.compliance.signals forgets it when the setting changes
+    (a test's override_settings), and a process reads its settings at start anyway.
     """
+    declared = _declared_regions.get()
+    if declared is not None:
+        return declared
     if _regions:
         return _regions[0]
     from django.conf import settings  # noqa: PLC0415 (imported late: this module runs without Django)
@@ -616,21 +653,35 @@ def _valid_in(country_code: int, region: str) -> Callable[[str], bool]:
     The same test libphonenumber makes (the general description, then any kind of
     number, each with its possible lengths), on the region's metadata, without building
     and formatting a PhoneNumber and looking its metadata up again for every candidate:
-    two thirds of a phone check's cost. governance/compliance/tests/test_pii_validators.py
-    holds it to libphonenumber's own answer.
+    two thirds of a phone check's cost. The kinds a number's length allows are tried as
+    one alternation, compiled once per length. governance/compliance/tests/
+    test_pii_validators.py holds it to libphonenumber's own answer.
     """
     metadata = phonenumbers.PhoneMetadata.metadata_for_region_or_calling_code(country_code, region)
     general = _desc_matcher(metadata.general_desc) if metadata is not None else None
     if metadata is None or general is None:
         return lambda national: False
     kinds = [
-        matcher
+        (frozenset(desc.possible_length or ()), desc.national_number_pattern)
         for kind in _NUMBER_KINDS
-        if (matcher := _desc_matcher(getattr(metadata, kind))) is not None
+        if (desc := getattr(metadata, kind)) is not None and desc.national_number_pattern
     ]
+    by_length: dict[int, Callable[[str], object] | None] = {}
+
+    def any_kind_of_length(length: int) -> Callable[[str], object] | None:
+        patterns = [pattern for lengths, pattern in kinds if not lengths or length in lengths]
+        if not patterns:
+            return None
+        return re.compile("|".join(f"(?:{pattern})" for pattern in patterns)).fullmatch
 
     def valid(national: str) -> bool:
-        return general(national) and any(kind(national) for kind in kinds)
+        if not general(national):
+            return False
+        length = len(national)
+        if length not in by_length:
+            by_length[length] = any_kind_of_length(length)
+        matcher = by_length[length]
+        return matcher is not None and matcher(national) is not None
 
     return valid
 
@@ -762,8 +813,9 @@ def _named_as_something_else(number: str, before: str) -> bool:
 def phone(candidate: str, before: str = "", after: str = "") -> bool:
     """A phone number libphonenumber calls valid, standing on its own.
 
-    The region comes from the number itself (+CC or 00CC), else from ATLAS_PHONE_REGIONS
-    (see is_valid_phone_number). Before that, cheap checks: 7 to 15 digits (E.164), not
+    The region comes from the number itself (+CC or 00CC), else from the country its field
+    or dataset declares, else from ATLAS_PHONE_REGIONS (phone_regions,
+    is_valid_phone_number). Before that, cheap checks: 7 to 15 digits (E.164), not
     one digit repeated, not glued to a longer code, a timestamp or a version number
     (the phone regex has no boundaries, so it also finds digits inside those).
     """

@@ -435,6 +435,24 @@ def test_a_number_named_as_something_else_is_not_a_phone(candidate, before, is_p
     assert phone(candidate, before, "") is is_phone
 
 
+def test_a_declared_country_reads_numbers_without_their_country_code():
+    danish = "32 12 34 56"
+    assert not phone(danish)  # not a number of ATLAS_PHONE_REGIONS' countries
+    with validators.declared_phone_regions(("DK",)):
+        assert phone(danish)
+        assert not phone("913208570")  # Spanish, valid only where Spain is a default
+        assert phone("+34 913 20 85 70")  # a country code says its own country
+    assert phone("913208570")
+    with validators.declared_phone_regions(None):
+        assert phone("913208570")
+
+
+def test_a_country_code_must_be_one_libphonenumber_knows():
+    assert validators.check_region(" nl ") == "NL"
+    with pytest.raises(ValueError, match="'UK' is not a country code"):
+        validators.check_region("UK")
+
+
 def test_years_and_millisecond_times_are_not_phones():
     assert not phone("2013-2029", "", "")
     assert not phone("1519599960338", "Updated at ", " by the nightly job.")
