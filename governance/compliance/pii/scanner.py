@@ -54,6 +54,11 @@ CONTEXT_WINDOW = 30
 # context, so the boost must be more than 0.20.
 CONTEXT_BOOST = 0.25
 
+# A candidate is compared with the matches confirmed before it (to skip its check when
+# it would lose to one) while there are this few: a value with thousands of matches
+# would make that quadratic, and _without_overlaps resolves them all anyway.
+FEW_MATCHES = 8
+
 # Long values are scanned in windows, within a time budget (see the module doc).
 WINDOW_BYTES = 8 * 1024
 OVERLAP_BYTES = 1024
@@ -326,14 +331,18 @@ def scan_value(text: str, patterns: PatternSet, *, field_name: str | None = None
 
     matches: list[Match] = []
     for pattern, spans in found:
-        if matches and _no_room_left(matches, len(text), pattern):
+        if matches and len(matches) <= FEW_MATCHES and _no_room_left(matches, len(text), pattern):
             continue
         needs_context = pattern.confidence < pattern.min_confidence
         for start, end in spans:
             if not ascii_only:  # byte offsets -> character offsets
                 start = len(encoded[:start].decode())
                 end = len(encoded[:end].decode())
-            if matches and _would_lose(matches, pattern, text, start, end, field_name):
+            if (
+                matches
+                and len(matches) <= FEW_MATCHES
+                and _would_lose(matches, pattern, text, start, end, field_name)
+            ):
                 continue
             # A pattern that counts only with a context word looks for it first: most of
             # its candidates (nine or eleven bare digits) have none, and their check is
