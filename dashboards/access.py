@@ -49,3 +49,19 @@ def dashboard_view(view):
         return response
 
     return wrapper
+
+
+# The admin pages the home links to, and the permission each needs: a link the reader
+# may not follow is not shown.
+ADMIN_LINKS = {
+    "dataset": "pipeline.view_dataset",
+    "run": "pipeline.view_run",
+    "quarantine": "chart.view_quarantinedrecord",
+    "metric": "navigate.view_metricdefinition",
+    "score": "quality.view_qualityscore",
+}
+
+
+def admin_links(user) -> dict[str, bool]:
+    """Which of the home's admin links `user` may follow."""
+    return {link: user.has_perm(permission) for link, permission in ADMIN_LINKS.items()}

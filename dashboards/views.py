@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from django.shortcuts import render
 from django.utils import timezone
 
-from dashboards.access import can_read_audit, dashboard_view
+from dashboards.access import admin_links, can_read_audit, dashboard_view
 from dashboards.lineage_layout import layout
 from dashboards.selectors.charts import COMPLIANCE_DAYS, TREND_DAYS
 from dashboards.selectors.compliance import (
@@ -20,6 +20,7 @@ from dashboards.selectors.compliance import (
     quarantine_reasons,
     recent_audit,
 )
+from dashboards.selectors.home import active_dataset_count, dataset_cards, search_catalog
 from dashboards.selectors.lineage import lineage_graph
 from dashboards.selectors.overview import (
     dataset_totals,
@@ -88,6 +89,10 @@ def _page(request, template: str, active: str, context: dict):
 
 @dashboard_view
 def overview(request):
+    """The home: a search over the catalog, a card per dataset, then the overview."""
+    query = request.GET.get("q", "").strip()[:200]
+    search = search_catalog(query) if query else None
+    cards = dataset_cards()
     layers = layer_totals()
     totals = dataset_totals()
     charts = [
@@ -126,6 +131,12 @@ def overview(request):
             "failures": recent_failures(),
             "below_threshold": datasets_below_threshold(),
             "defaults": default_partitions(),
+            "query": query,
+            "search": search,
+            "cards": cards,
+            "dataset_count": active_dataset_count(),
+            "now": timezone.now(),
+            "links": admin_links(request.user),
         },
     )
 

@@ -6,7 +6,7 @@ import pytest
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 PAGES = [
-    ("overview", "/dashboards/"),
+    ("home", "/dashboards/"),
     ("quality", "/dashboards/quality/"),
     ("compliance", "/dashboards/compliance/"),
     ("storage", "/dashboards/storage/"),
@@ -31,7 +31,7 @@ CHARTS_JS = """
 """
 
 EXPECTED_CHARTS = {
-    "overview": {"layers", "datasets", "throughput"},
+    "home": {"layers", "datasets", "throughput"},
     "quality": {"weights", "worst", "trend-1"},
     "compliance": {"pii-time", "pii-dataset", "levels", "quarantine-time", "reasons"},
     "storage": {"sizes"},
@@ -48,8 +48,7 @@ def test_a_viewer_reads_every_dashboard(
         lambda message: problems.append(message.text) if message.type == "error" else None,
     )
     page.on("pageerror", lambda error: problems.append(str(error)))
-    browser_login(viewer)
-    problems.clear()  # the admin's login page asks for /favicon.ico, which is not ours
+    browser_login(viewer)  # the admin's pages name the icon too: no 404 for /favicon.ico
     page.set_viewport_size({"width": 1366, "height": 900})
     for name, url in PAGES:
         page.goto(f"{live_server.url}{url}")
@@ -62,6 +61,17 @@ def test_a_viewer_reads_every_dashboard(
         screenshot(f"dashboard-{name}")
     assert page.locator("svg.lineage g.node").count() == 3
     assert page.locator("svg.lineage g.link.carries").count() >= 1
+
+    # The site's root is the home: a card per dataset, and a search over the catalog.
+    page.goto(f"{live_server.url}/")
+    assert page.url == f"{live_server.url}/dashboards/"
+    card = page.locator('article.dataset-card[data-slug="orders"]')
+    assert "threshold 0.990" in card.inner_text()
+    page.fill("#q", "signup")
+    page.press("#q", "Enter")
+    page.wait_for_load_state("networkidle")
+    results = page.locator("#search-results").inner_text()
+    assert "orders.signup" in results and "Signups by tier" in results
     assert problems == []  # no CSP violation, no script error, no missing file
 
 

@@ -11,7 +11,7 @@ from conftest import make_user
 PAGES = ["/dashboards/"] + [
     f"/dashboards/{page}/" for page in ("quality", "compliance", "storage", "lineage")
 ]
-HEADINGS = ["Overview", "Quality", "Compliance", "Storage", "Lineage"]
+HEADINGS = ["Home", "Quality", "Compliance", "Storage", "Lineage"]
 
 
 @pytest.mark.parametrize("url", PAGES)
