@@ -23,3 +23,6 @@ urlpatterns = [
     path("readyz", operations.readyz, name="readyz"),
     path("metrics", operations.metrics, name="metrics"),
 ]
+
+handler403 = "atlas_site.errors.permission_denied"
+handler404 = "atlas_site.errors.page_not_found"

@@ -129,6 +129,16 @@ class DatasetIngestAdminMixin:
         response["Content-Disposition"] = f'attachment; filename="{name}.contract.yaml"'
         return response
 
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        # The upload button is shown only to whom may upload (a viewer got a 403 for it).
+        dataset = Dataset.objects.filter(pk=parse_pk(Dataset, unquote(object_id))).first()
+        context = {
+            **(extra_context or {}),
+            "may_upload": dataset is not None
+            and selectors.can_ingest(user=request.user, dataset=dataset),
+        }
+        return super().change_view(request, object_id, form_url, extra_context=context)
+
     def _ingest_dataset(self, request, object_id: str) -> Dataset:
         dataset = object_or_404(Dataset.objects.all(), unquote(object_id))  # "abc": a 404
         if not selectors.can_ingest(user=request.user, dataset=dataset):

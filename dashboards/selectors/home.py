@@ -8,6 +8,7 @@ matches names with ILIKE and returns at most SEARCH_LIMIT of each kind.
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db import connection
@@ -116,7 +117,7 @@ def dataset_cards(*, dataset_ids: list[int] | None = None, limit: int = CARDS) -
          ORDER BY d.slug
          LIMIT %(limit)s
     """
-    params = {
+    params: dict[str, Any] = {
         "open": QuarantineStatus.OPEN,
         "cap": COUNT_CAP + 1,
         "limit": limit,

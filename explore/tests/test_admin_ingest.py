@@ -75,6 +75,9 @@ def test_refusals_are_shown_on_the_form(client, steward, customers):
 
 def test_who_may_not_change_the_dataset_may_not_upload(client, viewer, customers):
     client.force_login(viewer)
+    # The button is not shown to whom may not use it, and the page refuses them anyway.
+    page = client.get(f"/admin/pipeline/dataset/{customers.pk}/change/")
+    assert page.status_code == 200 and ingest_url(customers).encode() not in page.content
     assert client.get(ingest_url(customers)).status_code == 403
     response = client.post(ingest_url(customers), {"file": SimpleUploadedFile("c.csv", CSV)})
     assert response.status_code == 403
