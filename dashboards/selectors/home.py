@@ -77,8 +77,11 @@ def _last_run_of(kind: str, alias: str, *, succeeded: bool = False) -> str:
              ORDER BY created_at DESC LIMIT 1) {alias} ON true"""
 
 
-def dataset_cards(*, dataset_ids: list[int] | None = None, limit: int = CARDS) -> list[DatasetCard]:
-    """The active datasets' cards (those of `dataset_ids` only, when given), by slug."""
+def dataset_cards(
+    *, dataset_ids: list[int] | None = None, limit: int | None = CARDS, active_only: bool = True
+) -> list[DatasetCard]:
+    """The datasets' cards (those of `dataset_ids` only, when given), by slug; `limit`
+    None: all of them."""
     kinds = (RunKind.INGEST, RunKind.PROMOTE_CHART, RunKind.PROMOTE_NAVIGATE)
     last_runs = "".join(_last_run_of(kind, f"r{n}") for n, kind in enumerate(kinds))
     successes = "".join(
@@ -113,14 +116,14 @@ def dataset_cards(*, dataset_ids: list[int] | None = None, limit: int = CARDS) -
           LEFT JOIN LATERAL (
               SELECT overall FROM {sql_table(QualityScore)}
                WHERE dataset_id = d.id ORDER BY created_at DESC LIMIT 1) score ON true
-         WHERE d.is_active {filter_ids}
+         WHERE {"d.is_active" if active_only else "true"} {filter_ids}
          ORDER BY d.slug
          LIMIT %(limit)s
     """
     params: dict[str, Any] = {
         "open": QuarantineStatus.OPEN,
         "cap": COUNT_CAP + 1,
-        "limit": limit,
+        "limit": limit,  # None: LIMIT NULL, no limit
         "ids": dataset_ids or [],
     }
     with connection.cursor() as cursor:
@@ -145,6 +148,37 @@ def dataset_cards(*, dataset_ids: list[int] | None = None, limit: int = CARDS) -
             level=row[13],
         )
         for row in rows
+    ]
+
+
+# The states the admin's dataset list filters by, each a question a card answers.
+STATES = {
+    "failing": "last run failed",
+    "below_threshold": "below its quality threshold",
+    "stale": "stale (past its freshness target)",
+    "quarantine": "with open quarantine",
+}
+
+
+def in_state(card: DatasetCard, state: str, now: datetime) -> bool:
+    if state == "failing":
+        return card.failing
+    if state == "below_threshold":
+        return card.below_threshold
+    if state == "stale":
+        return card.stale(now)
+    if state == "quarantine":
+        return card.open_quarantine > 0
+    raise ValueError(f"unknown dataset state {state!r} (known: {', '.join(STATES)})")
+
+
+def dataset_ids_in_state(state: str, now: datetime) -> list[int]:
+    """Every dataset (active or not) in `state`: its card read for all of them, index
+    probes only, so thousands of datasets cost a fraction of a second."""
+    return [
+        card.id
+        for card in dataset_cards(limit=None, active_only=False)
+        if in_state(card, state, now)
     ]
 
 

@@ -10,11 +10,13 @@ from django.db import transaction
 from django.forms.models import BaseInlineFormSet
 from django.http import Http404, HttpResponseRedirect
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
 from atlas_site.admin_base import AuditedModelAdmin, LargeTableAdmin, ReadOnlyAdmin
 from chart import selectors as chart_selectors
+from dashboards.selectors.home import STATES, dataset_cards, dataset_ids_in_state
 from explore import selectors as explore_selectors
 from explore.admin_ingest import ApiTokenAdmin, DatasetIngestAdminMixin
 from explore.services import BatchNotRetryableError, retry_batch
@@ -226,19 +228,36 @@ class DatasetFieldInline(admin.TabularInline):
         return formset
 
 
+class DatasetStateFilter(admin.SimpleListFilter):
+    """Datasets failing, below their threshold, stale or with open quarantine (their cards,
+    dashboards.selectors.home: index probes only, cheap on thousands of datasets)."""
+
+    title = "state"
+    parameter_name = "state"
+
+    def lookups(self, request, model_admin):
+        return list(STATES.items())
+
+    def queryset(self, request, queryset):
+        if self.value() not in STATES:
+            return queryset
+        return queryset.filter(pk__in=dataset_ids_in_state(self.value(), timezone.now()))
+
+
 @admin.register(Dataset)
 class DatasetAdmin(DatasetIngestAdminMixin, AuditedModelAdmin):
     list_display = (
         "slug",
         "name",
         "owner",
+        "last_run",
+        "quality",
+        "open_quarantine",
+        "most_sensitive_level",
         "gate_action",
-        "quality_threshold",
-        "schedule",
-        "auto_promote",
         "is_active",
     )
-    list_filter = ("is_active", "gate_action", "auto_promote")
+    list_filter = (DatasetStateFilter, "is_active", "gate_action", "auto_promote")
     list_select_related = ("owner",)
     search_fields = ("slug", "name")
     prepopulated_fields = {"slug": ("name",)}
@@ -290,6 +309,57 @@ class DatasetAdmin(DatasetIngestAdminMixin, AuditedModelAdmin):
             ),
             *super().get_urls(),
         ]
+
+    def changelist_view(self, request, extra_context=None):
+        response = super().changelist_view(request, extra_context)
+        changelist = getattr(response, "context_data", {}).get("cl")
+        if changelist is not None:
+            # The state columns of the page's datasets, read in one query (index probes)
+            # and put on the very objects the list draws.
+            page = list(changelist.result_list)
+            cards = {
+                card.id: card
+                for card in dataset_cards(
+                    dataset_ids=[dataset.pk for dataset in page], limit=None, active_only=False
+                )
+            }
+            for dataset in page:
+                dataset.card = cards.get(dataset.pk)
+        return response
+
+    @admin.display(description="Last run")
+    def last_run(self, dataset: Dataset) -> str:
+        card = getattr(dataset, "card", None)
+        if card is None or card.last_run_id is None:
+            return "none yet"
+        text = f"{card.last_run_status_label} ({card.last_run_at:%Y-%m-%d %H:%M})"
+        return (
+            format_html('<strong class="atlas-failing">{}</strong>', text) if card.failing else text
+        )
+
+    @admin.display(description="Quality (threshold)")
+    def quality(self, dataset: Dataset) -> str:
+        card = getattr(dataset, "card", None)
+        if card is None or card.score is None:
+            return "not scored yet"
+        text = f"{card.score:.3f} ({card.threshold:.3f})"
+        return (
+            format_html('<strong class="atlas-failing">{}</strong>', text)
+            if card.below_threshold
+            else text
+        )
+
+    @admin.display(description="Open quarantine")
+    def open_quarantine(self, dataset: Dataset) -> str:
+        card = getattr(dataset, "card", None)
+        if card is None or not card.open_quarantine:
+            return "0"
+        return f"{card.open_quarantine:,}{'+' if card.open_quarantine_capped else ''}"
+
+    @admin.display(description="Most sensitive level")
+    def most_sensitive_level(self, dataset: Dataset) -> str:
+        card = getattr(dataset, "card", None)
+        return (card.level if card is not None else None) or "—"
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         dataset = self.get_object(request, unquote(object_id))
