@@ -85,6 +85,11 @@ def test_seed_demo_loads_the_examples_and_can_run_again():
     dataset = Dataset.objects.get(slug="customers")
     batch = dataset.batches.get()
     assert "customers: created with 10 fields" in output
+    # Two metrics, so that facts appear after the first promotion.
+    assert set(dataset.metrics.values_list("slug", flat=True)) == {
+        "customers-signups-by-country",
+        "customers-lifetime-value-by-segment",
+    }
     assert f"batch {batch.pk} loaded: 22 lines, 20 read, 2 could not be read" in output
     failed = dict(
         RawRecord.objects.filter(batch=batch, payload__isnull=True).values_list(
@@ -96,8 +101,18 @@ def test_seed_demo_loads_the_examples_and_can_run_again():
     multi_line = RawRecord.objects.get(batch=batch, line_number=9)
     assert multi_line.payload["notes"].endswith("12 Harbour Road, Cork")
 
+    from chart.services import promote_to_chart
+    from navigate.models import Fact
+    from navigate.services import promote_to_navigate
+
+    promote_to_chart(dataset=dataset, triggered_by="test")
+    promote_to_navigate(dataset=dataset, triggered_by="test")
+    for metric in dataset.metrics.all():
+        assert Fact.objects.filter(metric=metric).exists(), metric.slug
+
     again = run("seed_demo", "--inline")
     assert "customers: unchanged" in again
+    assert "metric " not in again and dataset.metrics.count() == 2
     assert f"already received as batch {batch.pk}" in again
     assert dataset.batches.count() == 1
 

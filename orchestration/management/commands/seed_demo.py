@@ -6,10 +6,38 @@ from django.core.management.base import BaseCommand, CommandError
 from explore import services
 from explore.models import BatchStatus, LandingBatch
 from governance.pipeline.contracts import ContractError, import_contracts, read_contract_file
+from navigate.definitions import Aggregation, Grain
+from navigate.models import MetricDefinition
 from orchestration.management.commands.ingest import describe_outcome, wait_for
 
 EXAMPLES = Path(settings.BASE_DIR) / "examples"
 DEMOS = [("customers.contract.yaml", "customers.csv")]
+# Metrics over the demo datasets, so that a newcomer sees facts in navigate (and on the
+# dashboards) after the first promotion. Made once: a steward's edit of one stands.
+DEMO_METRICS = {
+    "customers": [
+        {
+            "slug": "customers-signups-by-country",
+            "name": "Sign-ups by country",
+            "description": "Customers by the month they signed up in, per billing country.",
+            "aggregation": Aggregation.COUNT,
+            "time_field": "signed_up_on",
+            "grain": Grain.MONTH,
+            "dimension_fields": ["country"],
+        },
+        {
+            "slug": "customers-lifetime-value-by-segment",
+            "name": "Lifetime value by segment",
+            "description": "Total lifetime value (euros) of the customers who signed up each "
+            "year, per segment.",
+            "aggregation": Aggregation.SUM,
+            "value_field": "lifetime_value",
+            "time_field": "signed_up_on",
+            "grain": Grain.YEAR,
+            "dimension_fields": ["segment"],
+        },
+    ]
+}
 
 
 class Command(BaseCommand):
@@ -44,6 +72,7 @@ class Command(BaseCommand):
                 raise CommandError(f"examples/{contract_name}:\n{exc}") from None
             dataset = results[0].dataset
             self.stdout.write(results[0].summary())
+            self._define_metrics(dataset)
             path = EXAMPLES / data_name
             with path.open("rb") as handle:
                 try:
@@ -57,6 +86,15 @@ class Command(BaseCommand):
                     self.stdout.write(f"{data_name}: stored as batch {batch.pk}")
             batch = self._loaded(batch, inline=inline, worker_timeout=worker_timeout)
             self.stdout.write(self.style.SUCCESS(describe_outcome(batch)))
+
+    def _define_metrics(self, dataset) -> None:
+        for spec in DEMO_METRICS.get(dataset.slug, []):
+            if MetricDefinition.objects.filter(slug=spec["slug"]).exists():
+                continue
+            metric = MetricDefinition(dataset=dataset, **spec)
+            metric.full_clean()
+            metric.save()
+            self.stdout.write(f"metric {metric.slug}: defined")
 
     def _loaded(self, batch: LandingBatch, *, inline: bool, worker_timeout: float):
         batch.refresh_from_db()
