@@ -172,13 +172,54 @@ class DatasetFieldForm(forms.ModelForm):
 
 
 class DatasetFieldFormSet(BaseInlineFormSet):
-    """Removing a classified field from the contract needs what lowering it needs."""
+    """Removing a classified field from the contract needs what lowering it needs; the
+    dataset's business key and event time field must name fields of the contract as it
+    will be after this save (as import_contract requires)."""
 
     actor = None
 
+    def _names_kept(self) -> set[str]:
+        names = set()
+        for form in self.forms:
+            if self.can_delete and self._should_delete_form(form):
+                continue
+            name = (getattr(form, "cleaned_data", None) or {}).get("name")
+            if name or form.instance.pk:
+                names.add(name or form.instance.name)
+        return names
+
+    def _fields_named_by_the_dataset(self) -> list[str]:
+        """What this save would leave naming no field: a name it puts in the business key
+        or the event time field, or a field it removes that one of them names. (A dataset
+        stored before this check with such a name can still be saved otherwise.)"""
+        dataset, names = self.instance, self._names_kept()
+        stored_key, stored_event_time, stored_fields = [], "", set()
+        if dataset.pk:
+            stored_key, stored_event_time = Dataset.objects.values_list(
+                "business_key", "event_time_field"
+            ).get(pk=dataset.pk)
+            stored_fields = set(dataset.fields.values_list("name", flat=True))
+
+        def dangling(name: str, stored: list[str]) -> bool:
+            return name not in names and (name not in stored or name in stored_fields)
+
+        refused = [
+            f"Business key: {key!r} is not a field of the contract; add the field below, "
+            "or take it out of the business key."
+            for key in dataset.business_key or []
+            if dangling(key, stored_key or [])
+        ]
+        event_time = dataset.event_time_field
+        if event_time and dangling(event_time, [stored_event_time]):
+            refused.append(
+                f"Event time field: {dataset.event_time_field!r} is not a field of the "
+                "contract; add the field below, or clear the event time field."
+            )
+        return refused
+
     def clean(self):
         super().clean()
-        refused = []
+        refused = self._fields_named_by_the_dataset()
         for form in self.forms:
             if not (self.can_delete and self._should_delete_form(form)) or not form.instance.pk:
                 continue

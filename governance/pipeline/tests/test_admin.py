@@ -72,3 +72,60 @@ def test_the_dataset_list_tells_each_datasets_state_and_filters_by_it(
         Dataset.objects.create(slug=f"more-{number:02d}", name=f"More {number}")
     with django_assert_max_num_queries(20):
         assert client.get(url).status_code == 200
+
+
+def test_the_dataset_form_refuses_a_key_that_is_not_a_field(client, steward):
+    from atlas_site.tests.test_admin_pages import admin_url, dataset_form
+    from governance.pipeline.models import Dataset
+
+    client.force_login(steward)
+    field = {
+        "fields-TOTAL_FORMS": "1",
+        "fields-0-position": "1",
+        "fields-0-name": "customer_id",
+        "fields-0-data_type": "integer",
+        "fields-0-allowed_values": "",
+        "fields-0-pattern": "",
+    }
+    response = client.post(
+        admin_url(Dataset, "add"),
+        dataset_form(business_key="customer_no", event_time_field="updated_at", **field),
+    )
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "Business key: &#x27;customer_no&#x27; is not a field of the contract" in html
+    assert "Event time field: &#x27;updated_at&#x27; is not a field of the contract" in html
+    assert not Dataset.objects.exists()
+    # Named in the same save: accepted.
+    response = client.post(admin_url(Dataset, "add"), dataset_form(**field))
+    assert response.status_code == 302
+    assert Dataset.objects.get().business_key == ["customer_id"]
+
+
+def test_removing_the_field_the_business_key_names_is_refused(client, steward, dataset):
+    from atlas_site.tests.test_admin_pages import admin_url, dataset_form
+    from governance.pipeline.models import DatasetField
+
+    key = DatasetField.objects.create(dataset=dataset, name="order_id", data_type="integer")
+    client.force_login(steward)
+    data = dataset_form(
+        slug="orders",
+        name="Orders",
+        business_key="order_id",
+        **{
+            "fields-TOTAL_FORMS": "1",
+            "fields-INITIAL_FORMS": "1",
+            "fields-0-id": str(key.pk),
+            "fields-0-dataset": str(dataset.pk),
+            "fields-0-position": "0",
+            "fields-0-name": "order_id",
+            "fields-0-data_type": "integer",
+            "fields-0-allowed_values": "",
+            "fields-0-pattern": "",
+            "fields-0-DELETE": "on",
+        },
+    )
+    response = client.post(admin_url(type(dataset), "change", dataset.pk), data)
+    assert response.status_code == 200
+    assert "Business key: &#x27;order_id&#x27; is not a field" in response.content.decode()
+    assert DatasetField.objects.filter(pk=key.pk).exists()
