@@ -1,8 +1,13 @@
 """Form fields shared by Atlas's admin forms."""
 
+from datetime import timedelta
+from decimal import Decimal
+
 from django import forms
 from django.core.exceptions import ValidationError
 from django.forms.fields import InvalidJSONInput
+
+from atlas_site.formats import iso_duration, plain_decimal
 
 MAX_JSON_DEPTH = 64
 
@@ -58,3 +63,21 @@ class BoundedJSONField(forms.JSONField):
         if self._too_deep(data) is not None:
             return InvalidJSONInput(data)  # shown back as typed, as for invalid JSON
         return super().bound_data(data, initial)
+
+
+class IsoDurationField(forms.DurationField):
+    """A duration shown as short ISO 8601 (P7D, not 7 00:00:00); either form is accepted."""
+
+    def prepare_value(self, value):
+        if isinstance(value, timedelta):
+            return iso_duration(value)
+        return super().prepare_value(value)
+
+
+class PlainDecimalField(forms.DecimalField):
+    """A decimal shown as written (10000.5, 0), not at the column's scale or with an exponent."""
+
+    def prepare_value(self, value):
+        if isinstance(value, Decimal):
+            return plain_decimal(value)
+        return super().prepare_value(value)

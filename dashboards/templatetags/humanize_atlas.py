@@ -4,6 +4,8 @@ from datetime import timedelta
 
 from django import template
 
+from atlas_site import formats
+
 register = template.Library()
 
 
@@ -26,26 +28,10 @@ def megabytes(value) -> str:
 
 @register.filter
 def iso_duration(value) -> str:
-    """A timedelta as short ISO 8601 (P7D, PT6H, P1DT12H, PT0S); anything else as is."""
+    """A timedelta as short ISO 8601 (P7D, PT6H); anything else as is."""
     if not isinstance(value, timedelta):
         return "" if value is None else str(value)
-    sign = "-" if value < timedelta(0) else ""
-    value = abs(value)
-    minutes, seconds = divmod(value.seconds, 60)
-    hours, minutes = divmod(minutes, 60)
-    if value.microseconds:
-        second_part = f"{seconds}.{value.microseconds:06d}".rstrip("0") + "S"
-    else:
-        second_part = f"{seconds}S" if seconds else ""
-    time = "".join(
-        part
-        for part in (f"{hours}H" if hours else "", f"{minutes}M" if minutes else "", second_part)
-        if part
-    )
-    days = f"{value.days}D" if value.days else ""
-    if not days and not time:
-        return "PT0S"
-    return f"{sign}P{days}{'T' + time if time else ''}"
+    return formats.iso_duration(value)
 
 
 @register.filter

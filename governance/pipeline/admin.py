@@ -6,7 +6,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
+from django.db import models, transaction
 from django.forms.models import BaseInlineFormSet
 from django.http import Http404, HttpResponseRedirect
 from django.urls import path, reverse
@@ -15,6 +15,7 @@ from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
 from atlas_site.admin_base import AuditedModelAdmin, LargeTableAdmin, ReadOnlyAdmin
+from atlas_site.forms import IsoDurationField, PlainDecimalField
 from chart import selectors as chart_selectors
 from dashboards.selectors.home import STATES, dataset_cards, dataset_ids_in_state
 from explore import selectors as explore_selectors
@@ -141,6 +142,8 @@ class DatasetFieldForm(forms.ModelForm):
             "country",
             "description",
         )
+        # Bounds as written (10000.5, 0), not at the column's scale (10000.5000000000, 0E-10).
+        field_classes = {"minimum": PlainDecimalField, "maximum": PlainDecimalField}
 
     def clean(self):
         cleaned = super().clean()
@@ -299,6 +302,11 @@ class DatasetAdmin(DatasetIngestAdminMixin, AuditedModelAdmin):
         "is_active",
     )
     list_filter = (DatasetStateFilter, "is_active", "gate_action", "auto_promote")
+    # The freshness target as ISO 8601 (P7D), the threshold as written (0.95).
+    formfield_overrides = {
+        models.DurationField: {"form_class": IsoDurationField},
+        models.DecimalField: {"form_class": PlainDecimalField},
+    }
     list_select_related = ("owner",)
     search_fields = ("slug", "name")
     prepopulated_fields = {"slug": ("name",)}

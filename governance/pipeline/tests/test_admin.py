@@ -129,3 +129,42 @@ def test_removing_the_field_the_business_key_names_is_refused(client, steward, d
     assert response.status_code == 200
     assert "Business key: &#x27;order_id&#x27; is not a field" in response.content.decode()
     assert DatasetField.objects.filter(pk=key.pk).exists()
+
+
+def test_the_dataset_page_shows_values_as_written(client, steward, dataset):
+    from datetime import timedelta
+    from decimal import Decimal
+
+    from atlas_site.tests.test_admin_pages import admin_url
+    from governance.pipeline.models import DatasetField
+
+    dataset.freshness_target = timedelta(days=7)
+    dataset.quality_threshold = Decimal("0.95")
+    dataset.save()
+    DatasetField.objects.create(
+        dataset=dataset,
+        name="amount",
+        data_type="decimal",
+        minimum=Decimal("0"),
+        maximum=Decimal("10000.5"),
+    )
+    client.force_login(steward)
+    html = client.get(admin_url(type(dataset), "change", dataset.pk)).content.decode()
+    assert 'name="freshness_target" value="P7D"' in html
+    assert 'name="quality_threshold" value="0.95"' in html
+    assert 'value="10000.5"' in html and "10000.5000000000" not in html
+    assert 'name="fields-0-minimum" value="0"' in html and "0E-10" not in html
+
+
+def test_formats_write_values_as_people_do():
+    from datetime import timedelta
+    from decimal import Decimal
+
+    from atlas_site.formats import iso_duration, plain_decimal
+
+    assert iso_duration(timedelta(days=7)) == "P7D"
+    assert iso_duration(timedelta(hours=-6)) == "-PT6H"
+    assert plain_decimal(Decimal("0E-10")) == "0"
+    assert plain_decimal(Decimal("10000.5000000000")) == "10000.5"
+    assert plain_decimal(Decimal("1E+3")) == "1000"
+    assert plain_decimal(Decimal("-0.0500")) == "-0.05"
