@@ -84,6 +84,21 @@ def send_load(batch_id: int, *, via: str = "upload", task_id: str | None = None)
         ) from exc
 
 
+def load_queue() -> str:
+    """The queue the load tasks go to (ATLAS_INGEST_QUEUE, else Celery's default queue)."""
+    return load_task_options().get("queue") or load_batch.app.conf.task_default_queue
+
+
+def workers_consuming(queue: str, *, timeout: float = 2.0) -> list[str]:
+    """The Celery workers that answer within `timeout` seconds and consume `queue`."""
+    replies = load_batch.app.control.inspect(timeout=timeout).active_queues() or {}
+    return sorted(
+        worker
+        for worker, queues in replies.items()
+        if any(item.get("name") == queue for item in queues or [])
+    )
+
+
 def queue_load(batch_id: int, *, via: str = "upload", task_id: str | None = None) -> None:
     """Queue the batch's load once the current transaction commits.
 

@@ -80,6 +80,24 @@ def test_ingest_wait_without_a_worker_times_out_clearly(customers, csv_file):
         run("ingest", "customers", str(csv_file), "--wait", "--timeout", "0.5")
 
 
+def test_ingest_wait_without_any_worker_says_so_within_seconds(customers, csv_file, settings):
+    import uuid
+
+    from atlas_site.celery import app
+
+    queue = settings.ATLAS_INGEST_QUEUE = f"atlas-nobody-listens-{uuid.uuid4().hex[:8]}"
+    started = time.monotonic()
+    try:
+        with pytest.raises(CommandError, match="no Celery worker consumes the queue") as refused:
+            run("ingest", "customers", str(csv_file), "--wait")  # default timeout: an hour
+    finally:
+        with app.connection_for_write() as broker:
+            broker.default_channel.queue_delete(queue)  # the load nobody will take
+    assert time.monotonic() - started < 60
+    assert "--inline" in str(refused.value)
+    assert LandingBatch.objects.get().status == BatchStatus.STORED  # kept, still queued
+
+
 def test_seed_demo_loads_the_examples_and_can_run_again():
     output = run("seed_demo", "--inline")
     dataset = Dataset.objects.get(slug="customers")

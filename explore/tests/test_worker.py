@@ -39,6 +39,11 @@ def test_ingest_wait_is_loaded_by_the_worker(worker_queue, customers, tmp_path):
     assert RawRecord.objects.filter(batch=batch).count() == 3
     run = Run.objects.get(kind=RunKind.INGEST)
     assert run.status == RunStatus.SUCCEEDED and run.triggered_by == "celery (cli)"
+    # What --wait asks when a load waits: this worker answers for the load queue.
+    from orchestration import dispatch
+
+    assert dispatch.load_queue() == worker_queue["queue"]
+    assert len(dispatch.workers_consuming(worker_queue["queue"])) == 1
 
 
 def test_api_upload_then_status_until_loaded(worker_queue, customers, client, steward):

@@ -20,19 +20,49 @@ def describe_outcome(batch: LandingBatch) -> str:
     return f"batch {batch.pk} {batch.get_status_display().lower()}: {batch.error}"
 
 
-def wait_for(batch: LandingBatch, *, timeout: float, poll: float = 0.5) -> LandingBatch:
-    """Poll the batch until it is loaded or failed; CommandError after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
+# How long a queued load may stay untouched before --wait asks whether a worker takes
+# loads at all (rather than waiting out its whole timeout for none).
+UNTOUCHED_SECONDS = 3.0
+
+
+def wait_for(
+    batch: LandingBatch, *, timeout: float, poll: float = 0.5, ask_workers: bool = False
+) -> LandingBatch:
+    """Poll the batch until it is loaded or failed; CommandError after `timeout` seconds.
+
+    ask_workers: if the batch is still waiting after UNTOUCHED_SECONDS, CommandError at
+    once when no Celery worker consumes the load queue.
+    """
+    started = time.monotonic()
+    deadline = started + timeout
+    asked = not ask_workers
     while True:
         batch.refresh_from_db()
         if batch.status in (BatchStatus.LOADED, BatchStatus.FAILED):
             return batch
+        if (
+            not asked
+            and batch.status == BatchStatus.STORED
+            and time.monotonic() - started > UNTOUCHED_SECONDS
+        ):
+            asked = True
+            _a_worker_takes_loads(batch)
         if time.monotonic() > deadline:
             raise CommandError(
                 f"batch {batch.pk} is still {batch.get_status_display().lower()} after "
                 f"{timeout:.0f} s: is a Celery worker running? (see --inline)"
             )
         time.sleep(poll)
+
+
+def _a_worker_takes_loads(batch: LandingBatch) -> None:
+    queue = dispatch.load_queue()
+    if not dispatch.workers_consuming(queue):
+        raise CommandError(
+            f"batch {batch.pk} is stored and its load queued, but no Celery worker consumes "
+            f"the queue {queue!r} (none answered within 2 s): start one (bin/run does), or "
+            "load in this process with --inline; a worker started later loads it"
+        )
 
 
 class Command(BaseCommand):
@@ -92,7 +122,7 @@ class Command(BaseCommand):
         if inline:
             services.load_batch(batch_id=batch.pk, triggered_by="manage.py ingest --inline")
         if wait or inline:
-            batch = wait_for(batch, timeout=timeout)
+            batch = wait_for(batch, timeout=timeout, ask_workers=not inline)
             outcome = describe_outcome(batch)
             if batch.status == BatchStatus.FAILED:
                 raise CommandError(outcome)
