@@ -42,6 +42,7 @@ from governance.pipeline.models import (
 from governance.pipeline.services import request_promotion
 from governance.quality import selectors as quality_selectors
 from governance.quality.models import DimensionCode
+from orchestration.pending import has_work_to_promote
 
 SPARK_WIDTH, SPARK_HEIGHT = 120, 28
 
@@ -328,15 +329,22 @@ class DatasetAdmin(DatasetIngestAdminMixin, AuditedModelAdmin):
 
     @admin.action(description="Promote now: explore → chart → navigate", permissions=["promote"])
     def promote_now(self, request, queryset):
-        runs = [
-            request_promotion(dataset=dataset, triggered_by="admin", actor=request.user)
-            for dataset in queryset
-        ]
-        self.message_user(
-            request,
-            "Queued " + ", ".join(f"run {run.pk} ({run.dataset.slug})" for run in runs) + ".",
-            messages.SUCCESS,
-        )
+        runs, idle = [], []
+        for dataset in queryset:
+            if not has_work_to_promote(dataset=dataset):
+                idle.append(dataset.slug)
+                continue
+            runs.append(
+                request_promotion(dataset=dataset, triggered_by="admin", actor=request.user)
+            )
+        if runs:
+            self.message_user(
+                request,
+                "Queued " + ", ".join(f"run {run.pk} ({run.dataset.slug})" for run in runs) + ".",
+                messages.SUCCESS,
+            )
+        if idle:
+            self.message_user(request, f"Nothing new to promote in {', '.join(idle)}.")
 
     def has_promote_permission(self, request) -> bool:
         return request.user.has_perm("pipeline.add_run")
@@ -470,6 +478,11 @@ class DatasetAdmin(DatasetIngestAdminMixin, AuditedModelAdmin):
         dataset = self._dataset_for(request, object_id)
         if not self.has_promote_permission(request):
             raise PermissionDenied
+        if not has_work_to_promote(dataset=dataset):
+            # No run for nothing: every landed record is in chart or quarantine, every
+            # chart record in the facts, every metric computed.
+            messages.info(request, "Nothing new to promote.")
+            return self._back(dataset)
         run = request_promotion(dataset=dataset, triggered_by="admin", actor=request.user)
         self.log_change(request, dataset, f"Requested promotion (run {run.pk}).")
         messages.success(

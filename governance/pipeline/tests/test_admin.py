@@ -4,7 +4,8 @@ from governance.compliance.models import AuditLog
 from governance.pipeline.models import Run, RunKind, RunStatus
 
 
-def test_steward_queues_a_promotion_from_the_dataset_list(client, steward, dataset):
+def test_steward_queues_a_promotion_from_the_dataset_list(client, steward, dataset, land):
+    land(dataset, [{"order_id": "1"}])
     client.force_login(steward)
     response = client.post(
         reverse("admin:pipeline_dataset_changelist"),
@@ -168,3 +169,27 @@ def test_formats_write_values_as_people_do():
     assert plain_decimal(Decimal("10000.5000000000")) == "10000.5"
     assert plain_decimal(Decimal("1E+3")) == "1000"
     assert plain_decimal(Decimal("-0.0500")) == "-0.05"
+
+
+def test_promotion_has_work_only_for_what_is_new(customers, land):
+    from chart.services import promote_to_chart
+    from navigate.models import MetricDefinition
+    from navigate.services import promote_to_navigate
+    from orchestration.pending import has_work_to_promote
+
+    assert not has_work_to_promote(dataset=customers)
+    land(customers, [{"id": "1", "email": "a@example.com", "tier": "gold"}])
+    assert has_work_to_promote(dataset=customers)  # a raw record above the watermark
+    promote_to_chart(dataset=customers, triggered_by="test")
+    assert has_work_to_promote(dataset=customers)  # a chart record not in the facts
+    promote_to_navigate(dataset=customers, triggered_by="test")
+    assert not has_work_to_promote(dataset=customers)
+    MetricDefinition.objects.create(
+        dataset=customers,
+        slug="by-tier",
+        name="By tier",
+        aggregation="count",
+        time_field="signup",
+        dimension_fields=["tier"],
+    )
+    assert has_work_to_promote(dataset=customers)  # a metric with no facts yet

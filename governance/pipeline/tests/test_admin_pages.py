@@ -86,8 +86,14 @@ def test_the_dataset_page_shows_contract_runs_quality_pii_and_lineage(
     assert "<script>" not in content
 
 
-def test_promote_now_queues_a_run(client, steward, customers):
+def test_promote_now_queues_a_run(client, steward, customers, land):
     client.force_login(steward)
+    # Nothing landed: nothing to promote, and no run for it.
+    response = client.post(dataset_page(customers, "promote"), follow=True)
+    assert "Nothing new to promote." in response.content.decode()
+    assert not Run.objects.filter(dataset=customers).exists()
+
+    land(customers, [{"id": "1", "email": "a@example.com", "tier": "gold"}])
     response = client.post(dataset_page(customers, "promote"), follow=True)
     run = Run.objects.get(dataset=customers)
     assert (run.kind, run.status, run.triggered_by) == (
