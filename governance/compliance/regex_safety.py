@@ -34,6 +34,19 @@ _REPEATS = {sre_constants.MAX_REPEAT, sre_constants.MIN_REPEAT, sre_constants.PO
 _UNBOUNDED = sre_constants.MAXREPEAT
 
 
+# RE2 would also print each refused pattern to stderr; the refusal says it to the person.
+_QUIET = re2.Options()
+_QUIET.log_errors = False
+
+
+def _re2_reason(exc: Exception) -> str:
+    """RE2's reason as text ("invalid escape sequence: \\1"), not a bytes repr, no end dot."""
+    reason = exc.args[0] if exc.args else str(exc)
+    if isinstance(reason, bytes):
+        reason = reason.decode("utf-8", "replace")
+    return str(reason).rstrip(".")
+
+
 def _error(field: str | None, message: str) -> ValidationError:
     return ValidationError({field: message}) if field else ValidationError(message)
 
@@ -122,12 +135,12 @@ def check_pattern(regex: str, *, field: str | None = None) -> None:
             "does not matter.",
         )
     try:
-        compiled = re2.compile(regex)
+        compiled = re2.compile(regex, _QUIET)
     except re2.error as exc:
         raise _error(
             field,
             "The regex uses features that cannot run in guaranteed linear time "
-            f"(backreferences or lookaround): {exc}.",
+            f"(backreferences or lookaround): {_re2_reason(exc)}.",
         ) from exc
     size = max(compiled.programsize, compiled.reverseprogramsize)
     if size > MAX_PROGRAM_SIZE:

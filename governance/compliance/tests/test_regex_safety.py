@@ -44,3 +44,19 @@ def test_counted_repeats_up_to_the_bounds_pass():
     check_pattern(r"\d{1,600}x\d{1,400}")  # 1,000 repetitions, 4,003 instructions
     check_pattern(r"[^@\s]{1,64}@[^@\s]{1,255}\.[a-z]{2,63}")  # an email with RFC lengths
     check_pattern(r"[A-Z]+-\d{1,4}(?:[ -]\d{1,4})*")  # unbounded ones count nothing themselves
+
+
+@pytest.mark.parametrize(
+    ("regex", "reason"),
+    [
+        (r"(a)\1", "invalid escape sequence: \\1."),
+        (r"(?=x)a", "invalid perl operator: (?=."),
+    ],
+)
+def test_re2s_reason_reads_as_text(regex, reason):
+    """Not a Python bytes repr (b'invalid escape sequence: \\\\1'), not two full stops."""
+    with pytest.raises(ValidationError) as error:
+        check_pattern(regex, field="regex")
+    (message,) = error.value.message_dict["regex"]
+    assert message.endswith(f"(backreferences or lookaround): {reason}")
+    assert "b'" not in message and ".." not in message
