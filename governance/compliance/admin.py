@@ -33,9 +33,11 @@ from governance.compliance.models import (
     ClassificationSuggestion,
     PiiPattern,
     PiiValidator,
+    SuggestionStatus,
 )
 from governance.compliance.pii.scanner import InvalidPatternError
 from governance.compliance.pii.validators import get_validator
+from governance.compliance.selectors import decision_note
 from governance.compliance.services import PiiValidatorFunction, record_audit, try_pattern
 from governance.pipeline.classification import accept_suggestion, level_changed, reject_suggestion
 
@@ -397,11 +399,16 @@ class ClassificationSuggestionAdmin(ReadableDatasetsMixin, ReadOnlyAdmin):
                 accept_suggestion(suggestion, actor=request.user, level=level, reason=reason)
             else:
                 reject_suggestion(suggestion, actor=request.user, reason=reason)
+        # Named by its field: the suggestion's own name ends with a question mark.
         except PermissionDenied as error:  # e.g. a steward accepting below the current level
-            self.message_user(request, f"{suggestion}: {error}", messages.ERROR)
+            self.message_user(request, f"Field {suggestion.dataset_field}: {error}", messages.ERROR)
             return False
         except ValidationError as error:
-            self.message_user(request, f"{suggestion}: {' '.join(error.messages)}", messages.ERROR)
+            self.message_user(
+                request,
+                f"Field {suggestion.dataset_field}: {' '.join(error.messages)}",
+                messages.ERROR,
+            )
             return False
         self.log_change(request, suggestion, f"{decision}ed")
         return True
@@ -489,6 +496,8 @@ class ClassificationSuggestionAdmin(ReadableDatasetsMixin, ReadOnlyAdmin):
                 f"admin:{self.opts.app_label}_{self.opts.model_name}_decide",
                 args=[object_id],
             )
+            if suggestion.status != SuggestionStatus.OPEN:
+                context["decision_note"] = decision_note(suggestion=suggestion)
         return super().changeform_view(request, object_id, form_url, context)
 
 

@@ -72,14 +72,23 @@ def test_accepting_on_the_page_classifies_the_field_audited(client, officer, sug
 def test_a_rejection_on_the_page_needs_a_reason(client, steward, suggestion):
     client.force_login(steward)
     response = client.post(decide_url(suggestion), {"decision": "reject"}, follow=True)
-    assert "Say why the suggestion is rejected" in response.content.decode()
+    html = response.content.decode()
+    # Named by its field, without the suggestion's question mark before the colon.
+    assert f"Field {suggestion.dataset_field}: Say why the suggestion is rejected" in html
+    assert "?:" not in html
+    # The decision comes first on the page, before the evidence.
+    assert html.index('id="suggestion-decision"') < html.index('id="classificationsuggestion_form"')
     suggestion.refresh_from_db()
     assert suggestion.status == "open"
-    client.post(decide_url(suggestion), {"decision": "reject", "reason": "test cards only"})
+    page = client.post(
+        decide_url(suggestion), {"decision": "reject", "reason": "test cards only"}, follow=True
+    ).content.decode()
     suggestion.refresh_from_db()
     assert suggestion.status == "rejected"
     assert suggestion.dataset_field.classification is None
     assert audits("compliance.classificationsuggestion").last().detail == "test cards only"
+    # The page says who rejected it, and why.
+    assert "by steward on" in page and "“test cards only”" in page
 
 
 @pytest.mark.django_db
