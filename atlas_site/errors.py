@@ -5,7 +5,9 @@ The exception's text is never shown: it may name an object the reader may not kn
 """
 
 from django.contrib import admin
+from django.http import HttpResponsePermanentRedirect
 from django.shortcuts import render
+from django.templatetags.static import static
 
 TITLES = {
     403: "You may not open this page",
@@ -39,3 +41,12 @@ def permission_denied(request, exception=None):
 
 def page_not_found(request, exception=None):
     return _error_page(request, 404)
+
+
+def favicon(request):
+    """/favicon.ico, which browsers ask for on pages naming no icon: Atlas's icon.
+
+    Resolved per request, not at import: in production the static files' manifest
+    exists only once collectstatic has run.
+    """
+    return HttpResponsePermanentRedirect(static("dashboards/favicon.svg"))

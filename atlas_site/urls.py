@@ -1,8 +1,8 @@
 from django.contrib import admin
-from django.templatetags.static import static
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+from atlas_site import errors
 from dashboards import operations
 from explore.api import api
 
@@ -10,11 +10,7 @@ urlpatterns = [
     # The home is the dashboards' first page (the admin's "View site" leads here).
     path("", RedirectView.as_view(pattern_name="dashboards:overview"), name="home"),
     # Browsers ask for /favicon.ico on pages that name no icon (the API docs, errors).
-    path(
-        "favicon.ico",
-        RedirectView.as_view(url=static("dashboards/favicon.svg"), permanent=True),
-        name="favicon",
-    ),
+    path("favicon.ico", errors.favicon, name="favicon"),
     path("admin/", admin.site.urls),
     path("api/", api.urls),
     path("dashboards/", include("dashboards.urls")),
