@@ -14,9 +14,10 @@ generate_series), shaped like a year of Atlas at work:
   navigate: 1,000,000 facts over two yearly partitions; 200,000 audit log entries;
   lineage, classifications, suggestions and retention policies.
 It then summarises the runs (what a worker does as each run ends), runs ANALYZE (as
-autovacuum would), and times every dashboard page through Django's test Client as a
-logged-in compliance officer (who sees the most: audit activity too), printing p50, p95
-and the slowest request per page.
+autovacuum would), and times every dashboard page (the home also with a search), and the
+admin's dataset list with its state columns (also filtered to stale datasets), through
+Django's test Client as a logged-in compliance officer (who sees the most: audit activity
+too), printing p50, p95 and the slowest request per page.
 """
 
 import argparse
@@ -41,7 +42,10 @@ ROWS = 1_000_000
 FACTS = 1_000_000
 AUDIT_ENTRIES = 200_000
 PAGES = [
-    ("overview", "/dashboards/"),
+    ("home (overview)", "/dashboards/"),
+    ("home, a search", "/dashboards/?q=email"),
+    ("admin dataset list", "/admin/pipeline/dataset/"),
+    ("admin dataset list, stale", "/admin/pipeline/dataset/?state=stale"),
     ("quality", "/dashboards/quality/"),
     ("compliance", "/dashboards/compliance/"),
     ("storage", "/dashboards/storage/"),
