@@ -350,10 +350,11 @@ def seed(today: date) -> None:
         lambda: execute(
             """
             INSERT INTO "chart"."chart_record"
-                   (dataset_id, raw_record_id, business_key, data, extras, issues, is_current,
-                    run_id, created_at)
+                   (dataset_id, raw_record_id, business_key, data, extras, tokens, sealed,
+                    protection_version, issues, is_current, run_id, created_at)
             SELECT r.dataset_id, r.id, r.payload->>'id',
-                   r.payload || '{"email": "********", "ssn": "enc:v1:bench:AAAA"}', '{}',
+                   r.payload || '{"ssn": "enc:v1:bench:AAAA"}', '{}',
+                   '{"ssn": "tk:bench:AAAA"}', '{}', 2,  -- chart.models.TYPED_VALUES
                    '[]', true, b.chart_run, b.at + interval '2 minutes'
               FROM "explore"."raw_record" r
               JOIN bench_batch b ON b.batch_id = r.batch_id

@@ -274,6 +274,21 @@ class Run(models.Model):
             return self.finished_at - self.started_at
         return None
 
+    @property
+    def mostly_quarantined(self) -> bool:
+        """A promotion that "succeeded" while holding back most of what it read: its pages
+        say so prominently, a success in name only."""
+        return (
+            self.kind == RunKind.PROMOTE_CHART
+            and self.status == RunStatus.SUCCEEDED
+            and self.rows_in > 0
+            and self.rows_quarantined * 2 > self.rows_in
+        )
+
+    @property
+    def quarantined_share(self) -> float:
+        return self.rows_quarantined / self.rows_in if self.rows_in else 0.0
+
 
 class RunStep(models.Model):
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="steps")

@@ -176,6 +176,20 @@ def test_a_failed_run_shows_its_error(client, steward, customers):
     assert b"quality score 0.5 is below the threshold" in response.content
 
 
+def test_a_run_that_quarantined_most_of_its_records_says_so(client, steward, customers, land):
+    land(customers, [row(), row(id="2", tier="bronze"), row(id="3", tier="wood")])
+    run = promote_to_chart(dataset=customers, triggered_by="test")
+    assert (run.status, run.rows_in, run.rows_quarantined) == (RunStatus.SUCCEEDED, 3, 2)
+    assert run.mostly_quarantined
+    client.force_login(steward)
+    content = client.get(reverse("admin:pipeline_run_change", args=[run.pk])).content.decode()
+    assert 'id="run-mostly-quarantined"' in content
+    assert "2 of 3 (67%) went to quarantine" in content
+    # Half or less held back: an ordinary success.
+    run.rows_quarantined = 1
+    assert not run.mostly_quarantined
+
+
 def test_durations_and_sparklines_read_well():
     from datetime import timedelta
     from decimal import Decimal
