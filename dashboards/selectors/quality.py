@@ -15,6 +15,8 @@ from governance.quality.models import CheckResult, QualityDimension, QualityScor
 
 # Scores drawn per dataset on the quality page.
 SCORES_PER_DATASET = 30
+# Fewer scored runs than this are drawn as bars, not a line.
+LINE_FROM_RUNS = 3
 
 
 def weights_in_force() -> list[QualityDimension]:
@@ -34,7 +36,11 @@ class ScoreTrend:
         series = [Series("overall", self.overall)] + [
             Series(code, values) for code, values in sorted(self.dimensions.items())
         ]
-        chart = TimeChart(self.labels, series).as_chart(title=f"{self.name}: scores by run")
+        # A line through one or two runs is a dot or a stroke: bars read at any count.
+        kind = "line" if len(self.labels) >= LINE_FROM_RUNS else "bar"
+        chart = TimeChart(self.labels, series).as_chart(
+            kind=kind, title=f"{self.name}: scores by run"
+        )
         chart["threshold"] = self.threshold
         chart["min"], chart["max"] = 0, 1
         return chart

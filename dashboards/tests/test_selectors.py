@@ -2,6 +2,7 @@
 
 from datetime import UTC, date, datetime
 
+import pytest
 from django.db import connection
 
 from dashboards.selectors import compliance, overview, storage
@@ -103,3 +104,28 @@ def test_open_quarantine_is_counted_up_to_a_cap(promoted):
     assert (entry.open_records, entry.capped) == (1, True)
     (entry,) = compliance.open_quarantine()
     assert (entry.open_records, entry.capped) == (2, False)
+
+
+def test_score_trends_of_few_runs_are_bars_and_of_more_a_line():
+    from dashboards.selectors.quality import ScoreTrend
+
+    def trend(runs: int) -> dict:
+        labels = [f"2026-12-0{n + 1} 10:00" for n in range(runs)]
+        return ScoreTrend("orders", "Orders", 0.9, labels, [0.95] * runs, {}).as_chart()
+
+    assert trend(1)["type"] == trend(2)["type"] == "bar"
+    assert trend(3)["type"] == "line"
+    assert trend(1)["threshold"] == 0.9
+
+
+@pytest.mark.django_db
+def test_a_rule_is_named_by_its_datasets_slug(dataset):
+    from governance.quality.models import QualityDimension, QualityRule
+
+    rule = QualityRule.objects.create(
+        dataset=dataset,
+        field_name="email",
+        kind="not_null",
+        dimension=QualityDimension.objects.get(code="completeness"),
+    )
+    assert str(rule) == "orders.email not_null"

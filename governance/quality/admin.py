@@ -122,7 +122,7 @@ class QualityRuleAdmin(AuditedModelAdmin):
 class CheckResultAdmin(ReadableDatasetsMixin, LargeTableAdmin, ReadOnlyAdmin):
     dataset_lookup = "run__dataset"  # examples are excerpts of the dataset's records
     list_display = ("id", "run", "rule", "passed_count", "failed_count", "created_at")
-    list_select_related = ("run", "rule")
+    list_select_related = ("run", "rule__dataset")
     raw_id_fields = ("run", "rule")
     ordering = ("-id",)
 

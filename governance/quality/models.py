@@ -62,7 +62,8 @@ class QualityRule(models.Model):
         ordering = ["dataset", "field_name", "kind"]
 
     def __str__(self) -> str:
-        return f"{self.dataset_id}.{self.field_name or '*'} {self.kind}"
+        # The dataset's slug, not its id: this names the rule in lists, charts and logs.
+        return f"{self.dataset.slug}.{self.field_name or '*'} {self.kind}"
 
     def clean(self) -> None:
         # Found by fuzzing: an empty box (or JSON null) reached the NOT NULL column as

@@ -31,6 +31,7 @@
         });
         if (typeof spec.threshold === "number") {
             datasets.push({
+                type: "line",  // a dashed line across bars too
                 label: "threshold",
                 data: spec.labels.map(() => spec.threshold),
                 borderColor: "#b3261e",
