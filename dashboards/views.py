@@ -104,13 +104,12 @@ def overview(request):
         ),
         _bars(
             "datasets",
-            "Rows per dataset (run counters, all time)",
+            "Records per dataset (run counters, all time)",
             [t.slug for t in totals],
             {
                 "landed in explore": [t.landed for t in totals],
                 "promoted to chart": [t.promoted for t in totals],
-                "quarantined": [t.quarantined for t in totals],
-                "aggregated into navigate": [t.aggregated for t in totals],
+                "held in quarantine": [t.quarantined for t in totals],
             },
         ),
         Chart(

@@ -14,7 +14,9 @@ from atlas_site.schemas import sql_table
 from chart.models import ChartRecord, QuarantinedRecord
 from dashboards.selectors.charts import TREND_DAYS, TimeChart, daily_chart
 from governance.pipeline.models import Dataset, Layer, Run, RunKind, RunStatus
+from governance.pipeline.services import REPROCESS_TRIGGER
 from governance.quality.models import QualityScore
+from navigate.models import MetricDefinition
 
 
 @dataclass(frozen=True)
@@ -42,14 +44,21 @@ class DatasetTotals:
     landed: int = 0
     promoted: int = 0
     quarantined: int = 0
-    aggregated: int = 0
+    facts: int = 0
+    facts_capped: bool = False
+
+
+# Facts are counted per metric up to this many (index probes, like open quarantine).
+FACTS_CAP = 100_000
 
 
 def dataset_totals() -> list[DatasetTotals]:
-    """Rows per dataset and layer, from the runs' counters (all time).
+    """Records per dataset and layer (all time), from the runs' counters, and its facts.
 
-    landed: lines loaded into explore; promoted / quarantined: records that reached
-    chart or quarantine; aggregated: chart records taken into navigate's facts. A run
+    landed: lines loaded into explore; promoted: records that reached chart, first time
+    or re-processed out of quarantine; quarantined: records held in quarantine now (a
+    re-processed record that reached chart left it: counted once, as promoted); facts:
+    the facts of the dataset's metrics (each metric counted up to FACTS_CAP). A run
     rolled back whole (a failed 'fail' gate) has its counters at zero.
     """
     totals = {
@@ -57,8 +66,10 @@ def dataset_totals() -> list[DatasetTotals]:
         for dataset in Dataset.objects.filter(is_active=True).only("slug", "name")
     }
     rows = (
-        Run.objects.filter(dataset__in=list(totals), kind__in=list(_COUNTED_KINDS))
-        .values("dataset_id", "kind")
+        Run.objects.filter(
+            dataset__in=list(totals), kind__in=[RunKind.INGEST, RunKind.PROMOTE_CHART]
+        )
+        .values("dataset_id", "kind", "triggered_by")
         .annotate(
             rows_in=Sum("rows_in"),
             promoted=Sum("rows_promoted"),
@@ -69,12 +80,32 @@ def dataset_totals() -> list[DatasetTotals]:
         entry = totals[row["dataset_id"]]
         if row["kind"] == RunKind.INGEST:
             entry.landed += row["rows_in"] or 0
-        elif row["kind"] == RunKind.PROMOTE_CHART:
+        elif row["triggered_by"] == REPROCESS_TRIGGER:
+            # Records taken from quarantine: those promoted left it.
+            entry.promoted += row["promoted"] or 0
+            entry.quarantined -= row["promoted"] or 0
+        else:
             entry.promoted += row["promoted"] or 0
             entry.quarantined += row["quarantined"] or 0
-        else:
-            entry.aggregated += row["rows_in"] or 0
+    _count_facts(totals)
     return sorted(totals.values(), key=lambda t: t.slug)
+
+
+def _count_facts(totals: dict[int, DatasetTotals]) -> None:
+    metrics = MetricDefinition.objects.filter(dataset__in=list(totals)).values_list(
+        "pk", "dataset_id"
+    )
+    with connection.cursor() as cursor:
+        for metric_id, dataset_id in metrics:
+            cursor.execute(
+                f"SELECT count(*) FROM (SELECT 1 FROM {FACTS.sql_name} "
+                "WHERE metric_id = %s LIMIT %s) capped",
+                [metric_id, FACTS_CAP + 1],
+            )
+            count = cursor.fetchone()[0]
+            entry = totals[dataset_id]
+            entry.facts += min(count, FACTS_CAP)
+            entry.facts_capped |= count > FACTS_CAP
 
 
 _COUNTED_KINDS = (RunKind.INGEST, RunKind.PROMOTE_CHART, RunKind.PROMOTE_NAVIGATE)

@@ -168,3 +168,52 @@ def test_storage_shows_what_retention_archives_next(client, viewer):
     assert 'class="retention-due"' in section
     partitions = re.search(r'id="partitions">(.*?)</section>', html, re.S)[1]
     assert old in partitions and "DEFAULT" in partitions
+
+
+def test_the_pages_counts_agree_with_the_tables(client, officer, steward, promoted):
+    """Landed, promoted, in quarantine, open and facts: each figure computed from the
+    tables, and every page that shows it shows the same, after a re-processing too (a
+    record re-processed out of quarantine is counted once, as promoted)."""
+    import re
+
+    from chart.models import ChartRecord, QuarantinedRecord, QuarantineStatus
+    from chart.reprocess import correct_quarantined_values, reprocess_quarantined
+    from dashboards.services import refresh_run_summaries
+    from navigate.models import Fact
+
+    dataset = promoted["dataset"]
+    # The record that failed on its tier and amount, corrected and re-processed.
+    fixable = next(
+        record
+        for record in QuarantinedRecord.objects.filter(dataset=dataset)
+        if any(reason.get("field") == "tier" for reason in record.reasons)
+    )
+    correct_quarantined_values(
+        record=fixable, values={"tier": "gold", "amount": "1"}, actor=steward
+    )
+    reprocess_quarantined(records=[fixable], actor=steward)
+    refresh_run_summaries()
+
+    promoted_count = ChartRecord.objects.filter(dataset=dataset).count()
+    held = (
+        QuarantinedRecord.objects.filter(dataset=dataset)
+        .exclude(status=QuarantineStatus.REPROCESSED)
+        .count()
+    )
+    open_count = QuarantinedRecord.objects.filter(
+        dataset=dataset, status=QuarantineStatus.OPEN
+    ).count()
+    assert (promoted_count, held, open_count) == (5, 1, 1)
+
+    client.force_login(officer)
+    overview_html = client.get("/dashboards/").content.decode()
+    row = re.search(rf'<tr data-slug="{dataset.slug}">.*?</tr>', overview_html, re.S).group(0)
+    assert f'class="num promoted">{promoted_count}<' in row
+    assert f'class="num quarantined">{held}<' in row
+    assert f'class="num facts">{Fact.objects.count()}<' in row
+    card = re.search(rf'<article [^>]*data-slug="{dataset.slug}".*?</article>', overview_html, re.S)
+    assert f"{open_count} records" in card.group(0)
+    compliance_html = client.get("/dashboards/compliance/").content.decode()
+    assert re.search(
+        rf"<td>{dataset.slug}</td>\s*<td class=\"num\">{open_count}</td>", compliance_html
+    )
