@@ -41,7 +41,7 @@ from governance.compliance.pii.masking import (
 from governance.compliance.pii.scanner import Match, PatternSet, scan_value
 from governance.compliance.pii.validators import declared_phone_regions
 from governance.compliance.tokens import TokenKeyring
-from governance.pipeline.models import Transform
+from governance.pipeline.models import chart_transform
 from governance.quality.models import DimensionCode
 from governance.quality.rules import (
     DIMENSION_OF_KIND,
@@ -71,7 +71,7 @@ class FieldProtection:
 
     @property
     def transform(self) -> str:
-        return Transform.ENCRYPTED if self.requires_encryption else Transform.TYPED
+        return chart_transform(requires_encryption=self.requires_encryption)
 
 
 @dataclass(slots=True)

@@ -338,6 +338,11 @@ class Transform(models.TextChoices):
 VALUE_REMOVING_TRANSFORMS = frozenset({Transform.MASKED, Transform.ENCRYPTED, Transform.AGGREGATED})
 
 
+def chart_transform(*, requires_encryption: bool) -> str:
+    """How a field's values reach chart under its level: encrypted, or typed as they are."""
+    return Transform.ENCRYPTED if requires_encryption else Transform.TYPED
+
+
 class LineageEdge(models.Model):
     """Data moved from one layer to the next, at dataset level (field blank) or field level."""
 

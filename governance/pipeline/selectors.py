@@ -18,6 +18,7 @@ from governance.pipeline.models import (
     Run,
     RunKind,
     RunStatus,
+    chart_transform,
 )
 
 SCHEDULE_TRIGGER = "schedule"
@@ -77,13 +78,15 @@ def field_classifications(*, dataset: Dataset) -> list[LayerClassification]:
 
     The contract classifies the raw value in explore. A classification propagates down
     an edge unless the edge's transform removes the value (masked, encrypted,
-    aggregated); the latest edge of each field says which transform applies now.
+    aggregated). Into chart, the transform is the one the field's level calls for now
+    (chart_transform), so a change of level shows at once, not after the next run (which
+    re-protects the stored values); further down, the latest edge of each field says.
     """
-    levels: dict[str, str] = dict(
-        DatasetField.objects.filter(dataset=dataset, classification__isnull=False).values_list(
-            "name", "classification__name"
-        )
-    )
+    classified = DatasetField.objects.filter(
+        dataset=dataset, classification__isnull=False
+    ).values_list("name", "classification__name", "classification__requires_encryption")
+    levels: dict[str, str] = {name: level for name, level, _ in classified}
+    encrypted = {name for name, _, requires_encryption in classified if requires_encryption}
     result = [
         LayerClassification(Layer.EXPLORE, name, level, "contract")
         for name, level in levels.items()
@@ -96,17 +99,18 @@ def field_classifications(*, dataset: Dataset) -> list[LayerClassification]:
     ):
         latest[(edge.source_layer, edge.source_field, edge.target_name)] = edge
     chart_levels: dict[str, str | None] = {}
-    for (layer, field_name, _), edge in sorted(latest.items()):
+    for (layer, field_name, _), _edge in sorted(latest.items()):
         if layer != Layer.EXPLORE or field_name not in levels:
             continue
-        kept = edge.transform not in VALUE_REMOVING_TRANSFORMS
+        transform = chart_transform(requires_encryption=field_name in encrypted)
+        kept = transform not in VALUE_REMOVING_TRANSFORMS
         chart_levels[field_name] = levels[field_name] if kept else None
         result.append(
             LayerClassification(
                 Layer.CHART,
                 field_name,
                 chart_levels[field_name],
-                f"explore.{field_name} via {edge.transform}",
+                f"explore.{field_name} via {transform}",
             )
         )
     for (layer, field_name, target), edge in sorted(latest.items()):

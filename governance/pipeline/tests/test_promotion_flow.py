@@ -130,3 +130,25 @@ def test_classification_propagates_until_a_transform_removes_the_value(customers
     assert found[("chart", "tier")] == ("internal", "explore.tier via typed")
     assert found[("navigate", "count-by-tier.tier")] == ("internal", "chart.tier via grouped")
     assert ("navigate", "count-by-tier.signup") not in found
+
+
+def test_a_change_of_level_shows_in_the_lineage_at_once(customers, land):
+    """Not after the next run: the level a field has now decides how chart holds it."""
+    from governance.compliance.models import ClassificationLevel
+    from governance.pipeline.selectors import field_classifications
+
+    land(customers, [order(1)])
+    promote_to_chart(dataset=customers, triggered_by="test")
+
+    def chart_level(name: str):
+        return next(
+            c.level
+            for c in field_classifications(dataset=customers)
+            if (c.layer, c.name) == ("chart", name)
+        )
+
+    assert (chart_level("email"), chart_level("ssn")) == ("confidential", None)
+    levels = {level.name: level for level in ClassificationLevel.objects.all()}
+    customers.fields.filter(name="email").update(classification=levels["restricted"])
+    customers.fields.filter(name="ssn").update(classification=levels["internal"])
+    assert (chart_level("email"), chart_level("ssn")) == (None, "internal")
