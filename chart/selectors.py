@@ -7,12 +7,12 @@ from django.db import connection
 
 from atlas_site.schemas import sql_name
 from chart.models import ChartRecord, PiiFinding, QuarantinedRecord
-from explore.models import RawRecord
+from explore.models import LandingBatch, RawRecord
 from governance.compliance.impact import CHART_SAMPLE, QUARANTINE_SAMPLE, ImpactSample
 from governance.compliance.pii.masking import Piece, marked_value
 from governance.compliance.pii.scanner import payload_texts
 from governance.compliance.protection import DatasetShield
-from governance.pipeline.models import Dataset, DatasetField, Run, RunKind
+from governance.pipeline.models import Dataset, DatasetField, Layer, Run, RunKind, Watermark
 
 # The PII summary of a dataset's page: the findings of its latest promotions, bounded.
 PII_RECENT_RUNS = 5
@@ -139,3 +139,53 @@ def finding_in_its_value(*, finding: PiiFinding, shield: DatasetShield) -> list[
         ],
         context=shield.clearance.sees(level_id),
     )
+
+
+def batch_promotion(*, batch: LandingBatch) -> dict[str, Any] | None:
+    """How far a loaded batch's records went: waiting for the promotion, being promoted,
+    or promoted (into chart and quarantine, counted, with the run that took its last
+    record). None before the batch is loaded. JSON-ready; index probes only, and the
+    counts are made once the whole batch is past the chart watermark.
+    """
+    first, last = batch.first_raw_id, batch.last_raw_id
+    if first is None or last is None:
+        return None
+    mark = (
+        Watermark.objects.filter(dataset_id=batch.dataset_id, layer=Layer.CHART)
+        .values_list("position", flat=True)
+        .first()
+    ) or 0
+    automatic = (
+        Dataset.objects.filter(pk=batch.dataset_id).values_list("auto_promote", flat=True).first()
+    )
+    if mark < first:
+        return {"state": "waiting", "settled": not automatic, "automatic": bool(automatic)}
+    if mark < last:
+        done = (mark - first + 1) / (last - first + 1)
+        return {"state": "promoting", "settled": False, "fraction": round(done, 3)}
+    in_range = {
+        "dataset_id": batch.dataset_id,
+        "raw_record_id__gte": first,
+        "raw_record_id__lte": last,
+    }
+    promoted = ChartRecord.objects.filter(**in_range).count()
+    quarantined = QuarantinedRecord.objects.filter(**in_range).count()
+    run_id = (
+        ChartRecord.objects.filter(dataset_id=batch.dataset_id, raw_record_id=last)
+        .values_list("run_id", flat=True)
+        .first()
+    ) or (
+        QuarantinedRecord.objects.filter(dataset_id=batch.dataset_id, raw_record_id=last)
+        .values_list("run_id", flat=True)
+        .first()
+    )
+    examined = promoted + quarantined
+    return {
+        "state": "promoted",
+        "settled": True,
+        "promoted": promoted,
+        "quarantined": quarantined,
+        # As Run.mostly_quarantined: a success in name only.
+        "mostly_quarantined": examined > 0 and quarantined * 2 > examined,
+        "run_id": run_id,
+    }

@@ -76,6 +76,7 @@ def _status_box(status_url: str, batch: LandingBatch) -> str:
         '<p class="atlas-batch-summary">{}</p>'
         '<progress class="atlas-batch-progress" max="1" hidden></progress>'
         '<p class="atlas-batch-detail"></p><ul class="atlas-batch-warnings"></ul>'
+        '<p class="atlas-batch-promotion" hidden></p>'
         '<p class="atlas-batch-error" hidden></p>'
         '</div><script src="{}" defer></script>',
         status_url,
@@ -209,7 +210,18 @@ class DatasetIngestAdminMixin:
         batch = LandingBatch.objects.filter(dataset=dataset, pk=batch_id).first()
         if batch is None:
             raise Http404("No such batch of this dataset.")
-        return JsonResponse(selectors.batch_status(batch=batch))
+        status = selectors.batch_status(batch=batch)
+        promotion = self.batch_promotion(request, batch)
+        if promotion is not None:
+            # The page follows the batch on through its promotion.
+            status["promotion"] = promotion
+            status["done"] = status["done"] and promotion["settled"]
+        return JsonResponse(status)
+
+    def batch_promotion(self, request, batch: LandingBatch) -> dict | None:
+        """How far the batch's records went past explore, with links, for the upload page:
+        the Dataset admin above this layer fills it in (chart.selectors.batch_promotion)."""
+        return None
 
 
 class LandingBatchAdminMixin:

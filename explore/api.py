@@ -30,6 +30,7 @@ from ninja.files import UploadedFile
 from ninja.security import HttpBearer
 
 from atlas_site import security
+from chart import selectors as chart_selectors
 from explore import selectors, services
 from explore.models import LandingBatch
 from governance.pipeline.models import Dataset
@@ -189,6 +190,19 @@ class RunOut(Schema):
     error: str
 
 
+class PromotionOut(Schema):
+    """How far the batch's records went: waiting, promoting (fraction), or promoted."""
+
+    state: str
+    settled: bool
+    automatic: bool | None = None
+    fraction: float | None = None
+    promoted: int | None = None
+    quarantined: int | None = None
+    mostly_quarantined: bool | None = None
+    run_id: int | None = None
+
+
 class BatchOut(Schema):
     id: int
     dataset: str
@@ -209,6 +223,7 @@ class BatchOut(Schema):
     error: str
     progress: ProgressOut | None
     run: RunOut | None
+    promotion: PromotionOut | None = None
 
 
 # --- Endpoints ------------------------------------------------------------------------------
@@ -320,4 +335,10 @@ def batch_status(request, batch_id: int):
     batch = LandingBatch.objects.select_related("dataset").filter(pk=batch_id).first()
     if batch is None or not _token_may_use(request, batch.dataset):
         raise ApiError(404, f"there is no batch {batch_id} for your token")
-    return selectors.batch_status(batch=batch)
+    status = selectors.batch_status(batch=batch)
+    promotion = chart_selectors.batch_promotion(batch=batch)
+    if promotion is not None:
+        # A client polling until done waits for the promotion too.
+        status["promotion"] = promotion
+        status["done"] = status["done"] and promotion["settled"]
+    return status

@@ -131,9 +131,21 @@ def test_upload_stores_queues_and_reports_the_batch(
 
     services.load_batch(batch_id=batch.pk)
     status = client.get(f"/api/batches/{batch.pk}", **auth(token)).json()
-    assert status["status"] == BatchStatus.LOADED and status["done"] is True
+    assert status["status"] == BatchStatus.LOADED
     assert (status["rows_total"], status["rows_parsed"], status["rows_failed"]) == (2, 2, 0)
     assert status["run"]["status"] == "succeeded"
+    # Loaded, and waiting for its promotion: a client polling until done waits on, where
+    # the dataset promotes by itself.
+    waiting = status["promotion"]
+    assert waiting["state"] == "waiting" and status["done"] is not waiting["automatic"]
+
+    from chart.services import promote_to_chart
+
+    promote_to_chart(dataset=customers, triggered_by="test")
+    status = client.get(f"/api/batches/{batch.pk}", **auth(token)).json()
+    promotion = status["promotion"]
+    assert (promotion["state"], promotion["promoted"] + promotion["quarantined"]) == ("promoted", 2)
+    assert status["done"] is True
 
 
 def test_upload_refusals_are_json_with_the_reason(client, customers, token, settings):

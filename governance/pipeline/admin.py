@@ -367,6 +367,19 @@ class DatasetAdmin(DatasetIngestAdminMixin, AuditedModelAdmin):
             *super().get_urls(),
         ]
 
+    def batch_promotion(self, request, batch):
+        promotion = chart_selectors.batch_promotion(batch=batch)
+        if promotion is None or promotion["state"] != "promoted":
+            return promotion
+        if promotion["run_id"] and request.user.has_perm("pipeline.view_run"):
+            promotion["run_url"] = reverse("admin:pipeline_run_change", args=[promotion["run_id"]])
+        if promotion["quarantined"] and request.user.has_perm("chart.view_quarantinedrecord"):
+            promotion["quarantine_url"] = (
+                reverse("admin:chart_quarantinedrecord_changelist")
+                + f"?dataset__id__exact={batch.dataset_id}&status__exact=open"
+            )
+        return promotion
+
     def changelist_view(self, request, extra_context=None):
         response = super().changelist_view(request, extra_context)
         changelist = getattr(response, "context_data", {}).get("cl")

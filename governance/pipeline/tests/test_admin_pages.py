@@ -204,3 +204,39 @@ def test_durations_and_sparklines_read_well():
     assert sparkline([Decimal("0"), None, Decimal("1")]) == "0.0,28.0 120.0,0.0"
     assert spark_end([Decimal("0.5"), None]) == ("0.0", "14.0")
     assert spark_end([None]) is None
+
+
+def test_the_upload_page_follows_a_batch_through_its_promotion(client, steward, customers):
+    import io
+
+    from explore import services as explore_services
+
+    batch = explore_services.store_upload(
+        dataset=customers,
+        file=io.BytesIO(
+            b"id,email,tier\n1,a@example.com,gold\n2,b@example.com,bronze\n3,c@example.com,wood\n"
+        ),
+        filename="three.csv",
+        actor="tests",
+        queue=False,
+    )
+    explore_services.load_batch(batch_id=batch.pk)
+    client.force_login(steward)
+    url = dataset_page(customers, "ingest") + f"{batch.pk}/status/"
+    status = client.get(url).json()
+    assert status["status"] == "loaded"
+    assert status["promotion"] == {"state": "waiting", "settled": False, "automatic": True}
+    assert status["done"] is False  # the page keeps following it
+
+    run = promote_to_chart(dataset=customers, triggered_by="test")
+    status = client.get(url).json()
+    promotion = status["promotion"]
+    assert (promotion["state"], promotion["promoted"], promotion["quarantined"]) == (
+        "promoted",
+        1,
+        2,
+    )
+    assert promotion["mostly_quarantined"] is True
+    assert promotion["run_url"] == reverse("admin:pipeline_run_change", args=[run.pk])
+    assert "status__exact=open" in promotion["quarantine_url"]
+    assert status["done"] is True

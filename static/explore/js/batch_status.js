@@ -1,7 +1,8 @@
 /* Live status of a landing batch in the admin (explore.admin_ingest).
  *
  * Fills each .atlas-batch-status box from the JSON at its data-status-url, and asks
- * again every two seconds until the batch is loaded or failed.
+ * again every two seconds until the batch is loaded or failed and, where the dataset
+ * promotes by itself, its records are promoted.
  */
 "use strict";
 (function () {
@@ -60,10 +61,55 @@
       warnings.appendChild(item);
     }
 
+    renderPromotion(box.querySelector(".atlas-batch-promotion"), status.promotion);
+
     // The admin's .errornote style would show even an empty box: add it only with an error.
     error.hidden = !status.error;
     error.classList.toggle("errornote", Boolean(status.error));
     error.textContent = status.error || "";
+  }
+
+  // After the load, the promotion: waiting, promoting, then what reached chart and what
+  // went to quarantine, with links (a run that quarantined most records says so).
+  function renderPromotion(line, promotion) {
+    if (!line) {
+      return;
+    }
+    line.replaceChildren();
+    line.hidden = !promotion;
+    if (!promotion) {
+      return;
+    }
+    line.classList.toggle("errornote", Boolean(promotion.mostly_quarantined));
+    if (promotion.state === "waiting") {
+      line.textContent = promotion.automatic
+        ? "Waiting for its promotion to chart."
+        : "Not promoted automatically: use Promote now on the dataset's page.";
+      return;
+    }
+    if (promotion.state === "promoting") {
+      line.textContent = "Being promoted to chart: about " +
+        Math.round(100 * (promotion.fraction || 0)) + "% of its records so far.";
+      return;
+    }
+    line.append(
+      (promotion.mostly_quarantined ? "Promoted, but most records were held back: " : "Promoted: ") +
+      number(promotion.promoted) + " records in chart, " +
+      number(promotion.quarantined) + " in quarantine"
+    );
+    if (promotion.quarantine_url) {
+      const link = document.createElement("a");
+      link.href = promotion.quarantine_url;
+      link.textContent = "review the quarantine";
+      line.append(" (", link, ")");
+    }
+    if (promotion.run_url) {
+      const link = document.createElement("a");
+      link.href = promotion.run_url;
+      link.textContent = "run " + promotion.run_id;
+      line.append(", by ", link);
+    }
+    line.append(".");
   }
 
   function poll(box) {
