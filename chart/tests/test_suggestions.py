@@ -40,3 +40,25 @@ def test_the_hit_ratio_counts_values_holding_any_pii_with_counts_and_examples_by
 def test_examples_stored_before_they_named_a_type_still_read():
     suggestion = ClassificationSuggestion(examples=["***@example.com"])
     assert suggestion.examples_by_type() == [("", "***@example.com")]
+
+
+def test_many_kinds_each_under_the_threshold_together_raise_a_suggestion(customers, land):
+    """Each type alone in fewer than 5% of the values, together in 9%: a suggestion."""
+    DatasetField.objects.filter(dataset=customers, name="notes").update(classification=None)
+    notes = (
+        ["write to ann@example.com"] * 3
+        + ["call +1 415 555 0199"] * 3
+        + ["card 4111 1111 1111 1111"] * 3
+        + ["nothing to see"] * 91
+    )
+    land(
+        customers,
+        [
+            {"id": str(n), "tier": "gold", "amount": "1.00", "signup": "2026-01-02", "notes": text}
+            for n, text in enumerate(notes, start=1)
+        ],
+    )
+    promote_to_chart(dataset=customers, triggered_by="test")
+    suggestion = ClassificationSuggestion.objects.get(dataset_field__name="notes")
+    assert max(suggestion.hits_by_type.values()) / suggestion.values_scanned < 0.05
+    assert suggestion.hit_ratio == 0.09
