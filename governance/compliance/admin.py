@@ -1,4 +1,5 @@
 import json
+from datetime import timedelta
 
 from django import forms
 from django.apps import apps
@@ -13,7 +14,8 @@ from django.db import transaction
 from django.db.models import Q
 from django.http import HttpResponseNotAllowed, HttpResponseRedirect, JsonResponse
 from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.urls import NoReverseMatch, path, reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from atlas_site.admin_base import (
@@ -37,7 +39,7 @@ from governance.compliance.models import (
 )
 from governance.compliance.pii.scanner import InvalidPatternError
 from governance.compliance.pii.validators import get_validator
-from governance.compliance.selectors import decision_note
+from governance.compliance.selectors import decision_note, readable_changes
 from governance.compliance.services import PiiValidatorFunction, record_audit, try_pattern
 from governance.pipeline.classification import accept_suggestion, level_changed, reject_suggestion
 
@@ -527,18 +529,25 @@ def _pretty_json(value) -> str:
     return format_html("<pre>{}</pre>", json.dumps(value, indent=2, ensure_ascii=False))
 
 
+# How far back the audit log's free-text search reads (a quarter's partitions or two).
+FREE_TEXT_DAYS = 90
+
+
 @admin.register(AuditLog)
 class AuditLogAdmin(LargeTableAdmin, ReadOnlyAdmin):
     """Append-only: viewed here, never added, changed or deleted (the database refuses too)."""
 
-    list_display = ("at", "actor", "action", "object_type", "object_id", "object_repr")
+    list_display = ("at", "actor", "action", "object_link", "what_changed")
     # The `at` ranges are constant bounds on the partition key: only the quarters in
     # range are read. No date_hierarchy: it runs a DISTINCT over every row's date.
     list_filter = (("at", DateRangeFilter), "action", ObjectTypeFilter)
     # Ids grow with time, and (id, at) is indexed: "newest first" without a sort.
     ordering = ("-id",)
     search_fields = ("actor", "object_id")
-    search_help_text = "An exact user name or object id."
+    search_help_text = (
+        "A user name or object id (any time), or words of the object's name or the entry's "
+        f"detail (the last {FREE_TEXT_DAYS} days)."
+    )
     fields = (
         "at",
         "actor",
@@ -546,14 +555,78 @@ class AuditLogAdmin(LargeTableAdmin, ReadOnlyAdmin):
         "action",
         "object_type",
         "object_id",
-        "object_repr",
+        "object_link",
+        "changes_table",
+        "detail",
         "before_values",
         "after_values",
-        "detail",
         "remote_addr",
         "user_agent",
     )
-    readonly_fields = ("before_values", "after_values")
+    readonly_fields = ("object_link", "changes_table", "before_values", "after_values")
+
+    def changelist_view(self, request, extra_context=None):
+        response = super().changelist_view(request, extra_context)
+        changelist = getattr(response, "context_data", {}).get("cl")
+        if changelist is not None:
+            # Related objects named for the whole page at once (one query per model).
+            page = list(changelist.result_list)
+            changes = readable_changes(page)
+            for entry in page:
+                entry.changes = changes.get(entry.pk, [])
+        return response
+
+    @admin.display(description="object")
+    def object_link(self, entry: AuditLog) -> str:
+        name = entry.object_repr or f"{entry.object_type} {entry.object_id}".strip()
+        url = self._object_url(entry)
+        return format_html('<a href="{}">{}</a>', url, name) if url else name
+
+    def _object_url(self, entry: AuditLog) -> str | None:
+        try:
+            model = apps.get_model(entry.object_type)
+        except (LookupError, ValueError):
+            return None
+        if model not in self.admin_site._registry or not entry.object_id:
+            return None
+        try:
+            return reverse(
+                f"admin:{model._meta.app_label}_{model._meta.model_name}_change",
+                args=[entry.object_id],
+            )
+        except NoReverseMatch:
+            return None
+
+    @admin.display(description="what changed")
+    def what_changed(self, entry: AuditLog) -> str:
+        changes = getattr(entry, "changes", None)
+        if changes is None:
+            changes = readable_changes([entry]).get(entry.pk, [])
+        parts = [
+            f"{c.field}: {c.before} → {c.after}"
+            if c.before and c.after
+            else f"{c.field}: {c.after or c.before}"
+            for c in changes[:4]
+        ]
+        more = f" (+{len(changes) - 4} more)" if len(changes) > 4 else ""
+        text = "; ".join(parts) + more
+        return text if len(text) <= 200 else text[:199] + "…"
+
+    @admin.display(description="changes")
+    def changes_table(self, entry: AuditLog) -> str:
+        changes = readable_changes([entry]).get(entry.pk, [])
+        if not changes:
+            return "-"
+        rows = format_html_join(
+            "",
+            '<tr><th scope="row">{}</th><td>{}</td><td>{}</td></tr>',
+            ((c.field, c.before or "—", c.after or "—") for c in changes),
+        )
+        return format_html(
+            '<table class="atlas-diff"><thead><tr><th>field</th><th>before</th>'
+            "<th>after</th></tr></thead><tbody>{}</tbody></table>",
+            rows,
+        )
 
     @admin.display(description="before")
     def before_values(self, entry: AuditLog) -> str:
@@ -564,11 +637,15 @@ class AuditLogAdmin(LargeTableAdmin, ReadOnlyAdmin):
         return _pretty_json(entry.after)
 
     def get_search_results(self, request, queryset, search_term):
-        # Exact matches only: a substring search (ILIKE) would read every partition.
+        # User names and object ids exactly, any time; words of the object's name or the
+        # detail only over the recent quarters: a substring search (ILIKE) over the whole
+        # log would read every partition.
         term = search_term.strip()
         if not term:
             return queryset, False
-        return queryset.filter(Q(actor=term) | Q(object_id=term)), False
+        recent = timezone.now() - timedelta(days=FREE_TEXT_DAYS)
+        words = Q(at__gte=recent) & (Q(object_repr__icontains=term) | Q(detail__icontains=term))
+        return queryset.filter(Q(actor=term) | Q(object_id=term) | words), False
 
 
 # --- Users and groups: who may do what is audited like everything else ----------------

@@ -476,3 +476,34 @@ def test_an_officer_grants_and_withdraws_a_levels_clearance_audited(
     assert AuditLog.objects.filter(detail__startswith="clearance withdrawn").count() == 1
     internal = ClassificationLevel.objects.get(name="internal")
     assert Group.objects.get(name=DATA_STEWARD) in cleared_groups(internal)
+
+
+@pytest.mark.django_db
+def test_the_audit_log_reads_like_an_activity_feed(client, steward, officer, customers):
+    from governance.compliance.models import ClassificationLevel
+    from governance.pipeline.classification import change_field_classification
+
+    email = customers.fields.get(name="email")  # confidential
+    change_field_classification(
+        field=email,
+        level=ClassificationLevel.objects.get(name="public"),
+        actor=officer,
+        reason="only role addresses are kept now",
+    )
+    client.force_login(steward)
+    url = reverse("admin:compliance_auditlog_changelist")
+    html = client.get(url).content.decode()
+    # Levels by name, not by id; the object linked where the admin has a page for it.
+    assert "classification: confidential → public" in html
+    record_audit(actor="alice", action="update", instance=customers, detail="renamed")
+    linked = client.get(url, {"q": str(customers.pk)}).content.decode()
+    assert f'href="/admin/pipeline/dataset/{customers.pk}/change/"' in linked
+    # Words of the detail or the object's name find the entry (recent entries).
+    found = client.get(url, {"q": "role addresses"}).context["cl"].result_list
+    assert [entry.action for entry in found] and all(
+        "role addresses" in entry.detail for entry in found
+    )
+    entry = next(iter(found))
+    page = client.get(reverse("admin:compliance_auditlog_change", args=[entry.pk])).content
+    assert b'class="atlas-diff"' in page
+    assert b'<th scope="row">classification</th><td>confidential</td><td>public</td>' in page
