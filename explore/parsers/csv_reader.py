@@ -128,6 +128,19 @@ class LineBlocks:
         return ""
 
 
+def _wrong_width(row: list[str], columns: int, start: int, end: int) -> str:
+    """Why a record has the wrong number of fields, saying where a quote swallowed lines:
+    a record read across several lines with too few fields is one whose opening quote was
+    never closed (or closed lines later), the lines after it read as one value."""
+    found = f"expected {columns} fields as in the header, found {len(row)}"
+    if end > start and len(row) < columns and any("\n" in value for value in row):
+        return (
+            f"an opening quote at line {start} is never closed where it should be: lines "
+            f"{start}-{end} were read as one record ({found})"
+        )
+    return found
+
+
 class CsvReader(Reader):
     """CSV with a header row; each record's payload maps header name -> text value."""
 
@@ -186,9 +199,4 @@ class CsvReader(Reader):
             elif not row or (len(row) == 1 and not row[0].strip()):
                 self.blank_lines += 1
             else:
-                yield (
-                    start,
-                    text(start, done),
-                    None,
-                    f"expected {columns} fields as in the header, found {len(row)}",
-                )
+                yield (start, text(start, done), None, _wrong_width(row, columns, start, done))

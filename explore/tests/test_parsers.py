@@ -96,6 +96,21 @@ def test_csv_unclosed_quote_is_bounded_by_the_record_size_limit():
     assert records[0][2] is None and records[0][3]
 
 
+def test_csv_a_quote_that_swallows_lines_is_reported_as_such():
+    # Line 3 opens a quote; the next quote is on line 6: lines 3-6 read as one value.
+    data = (
+        b'id,name,city\n1,Ann,Paris\n2,"Bob,Lyon\n3,Cy,Nice\n4,Di,Metz\n5,Ed,"Rome"\n6,Flo,Oslo\n'
+    )
+    _, records = read("csv", data)
+    line, _, value, error = records[1]
+    assert (line, value) == (3, None)
+    assert error == (
+        "an opening quote at line 3 is never closed where it should be: lines 3-6 were read "
+        "as one record (expected 3 fields as in the header, found 2)"
+    )
+    assert records[2][0] == 7 and records[2][3] == ""  # reading goes on after it
+
+
 # --- JSON Lines ----------------------------------------------------------------------------
 
 
