@@ -118,7 +118,7 @@ class DatasetFieldForm(forms.ModelForm):
         required=False,
         label="Reason for lowering",
         max_length=500,
-        widget=forms.TextInput(attrs={"size": 24}),
+        widget=forms.TextInput(attrs={"size": 12}),
         help_text="Required to lower or remove a classification (a compliance officer's "
         "decision); kept in the audit log.",
     )
@@ -145,6 +145,18 @@ class DatasetFieldForm(forms.ModelForm):
         )
         # Bounds as written (10000.5, 0), not at the column's scale (10000.5000000000, 0E-10).
         field_classes = {"minimum": PlainDecimalField, "maximum": PlainDecimalField}
+        # Narrow inputs: the whole contract row fits a 1,400 px window (the admin's default
+        # widths pushed pattern, bounds and classification off screen).
+        widgets = {
+            "name": forms.TextInput(attrs={"size": 14}),
+            "position": forms.NumberInput(attrs={"style": "width: 4em"}),
+            "max_length": forms.NumberInput(attrs={"style": "width: 6em"}),
+            "allowed_values": forms.TextInput(attrs={"size": 16}),
+            "pattern": forms.TextInput(attrs={"size": 14}),
+            "minimum": forms.TextInput(attrs={"size": 8}),
+            "maximum": forms.TextInput(attrs={"size": 8}),
+            "country": forms.TextInput(attrs={"size": 3}),
+        }
 
     def clean(self):
         cleaned = super().clean()
