@@ -249,3 +249,12 @@ def _run(*args) -> str:
     out = StringIO()
     call_command(*args, stdout=out)
     return out.getvalue()
+
+
+def test_a_contract_without_a_threshold_takes_the_default():
+    from decimal import Decimal
+
+    data = contract()
+    del data["dataset"]["quality_threshold"]
+    import_contract(data=data, actor="tests")
+    assert Dataset.objects.get(slug="orders").quality_threshold == Decimal("0.95")

@@ -526,6 +526,25 @@ def import_contracts(
         ]
 
 
+class _PreviewDoneError(Exception):
+    def __init__(self, results: list[ImportResult]):
+        self.results = results
+
+
+def preview_contracts(*, documents: list[Any], actor, reason: str = "") -> list[ImportResult]:
+    """What import_contracts would do, without doing it: the same checks (ContractError
+    with every problem, located) and the same results, the import rolled back whole (its
+    writes, audit entries and queued work alike)."""
+    try:
+        with transaction.atomic():
+            results = import_contracts(
+                documents=documents, actor=actor, source="a preview", reason=reason
+            )
+            raise _PreviewDoneError(results)
+    except _PreviewDoneError as done:
+        return done.results
+
+
 def import_contract(*, data: Any, actor, source: str = "", reason: str = "") -> ImportResult:
     return import_contracts(documents=[data], actor=actor, source=source, reason=reason)[0]
 

@@ -1,4 +1,5 @@
 from datetime import timedelta
+from decimal import Decimal
 
 from celery.schedules import crontab
 from django.conf import settings
@@ -85,7 +86,9 @@ class Dataset(models.Model):
     quality_threshold = models.DecimalField(
         max_digits=5,
         decimal_places=4,
-        default=0.95,
+        # A Decimal: the float 0.95 is 0.94999999999999995559..., which full_clean (a
+        # contract imported without a threshold) refused for its decimal places.
+        default=Decimal("0.95"),
         validators=[MinValueValidator(0), MaxValueValidator(1)],
         help_text="Overall quality score (0 to 1) below which the gate applies.",
     )

@@ -240,3 +240,58 @@ def test_the_upload_page_follows_a_batch_through_its_promotion(client, steward, 
     assert promotion["run_url"] == reverse("admin:pipeline_run_change", args=[run.pk])
     assert "status__exact=open" in promotion["quarantine_url"]
     assert status["done"] is True
+
+
+CONTRACT_FILE = b"""atlas_contract: 1
+dataset:
+  slug: refunds
+  name: Refunds
+  business_key: [refund_id]
+fields:
+  - name: refund_id
+    type: integer
+    required: true
+  - name: amount
+    type: decimal
+"""
+
+
+def test_a_contract_file_is_previewed_then_imported(client, steward, viewer):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from governance.compliance.models import AuditLog
+    from governance.pipeline.models import Dataset
+
+    url = reverse("admin:pipeline_dataset_import_contract")
+    client.force_login(viewer)
+    assert client.get(url).status_code == 403
+    client.force_login(steward)
+    assert (
+        "Import a contract"
+        in client.get(reverse("admin:pipeline_dataset_changelist")).content.decode()
+    )
+
+    # A file with an error: every problem with its place, nothing written.
+    broken = CONTRACT_FILE.replace(b"type: decimal", b"type: money")
+    page = client.post(url, {"file": SimpleUploadedFile("refunds.yaml", broken)})
+    assert "fields[1].type: &#x27;money&#x27; is not one of" in page.content.decode()
+    assert not Dataset.objects.filter(slug="refunds").exists()
+
+    # The preview says what would happen and writes nothing, not even to the audit log.
+    audits = AuditLog.objects.count()
+    page = client.post(url, {"file": SimpleUploadedFile("refunds.yaml", CONTRACT_FILE)})
+    html = page.content.decode()
+    assert "refunds: created with 2 fields" in html and 'id="contract-import"' in html
+    assert not Dataset.objects.filter(slug="refunds").exists()
+    assert AuditLog.objects.count() == audits
+
+    # Confirmed: the very text previewed is imported.
+    done = client.post(
+        url,
+        {"text": page.context["text"], "name": "refunds.yaml", "confirm": "import"},
+        follow=True,
+    )
+    assert "refunds: created with 2 fields" in done.content.decode().lower()
+    refunds = Dataset.objects.get(slug="refunds")
+    assert list(refunds.fields.values_list("name", flat=True)) == ["refund_id", "amount"]
+    assert AuditLog.objects.filter(object_type="pipeline.dataset", object_id=str(refunds.pk))
