@@ -40,3 +40,29 @@ def test_the_upload_page_shows_where_the_batch_went(
     assert text.startswith("Promoted, but most records were held back" if held > 1 else "Promoted:")
     assert line.locator("a", has_text="run ").count() == 1
     assert problems == []
+
+
+def test_the_recent_batches_row_moves_with_the_batch(
+    live_server, page, browser_login, steward, customers
+):
+    from explore import services
+
+    batch = services.store_upload(
+        dataset=customers,
+        file=io.BytesIO(b"id,email\n1,a@example.com\n2,b@example.com\n"),
+        filename="two.csv",
+        actor="tests",
+        queue=False,
+    )
+    browser_login(steward)
+    page.goto(f"{live_server.url}/admin/pipeline/dataset/{customers.pk}/ingest/?batch={batch.pk}")
+    status = page.locator(f'tr[data-batch="{batch.pk}"] [data-column="status"]')
+    assert status.inner_text().startswith("Stored")
+    services.load_batch(batch_id=batch.pk)  # as a worker would, while the page watches
+    page.wait_for_function(
+        f"""() => document.querySelector('tr[data-batch="{batch.pk}"] [data-column="status"]')
+                   .textContent.startsWith("Loaded")""",
+        timeout=15000,
+    )
+    row = page.locator(f'tr[data-batch="{batch.pk}"]')
+    assert row.locator('[data-column="rows_parsed"]').inner_text() == "2"

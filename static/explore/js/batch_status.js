@@ -62,11 +62,32 @@
     }
 
     renderPromotion(box.querySelector(".atlas-batch-promotion"), status.promotion);
+    renderRow(status);
 
     // The admin's .errornote style would show even an empty box: add it only with an error.
     error.hidden = !status.error;
     error.classList.toggle("errornote", Boolean(status.error));
     error.textContent = status.error || "";
+  }
+
+  // The batch's row in the page's Recent batches table moves with it.
+  function renderRow(status) {
+    const row = document.querySelector('tr[data-batch="' + status.id + '"]');
+    if (!row) {
+      return;
+    }
+    const cells = {
+      status: status.status_label + (status.error ? ": " + status.error.slice(0, 120) : ""),
+      rows_total: String(status.rows_total),
+      rows_parsed: String(status.rows_parsed),
+      rows_failed: String(status.rows_failed),
+    };
+    for (const [column, text] of Object.entries(cells)) {
+      const cell = row.querySelector('[data-column="' + column + '"]');
+      if (cell) {
+        cell.textContent = text;
+      }
+    }
   }
 
   // After the load, the promotion: waiting, promoting, then what reached chart and what
