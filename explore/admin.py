@@ -52,6 +52,7 @@ class LandingBatchAdmin(
         "format",
         "status",
         "received_at",
+        "lines_total",
         "rows_total",
         "rows_parsed",
         "rows_failed",

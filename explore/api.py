@@ -218,6 +218,7 @@ class BatchOut(Schema):
     received_at: datetime
     loaded_at: datetime | None
     rows_total: int
+    lines_total: int = 0
     rows_parsed: int
     rows_failed: int
     error: str

@@ -49,7 +49,12 @@ class LandingBatch(models.Model):
     received_at = models.DateTimeField(
         help_text="Arrival time; every raw record of the batch carries it (partition key)."
     )
-    rows_total = models.BigIntegerField(default=0)
+    rows_total = models.BigIntegerField(default=0, help_text="Records read (parsed or not).")
+    lines_total = models.BigIntegerField(
+        default=0,
+        help_text="Physical lines of data read (a quoted CSV value may span several; blank "
+        "lines count too); a JSON array: its elements.",
+    )
     rows_parsed = models.BigIntegerField(default=0)
     rows_failed = models.BigIntegerField(default=0)
     status = models.CharField(max_length=16, choices=BatchStatus, default=BatchStatus.STORED)

@@ -91,6 +91,7 @@ def batch_status(*, batch: LandingBatch) -> dict[str, Any]:
         "received_at": batch.received_at.isoformat(),
         "loaded_at": batch.loaded_at.isoformat() if batch.loaded_at else None,
         "rows_total": batch.rows_total,
+        "lines_total": batch.lines_total,
         "rows_parsed": batch.rows_parsed,
         "rows_failed": batch.rows_failed,
         "error": batch.error,

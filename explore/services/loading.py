@@ -358,6 +358,7 @@ def _copy_batch(batch: LandingBatch, run: Run) -> dict:
                 first_raw_id=first_raw_id,
                 last_raw_id=last_raw_id,
                 rows_total=result.rows_total,
+                lines_total=reader.lines_read,
                 rows_parsed=result.rows_parsed,
                 rows_failed=result.rows_failed,
                 loaded_at=now,

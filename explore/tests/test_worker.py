@@ -34,7 +34,7 @@ def test_ingest_wait_is_loaded_by_the_worker(worker_queue, customers, tmp_path):
     batch = LandingBatch.objects.get()
     assert out.getvalue().splitlines() == [
         f"batch {batch.pk}",
-        f"batch {batch.pk} loaded: 3 lines, 2 read, 1 could not be read (kept with their errors)",
+        f"batch {batch.pk} loaded: 3 records, 2 read, 1 could not be read (kept with their errors)",
     ]
     assert RawRecord.objects.filter(batch=batch).count() == 3
     run = Run.objects.get(kind=RunKind.INGEST)

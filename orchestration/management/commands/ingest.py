@@ -13,9 +13,10 @@ from orchestration import dispatch
 
 def describe_outcome(batch: LandingBatch) -> str:
     if batch.status == BatchStatus.LOADED:
+        lines = f"{batch.lines_total} lines, " if batch.lines_total != batch.rows_total else ""
         return (
-            f"batch {batch.pk} loaded: {batch.rows_total} lines, {batch.rows_parsed} read, "
-            f"{batch.rows_failed} could not be read (kept with their errors)"
+            f"batch {batch.pk} loaded: {lines}{batch.rows_total} records, {batch.rows_parsed} "
+            f"read, {batch.rows_failed} could not be read (kept with their errors)"
         )
     return f"batch {batch.pk} {batch.get_status_display().lower()}: {batch.error}"
 

@@ -22,8 +22,12 @@
 
     let text = status.status_label;
     if (status.status === "loaded") {
-      text += ": " + number(status.rows_total) + " lines, " + number(status.rows_parsed) +
-        " read, " + number(status.rows_failed) + " could not be read";
+      // Physical lines and records apart: a quoted value can span lines.
+      const lines = status.lines_total && status.lines_total !== status.rows_total
+        ? number(status.lines_total) + " lines, " : "";
+      text += ": " + lines + number(status.rows_total) + " records, " +
+        number(status.rows_parsed) + " read, " + number(status.rows_failed) +
+        " could not be read";
     } else if (status.status === "loading" && status.progress) {
       // Lines read move with the file (blank ones too); rows reach COPY in steps.
       const progress = status.progress;
@@ -78,6 +82,7 @@
     }
     const cells = {
       status: status.status_label + (status.error ? ": " + status.error.slice(0, 120) : ""),
+      lines_total: String(status.lines_total),
       rows_total: String(status.rows_total),
       rows_parsed: String(status.rows_parsed),
       rows_failed: String(status.rows_failed),
