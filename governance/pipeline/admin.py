@@ -192,11 +192,10 @@ class DatasetFieldForm(forms.ModelForm):
         # Bounds as written (10000.5, 0), not at the column's scale (10000.5000000000, 0E-10).
         field_classes = {"minimum": PlainDecimalField, "maximum": PlainDecimalField}
         # Narrow inputs: the whole contract row fits a 1,400 px window (the admin's default
-        # widths pushed pattern, bounds and classification off screen).
+        # widths pushed pattern, bounds and classification off screen). Number inputs are
+        # narrowed by pipeline/css/overview.css: no inline style (the CSP refuses it).
         widgets = {
             "name": forms.TextInput(attrs={"size": 14}),
-            "position": forms.NumberInput(attrs={"style": "width: 4em"}),
-            "max_length": forms.NumberInput(attrs={"style": "width: 6em"}),
             "allowed_values": forms.TextInput(attrs={"size": 16}),
             "pattern": forms.TextInput(attrs={"size": 14}),
             "minimum": forms.TextInput(attrs={"size": 8}),
