@@ -14,6 +14,7 @@ from django.views.decorators.http import require_POST
 from atlas_site.admin_base import AuditedModelAdmin, LargeTableAdmin, LightChangeList, ReadOnlyAdmin
 from atlas_site.admin_filters import IdInputFilter
 from atlas_site.admin_values import ReadableDatasetsMixin, RevealTarget, ValuesAdminMixin
+from atlas_site.request_checks import parse_pk
 from chart import selectors as chart_selectors
 from chart.evaluation import to_json
 from chart.models import ChartRecord, PiiFinding, QuarantinedRecord, QuarantineStatus
@@ -26,7 +27,9 @@ from chart.protected import (
     reveal_level,
 )
 from chart.reprocess import (
+    BULK_CORRECTION_LIMIT,
     QuarantineReviewError,
+    correct_field_in_bulk,
     correct_quarantined_values,
     current_payload,
     dismiss_quarantined,
@@ -256,6 +259,19 @@ class QuarantineChangeList(LightChangeList):
         return queryset.defer(None).defer("corrected_payload", "resolution_note")
 
 
+class BulkCorrectionForm(forms.Form):
+    field = forms.CharField(max_length=63, help_text="The field to correct, e.g. country.")
+    only_where = forms.CharField(
+        required=False,
+        max_length=500,
+        label="Only where it is",
+        help_text="Correct only the records holding this value (e.g. UK); empty: all of them.",
+    )
+    value = forms.CharField(
+        required=False, max_length=500, label="Set it to", help_text="The new value, e.g. GB."
+    )
+
+
 class DismissForm(forms.Form):
     reason = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
@@ -303,7 +319,61 @@ class QuarantinedRecordAdmin(ValuesAdminMixin, LargeTableAdmin, AuditedModelAdmi
         "resolved_by",
     )
     ordering = ("-id",)
-    actions = ("reprocess_selected", "dismiss_selected")
+    actions = ("reprocess_selected", "correct_selected", "dismiss_selected")
+    change_list_template = "admin/chart/quarantinedrecord/change_list.html"
+
+    def changelist_view(self, request, extra_context=None):
+        # The reasons open records share, with counts: what one fix could clear at once.
+        dataset = parse_pk(Dataset, request.GET.get("dataset__id__exact") or None)
+        context = {
+            **(extra_context or {}),
+            "groups": chart_selectors.open_quarantine_groups(dataset_id=dataset),
+            "groups_dataset": dataset,
+            "groups_sample": chart_selectors.GROUPS_SAMPLE,
+        }
+        return super().changelist_view(request, context)
+
+    @admin.action(
+        description="Correct a field in the selected records, then re-process them",
+        permissions=["change"],
+    )
+    def correct_selected(self, request, queryset):
+        form = BulkCorrectionForm(request.POST if "apply" in request.POST else None)
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                corrected = correct_field_in_bulk(
+                    records=queryset.select_related("dataset"),
+                    field=data["field"],
+                    value=data["value"],
+                    only_where=data["only_where"] if data["only_where"] != "" else None,
+                    actor=request.user,
+                )
+            except QuarantineReviewError as error:
+                messages.error(request, str(error))
+                return None
+            if not corrected:
+                messages.warning(request, "No open record held that value: nothing corrected.")
+                return None
+            messages.success(request, f"Corrected {data['field']} in {len(corrected)} record(s).")
+            self._report_runs(request, reprocess_quarantined(records=corrected, actor=request.user))
+            return None
+        request.current_app = self.admin_site.name
+        return TemplateResponse(
+            request,
+            "admin/chart/quarantinedrecord/correct_selected.html",
+            {
+                **self.admin_site.each_context(request),
+                "opts": self.opts,
+                "title": "Correct a field in quarantined records",
+                "form": form,
+                "limit": BULK_CORRECTION_LIMIT,
+                "selected": request.POST.getlist(admin.helpers.ACTION_CHECKBOX_NAME),
+                "select_across": request.POST.get("select_across", "0"),
+                "action": "correct_selected",
+            },
+        )
+
     change_form_template = "admin/chart/quarantinedrecord/change_form.html"
     fields = (
         "dataset",

@@ -435,3 +435,38 @@ def reasons_summary(reasons: list[dict]) -> str:
     return "; ".join(
         f"{reason.get('field') or 'record'}: {reason.get('rule', '?')}" for reason in reasons
     )
+
+
+# --- Correcting many at once ---------------------------------------------------------
+
+# The most records one bulk correction touches: each is corrected (and audited) on its own.
+BULK_CORRECTION_LIMIT = 1000
+
+
+def correct_field_in_bulk(
+    *,
+    records: Iterable[QuarantinedRecord] | QuerySet,
+    field: str,
+    value: str,
+    actor,
+    only_where: str | None = None,
+) -> list[QuarantinedRecord]:
+    """One fix for a group (e.g. country UK -> GB): `field` set to `value` in each open
+    record whose current value is `only_where` (any, when None), each correction audited
+    as a steward's single correction is. Returns the records corrected; re-process them
+    next (reprocess_quarantined)."""
+    require_reviewer(actor)
+    if not field.strip():
+        raise QuarantineReviewError("Name the field to correct.")
+    corrected = []
+    records = list(records)[:BULK_CORRECTION_LIMIT]
+    for record in records:
+        if record.status != QuarantineStatus.OPEN:
+            continue
+        current = current_payload(record, raw_record_of(record)).get(field)
+        if only_where is not None and _text(current) != only_where:
+            continue
+        corrected.append(
+            correct_quarantined_values(record=record, values={field: value}, actor=actor)
+        )
+    return corrected

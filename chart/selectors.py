@@ -189,3 +189,41 @@ def batch_promotion(*, batch: LandingBatch) -> dict[str, Any] | None:
         "mostly_quarantined": examined > 0 and quarantined * 2 > examined,
         "run_id": run_id,
     }
+
+
+# The open records a quarantine's groups are counted over: the newest ones, bounded.
+GROUPS_SAMPLE = 100_000
+
+
+@dataclass(frozen=True)
+class QuarantineGroup:
+    field: str
+    rule: str
+    records: int
+
+
+def open_quarantine_groups(
+    *, dataset_id: int | None = None, limit: int = 20, sample: int = GROUPS_SAMPLE
+) -> list[QuarantineGroup]:
+    """The reasons open quarantined records share, by field and rule, most records first:
+    what one fix could clear at once. Counted over the newest `sample` open records (of
+    the dataset, when given), read backwards along the (dataset, status) index."""
+    where = "status = %s" + (" AND dataset_id = %s" if dataset_id is not None else "")
+    params: list[Any] = ["open"] + ([dataset_id] if dataset_id is not None else [])
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT reason->>'field', reason->>'rule', count(DISTINCT q.id)
+              FROM (SELECT id, reasons FROM {sql_name(QuarantinedRecord._meta.db_table)}
+                     WHERE {where} ORDER BY id DESC LIMIT %s) q
+             CROSS JOIN LATERAL jsonb_array_elements(q.reasons) reason
+             GROUP BY 1, 2
+             ORDER BY 3 DESC, 1, 2
+             LIMIT %s
+            """,
+            [*params, sample, limit],
+        )
+        return [
+            QuarantineGroup(field or "", rule or "", records)
+            for field, rule, records in cursor.fetchall()
+        ]

@@ -168,3 +168,36 @@ def test_chart_records_filter_by_a_typed_run_id(client, superuser, customers, la
     assert client.get(url, {"run": str(run.pk + 1000)}).context["cl"].result_count == 0
     refused = client.get(url, {"run": "abc"}, follow=True)
     assert "is not an id" in refused.content.decode()
+
+
+def test_open_records_are_grouped_by_reason_and_a_group_fixed_at_once(
+    client, steward, customers, land
+):
+    """Three records with the tier 'bronze' (not allowed), one with 'iron': one fix maps
+    bronze to silver for the group, audited record by record, then re-processed."""
+    land(
+        customers,
+        [row(id=str(n), tier="bronze") for n in range(1, 4)] + [row(id="4", tier="iron")],
+    )
+    promote_to_chart(dataset=customers, triggered_by="test")
+    client.force_login(steward)
+    changelist = reverse("admin:chart_quarantinedrecord_changelist")
+    html = client.get(changelist).content.decode()
+    assert 'id="quarantine-groups"' in html
+    assert "?status__exact=open&amp;field=tier&amp;rule=allowed_values" in html
+    assert ">4</a>" in html  # four open records share that reason
+
+    selected = list(QuarantinedRecord.objects.values_list("pk", flat=True))
+    chosen = {"action": "correct_selected", "index": 0, "_selected_action": selected}
+    assert b"Set it to" in client.post(changelist, chosen).content  # the form first
+    done = client.post(
+        changelist,
+        {**chosen, "apply": "1", "field": "tier", "only_where": "bronze", "value": "silver"},
+        follow=True,
+    )
+    assert b"Corrected tier in 3 record(s)." in done.content
+    assert b"3 promoted to chart" in done.content
+    assert QuarantinedRecord.objects.filter(status=QuarantineStatus.OPEN).count() == 1  # iron
+    assert ChartRecord.objects.filter(dataset=customers).count() == 3
+    corrections = AuditLog.objects.filter(object_type="chart.quarantinedrecord", action="update")
+    assert corrections.count() >= 3
