@@ -22,6 +22,7 @@ import re2
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
+from atlas_site.formats import plain_decimal
 from governance.pipeline.models import DatasetField, FieldType
 from governance.quality.rules import RuleFailure
 
@@ -234,14 +235,14 @@ class FieldRule:
             return []
         number = Decimal(str(typed))
         if self.minimum is not None and number < self.minimum:
-            return [self._reason("range", f"below the minimum {_plain(self.minimum)}", value)]
+            return [
+                self._reason("range", f"below the minimum {plain_decimal(self.minimum)}", value)
+            ]
         if self.maximum is not None and number > self.maximum:
-            return [self._reason("range", f"above the maximum {_plain(self.maximum)}", value)]
+            return [
+                self._reason("range", f"above the maximum {plain_decimal(self.maximum)}", value)
+            ]
         return []
-
-
-def _plain(number: Decimal) -> str:
-    return format(number.normalize(), "f")
 
 
 def to_excerpt(value: Any) -> str:

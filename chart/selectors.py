@@ -12,7 +12,15 @@ from governance.compliance.impact import CHART_SAMPLE, QUARANTINE_SAMPLE, Impact
 from governance.compliance.pii.masking import Piece, marked_value
 from governance.compliance.pii.scanner import payload_texts
 from governance.compliance.protection import DatasetShield
-from governance.pipeline.models import Dataset, DatasetField, Layer, Run, RunKind, Watermark
+from governance.pipeline.models import (
+    Dataset,
+    DatasetField,
+    Layer,
+    Run,
+    RunKind,
+    Watermark,
+    mostly_quarantined,
+)
 
 # The PII summary of a dataset's page: the findings of its latest promotions, bounded.
 PII_RECENT_RUNS = 5
@@ -179,14 +187,14 @@ def batch_promotion(*, batch: LandingBatch) -> dict[str, Any] | None:
         .values_list("run_id", flat=True)
         .first()
     )
-    examined = promoted + quarantined
     return {
         "state": "promoted",
         "settled": True,
         "promoted": promoted,
         "quarantined": quarantined,
-        # As Run.mostly_quarantined: a success in name only.
-        "mostly_quarantined": examined > 0 and quarantined * 2 > examined,
+        "mostly_quarantined": mostly_quarantined(
+            examined=promoted + quarantined, quarantined=quarantined
+        ),
         "run_id": run_id,
     }
 

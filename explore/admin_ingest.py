@@ -211,12 +211,9 @@ class DatasetIngestAdminMixin:
         if batch is None:
             raise Http404("No such batch of this dataset.")
         status = selectors.batch_status(batch=batch)
-        promotion = self.batch_promotion(request, batch)
-        if promotion is not None:
-            # The page follows the batch on through its promotion.
-            status["promotion"] = promotion
-            status["done"] = status["done"] and promotion["settled"]
-        return JsonResponse(status)
+        return JsonResponse(
+            selectors.follow_promotion(status, self.batch_promotion(request, batch))
+        )
 
     def batch_promotion(self, request, batch: LandingBatch) -> dict | None:
         """How far the batch's records went past explore, with links, for the upload page:

@@ -336,10 +336,6 @@ def batch_status(request, batch_id: int):
     batch = LandingBatch.objects.select_related("dataset").filter(pk=batch_id).first()
     if batch is None or not _token_may_use(request, batch.dataset):
         raise ApiError(404, f"there is no batch {batch_id} for your token")
+    # A client polling until done waits for the promotion too.
     status = selectors.batch_status(batch=batch)
-    promotion = chart_selectors.batch_promotion(batch=batch)
-    if promotion is not None:
-        # A client polling until done waits for the promotion too.
-        status["promotion"] = promotion
-        status["done"] = status["done"] and promotion["settled"]
-    return status
+    return selectors.follow_promotion(status, chart_selectors.batch_promotion(batch=batch))

@@ -111,6 +111,15 @@ def batch_status(*, batch: LandingBatch) -> dict[str, Any]:
     }
 
 
+def follow_promotion(status: dict[str, Any], promotion: dict[str, Any] | None) -> dict[str, Any]:
+    """A batch's status followed on through its promotion (chart.selectors.batch_promotion,
+    read by the layer above): done only once the promotion settled too."""
+    if promotion is not None:
+        status["promotion"] = promotion
+        status["done"] = status["done"] and promotion["settled"]
+    return status
+
+
 def recent_batches(*, dataset: Dataset, limit: int = 10) -> QuerySet[LandingBatch]:
     return LandingBatch.objects.filter(dataset=dataset).order_by("-created_at", "-pk")[:limit]
 

@@ -6,6 +6,8 @@ an active metric that has no fact yet. With none of the three there is nothing t
 promote, and no run is made for it.
 """
 
+from django.db.models import Exists, OuterRef
+
 from chart.models import ChartRecord
 from explore.models import RawRecord
 from governance.pipeline.models import Dataset, Layer, Watermark
@@ -20,5 +22,8 @@ def has_work_to_promote(*, dataset: Dataset) -> bool:
         return True
     if ChartRecord.objects.filter(dataset=dataset, id__gt=marks.get(Layer.NAVIGATE, 0)).exists():
         return True
-    metrics = MetricDefinition.objects.filter(dataset=dataset, is_active=True)
-    return any(not Fact.objects.filter(metric=metric).exists() for metric in metrics)
+    return (
+        MetricDefinition.objects.filter(dataset=dataset, is_active=True)
+        .exclude(Exists(Fact.objects.filter(metric=OuterRef("pk"))))
+        .exists()
+    )

@@ -284,13 +284,17 @@ class Run(models.Model):
         return (
             self.kind == RunKind.PROMOTE_CHART
             and self.status == RunStatus.SUCCEEDED
-            and self.rows_in > 0
-            and self.rows_quarantined * 2 > self.rows_in
+            and mostly_quarantined(examined=self.rows_in, quarantined=self.rows_quarantined)
         )
 
     @property
     def quarantined_share(self) -> float:
         return self.rows_quarantined / self.rows_in if self.rows_in else 0.0
+
+
+def mostly_quarantined(*, examined: int, quarantined: int) -> bool:
+    """More than half of what was examined went to quarantine."""
+    return examined > 0 and quarantined * 2 > examined
 
 
 class RunStep(models.Model):

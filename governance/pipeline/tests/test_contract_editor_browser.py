@@ -2,23 +2,12 @@
 
 import pytest
 
+from governance.pipeline.admin import DatasetFieldInline
+
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-COLUMNS = (
-    "position",
-    "name",
-    "data_type",
-    "required",
-    "unique",
-    "max_length",
-    "allowed_values",
-    "pattern",
-    "minimum",
-    "maximum",
-    "classification",
-    "country",
-    "reason",
-)
+# Every column the contract's inline shows.
+COLUMNS = DatasetFieldInline.fields
 
 
 def test_the_whole_field_row_fits_a_1400_px_window(
