@@ -9,6 +9,7 @@ suggestion stands until the evidence really changes.
 """
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from django.db import connection
@@ -46,6 +47,19 @@ class FieldEvidence:
         return chosen
 
 
+def suggested_level(pii_types: Iterable[str]) -> ClassificationLevel | None:
+    """The level suggested for a field holding these PII types: the most sensitive their
+    patterns call for (`PiiPattern.default_classification`), else the most sensitive
+    there is. Also what a contract inferred from a sample proposes (chart.inference)."""
+    called_for = PiiPattern.objects.filter(
+        pii_type__in=list(pii_types), default_classification__isnull=False
+    ).values("default_classification")
+    return (
+        ClassificationLevel.objects.filter(pk__in=called_for).order_by("-rank").first()
+        or ClassificationLevel.objects.order_by("-rank").first()
+    )
+
+
 def raise_classification_suggestions(*, dataset: Dataset, run: Run) -> list:
     """Suggest a level for unclassified fields where this run found PII."""
     fields = {
@@ -77,11 +91,6 @@ def raise_classification_suggestions(*, dataset: Dataset, run: Run) -> list:
         else:
             evidence.hits_by_type[pii_type] = hits
             evidence.examples[pii_type] = list(examples)
-    default_levels = dict(
-        PiiPattern.objects.filter(default_classification__isnull=False).values_list(
-            "pii_type", "default_classification"
-        )
-    )
     raised = []
     for name, evidence in by_field.items():
         hits = evidence.values_with_pii
@@ -89,11 +98,7 @@ def raise_classification_suggestions(*, dataset: Dataset, run: Run) -> list:
         if ratio < SUGGESTION_MIN_HIT_RATIO:
             continue
         types = sorted(evidence.hits_by_type)
-        level_ids = [default_levels[t] for t in types if t in default_levels]
-        level = (
-            ClassificationLevel.objects.filter(pk__in=level_ids).order_by("-rank").first()
-            or ClassificationLevel.objects.order_by("-rank").first()
-        )
+        level = suggested_level(types)
         # Tenths of hit ratio: a rejection stands until the evidence really changes.
         evidence_key = f"{','.join(types)}@{int(ratio * 10)}"
         field_obj = fields[name]
