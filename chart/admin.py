@@ -52,7 +52,7 @@ class PromotedByRunFilter(IdInputFilter):
     field_name = "run"
 
 
-ENCRYPTED_SHOWN = "[encrypted]"
+ENCRYPTED_SHOWN = chart_selectors.ENCRYPTED_SHOWN
 TAGGED_NOTE = "PII replaced by its type; the original is kept encrypted."
 
 
@@ -290,16 +290,26 @@ class QuarantinedRecordAdmin(ValuesAdminMixin, LargeTableAdmin, AuditedModelAdmi
     which checks the permission and audits it. Values show as the reader may see them.
     """
 
-    export_holds_values = False  # the export's columns hold no record values
+    # The export's business keys are values: protected row by row (protect_export_row).
+    export_holds_values = True
 
     list_display = (
         "id",
         "dataset",
+        "business_key",
         "status",
         "reasons_column",
         "run",
         "reprocess_run",
         "created_at",
+    )
+    # One search, by business key (get_search_results): an exact key, never a scan.
+    search_fields = ("business_key",)
+    search_help_text = (
+        "The business key as the list shows it: its value, or for a key of several fields "
+        "the values in order separated by | (e.g. 1001 | DE); the first values alone find "
+        "every key starting with them. Values match exactly. Datasets whose key values you "
+        "may neither see nor reveal are not searched."
     )
     list_filter = (
         "status",
@@ -378,6 +388,7 @@ class QuarantinedRecordAdmin(ValuesAdminMixin, LargeTableAdmin, AuditedModelAdmi
     fields = (
         "dataset",
         "raw_record",
+        "business_key",
         "run",
         "created_at",
         "status",
@@ -399,6 +410,49 @@ class QuarantinedRecordAdmin(ValuesAdminMixin, LargeTableAdmin, AuditedModelAdmi
 
     def get_changelist(self, request, **kwargs):
         return QuarantineChangeList
+
+    def get_search_results(self, request, queryset, search_term):
+        if not search_term.strip():
+            return queryset, False
+        # Only the datasets listed: the one filtered on, those the reader may read.
+        datasets: set[int] | None = getattr(request, "_atlas_readable", None)
+        if chosen := _chosen_dataset(request):
+            datasets = {int(chosen)} & datasets if datasets is not None else {int(chosen)}
+        search = chart_selectors.quarantine_key_search(
+            search_term, shields=self.shields(request), dataset_ids=datasets
+        )
+        if search.refused:
+            messages.warning(
+                request,
+                f"Not searched by business key in {', '.join(search.refused)}: the values "
+                "typed are ones you may neither see nor reveal there.",
+            )
+        if search.matches is None:
+            return queryset.none(), False
+        return queryset.filter(search.matches), False
+
+    def shield_object(self, request, obj) -> None:
+        # The key as the review shows values: each part at its field's level.
+        obj.business_key = chart_selectors.shown_business_key(
+            self.shields(request)(obj.dataset_id), obj.dataset.business_key, obj.business_key
+        )
+
+    def protect_export_row(self, request, columns):
+        if "business_key" not in columns:
+            return None
+        shields = self.shields(request)
+        position = {name: index for index, name in enumerate(columns)}
+        key_fields = dict(Dataset.objects.values_list("pk", "business_key"))
+
+        def protect(row: tuple) -> tuple:
+            row = list(row)
+            dataset_id = row[position["dataset_id"]]
+            row[position["business_key"]] = chart_selectors.shown_business_key(
+                shields(dataset_id), key_fields.get(dataset_id) or [], row[position["business_key"]]
+            )
+            return tuple(row)
+
+        return protect
 
     @admin.display(description="reasons")
     def reasons_column(self, obj: QuarantinedRecord) -> str:

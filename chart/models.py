@@ -9,6 +9,8 @@ from atlas_site.schemas import CHART, qualified
 # `manage.py rebuild_chart_values` turns 1 into 2 from explore.
 LEGACY_MASKED = 1
 TYPED_VALUES = 2
+# The longest business key a record keeps (a longer one is not kept: '').
+BUSINESS_KEY_LENGTH = 500
 
 
 class ChartRecord(models.Model):
@@ -28,7 +30,7 @@ class ChartRecord(models.Model):
         db_constraint=False,
         related_name="+",
     )
-    business_key = models.CharField(max_length=500, blank=True)
+    business_key = models.CharField(max_length=BUSINESS_KEY_LENGTH, blank=True)
     data = models.JSONField(
         help_text="Typed values of the contract's fields; ciphertext where the level requires "
         "encryption; PII the level does not expect replaced by its type (<payment_card>)."
@@ -109,6 +111,15 @@ class QuarantinedRecord(models.Model):
         related_name="+",
     )
     reasons = models.JSONField(help_text="A list of {field, rule, value_excerpt, message}.")
+    # As chart keeps it (chart.business_keys), from the raw payload or the corrected copy.
+    business_key = models.CharField(
+        max_length=BUSINESS_KEY_LENGTH,
+        blank=True,
+        default="",
+        db_default="",  # rows written by SQL that does not name it (COPY, seeds) get ''
+        help_text="The key fields' typed values joined by |, a part chart holds encrypted or "
+        "tagged as its keyed token; empty when the record has no whole key.",
+    )
     status = models.CharField(
         max_length=16, choices=QuarantineStatus, default=QuarantineStatus.OPEN
     )
@@ -159,6 +170,13 @@ class QuarantinedRecord(models.Model):
             # of rows: jsonb_path_ops answers containment only, and is the smaller index.
             GinIndex(
                 fields=["reasons"], opclasses=["jsonb_path_ops"], name="quarantine_reasons_idx"
+            ),
+            # The review's search by business key: a whole key (=) or its leading parts
+            # (LIKE 'a|b|%'), per dataset; pattern_ops answers both whatever the collation.
+            models.Index(
+                fields=["dataset", "business_key"],
+                opclasses=["int8_ops", "varchar_pattern_ops"],
+                name="quarantine_key_idx",
             ),
         ]
 

@@ -23,6 +23,7 @@ from django.db.models.functions import Cast
 from django.utils import timezone
 
 from atlas_site.schemas import sql_table
+from chart.business_keys import KeyMakers, storable_key
 from chart.evaluation import RawRow, RecordEvaluator, Verdict, to_json
 from chart.models import QuarantinedRecord, QuarantineStatus
 from chart.protected import corrected_context
@@ -126,12 +127,18 @@ def current_payload(record: QuarantinedRecord, raw: RawRecord | None) -> dict[st
 
 
 def correct_quarantined_values(
-    *, record: QuarantinedRecord, values: Mapping[str, Any], actor
+    *,
+    record: QuarantinedRecord,
+    values: Mapping[str, Any],
+    actor,
+    keys: KeyMakers | None = None,
 ) -> QuarantinedRecord:
     """Set field values on the record's corrected copy; the raw record stays as received.
 
     `values` maps field names (of the contract, or present in the record) to their new
-    values. Unchanged values are ignored; nothing changed, nothing is written.
+    values. Unchanged values are ignored; nothing changed, nothing is written. A change
+    to a business key field makes the record's key again (`keys`: the key makers of a
+    bulk correction, built once per dataset).
     """
     require_reviewer(actor)
     with transaction.atomic():
@@ -155,10 +162,16 @@ def correct_quarantined_values(
         if not changed:
             return record
         before = {name: _fingerprint(payload.get(name)) for name in sorted(changed)}
-        record.corrected_payload = _sealed_corrections(record.dataset_id, {**payload, **changed})
+        corrected = {**payload, **changed}
+        record.corrected_payload = _sealed_corrections(record.dataset_id, corrected)
         record.corrected_by = actor
         record.corrected_at = timezone.now()
-        record.save(update_fields=["corrected_payload", "corrected_by", "corrected_at"])
+        updated = ["corrected_payload", "corrected_by", "corrected_at"]
+        keys = keys if keys is not None else KeyMakers()
+        if set(changed) & set(keys.key_fields(record.dataset_id)):
+            record.business_key = storable_key(keys(record.dataset_id).key(corrected))
+            updated.append("business_key")
+        record.save(update_fields=updated)
         record_audit(
             actor=actor,
             action=AuditAction.UPDATE,
@@ -417,14 +430,18 @@ def _requarantine(dataset: Dataset, run: Run, held_back: list[Verdict]) -> None:
         cursor.execute(
             f"""
             UPDATE {sql_table(QuarantinedRecord)} AS q
-               SET reasons = fresh.reasons::jsonb, reprocess_run_id = %s
-              FROM unnest(%s::bigint[], %s::text[]) AS fresh(raw_id, reasons)
+               SET reasons = fresh.reasons::jsonb, business_key = fresh.business_key,
+                   reprocess_run_id = %s
+              FROM unnest(%s::bigint[], %s::text[], %s::text[])
+                   AS fresh(raw_id, reasons, business_key)
              WHERE q.dataset_id = %s AND q.raw_record_id = fresh.raw_id
             """,
             [
                 run.pk,
                 [v.raw_id for v in held_back],
                 [reasons_json(v.failures) for v in held_back],
+                # The key of what was judged now (a correction may have changed it).
+                [storable_key(v.business_key) for v in held_back],
                 dataset.pk,
             ],
         )
@@ -460,6 +477,7 @@ def correct_field_in_bulk(
         raise QuarantineReviewError("Name the field to correct.")
     corrected = []
     records = list(records)[:BULK_CORRECTION_LIMIT]
+    keys = KeyMakers()
     for record in records:
         if record.status != QuarantineStatus.OPEN:
             continue
@@ -467,6 +485,6 @@ def correct_field_in_bulk(
         if only_where is not None and _text(current) != only_where:
             continue
         corrected.append(
-            correct_quarantined_values(record=record, values={field: value}, actor=actor)
+            correct_quarantined_values(record=record, values={field: value}, actor=actor, keys=keys)
         )
     return corrected

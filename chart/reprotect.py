@@ -35,6 +35,7 @@ from django.utils import timezone
 
 from atlas_site import advisory_locks
 from atlas_site.outages import DATABASE_OUTAGE_ERRORS
+from chart.business_keys import fill_quarantine_keys
 from chart.evaluation import Outcome, RecordEvaluator, excerpt_at_level
 from chart.judging import build_evaluator
 from chart.lineage import record_chart_lineage
@@ -135,6 +136,8 @@ def reprotect_chart(*, dataset: Dataset, run: Run, chunk_size: int = CHUNK_SIZE)
             return run
         try:
             totals = _reprotect_records(dataset=dataset, run=run, chunk_size=chunk_size)
+            # Quarantined records' keys follow too: a key part held as its token or not.
+            keys = fill_quarantine_keys(datasets=[dataset])
             record_chart_lineage(dataset=dataset, run=run)
         except DATABASE_OUTAGE_ERRORS:
             # The database went away: the run stays 'running' with its committed chunks,
@@ -144,7 +147,9 @@ def reprotect_chart(*, dataset: Dataset, run: Run, chunk_size: int = CHUNK_SIZE)
             logger.exception("re-protecting the chart values of %s failed", dataset.slug)
             finish_run(run, RunStatus.FAILED, error=f"{type(error).__name__}: {error}")
             raise
-        return finish_run(run, RunStatus.SUCCEEDED, detail={"reprotect": totals})
+        return finish_run(
+            run, RunStatus.SUCCEEDED, detail={"reprotect": totals, "quarantine_keys": keys}
+        )
 
 
 def _reprotect_records(*, dataset: Dataset, run: Run, chunk_size: int) -> dict[str, int]:

@@ -1,17 +1,21 @@
 """Reads of the chart layer for pages above it: what recent promotions found, samples."""
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection
+from django.db.models import Exists, OuterRef, Q
 
 from atlas_site.schemas import sql_name
+from chart.business_keys import KeyMaker, key_parts
 from chart.models import ChartRecord, PiiFinding, QuarantinedRecord
 from explore.models import LandingBatch, RawRecord
 from governance.compliance.impact import CHART_SAMPLE, QUARANTINE_SAMPLE, ImpactSample
 from governance.compliance.pii.masking import Piece, marked_value
 from governance.compliance.pii.scanner import payload_texts
-from governance.compliance.protection import DatasetShield
+from governance.compliance.protection import PROTECTED_TEXT, DatasetShield, ShownValue
+from governance.compliance.tokens import is_token
 from governance.pipeline.models import (
     Dataset,
     DatasetField,
@@ -21,6 +25,7 @@ from governance.pipeline.models import (
     Watermark,
     mostly_quarantined,
 )
+from governance.pipeline.selectors import DatasetShields
 
 # The PII summary of a dataset's page: the findings of its latest promotions, bounded.
 PII_RECENT_RUNS = 5
@@ -235,3 +240,95 @@ def open_quarantine_groups(
             QuarantineGroup(field or "", rule or "", records)
             for field, rule, records in cursor.fetchall()
         ]
+
+
+# --- Quarantined records by business key ------------------------------------------------
+
+ENCRYPTED_SHOWN = "[encrypted]"
+KEY_SEPARATOR = "|"
+KEY_SEPARATOR_SHOWN = " | "
+
+
+def shown_business_key(shield: DatasetShield, key_fields: Sequence[str], business_key: str) -> str:
+    """A quarantined record's key as the reader may see it: each part masked as the review
+    shows that field's value (DatasetShield.field), a part chart holds as a token as
+    [encrypted]. Parts that cannot be told apart (a value holding "|") are shown whole
+    only to a reader who sees every key field in clear, else as [protected]."""
+    if not business_key:
+        return ""
+    parts = key_parts(business_key, key_fields)
+    if parts is None:
+        seen = all(shield.clearance.sees(shield.level_of(name)) for name in key_fields)
+        return business_key if seen else PROTECTED_TEXT
+    return KEY_SEPARATOR_SHOWN.join(
+        ENCRYPTED_SHOWN if is_token(part) else str(shield.value(name, part)) for name, part in parts
+    )
+
+
+@dataclass(frozen=True)
+class KeySearch:
+    """What a search by business key matches, and where it did not look."""
+
+    matches: Q | None  # None: nothing can match
+    # Datasets not searched: a typed value is one the reader may neither see nor reveal.
+    refused: list[str]
+
+
+def quarantine_key_search(
+    term: str, *, shields: DatasetShields, dataset_ids: Iterable[int] | None = None
+) -> KeySearch:
+    """Quarantined records whose business key is the one typed, in each dataset that has a key.
+
+    `term` is the key as the list shows it: one value, or the key's values in order
+    separated by "|" (spaces around them ignored); fewer values than the key has find
+    every key that starts with them. Each dataset's key is made from them as chart makes
+    it (chart.business_keys: typed by the contract, a restricted part as its keyed token,
+    under every listed hash key), so equality holds without decrypting anything. A
+    dataset is searched only when the reader may see or reveal every value typed, as the
+    review would show it: nobody probes for values they cannot read. `dataset_ids`
+    limits the datasets (a filter, the readable ones).
+    """
+    parts = [part.strip() for part in term.split(KEY_SEPARATOR)]
+    if not all(parts):
+        return KeySearch(None, [])
+    # Datasets with a key and quarantined records (an index probe each): the search makes
+    # each one's key with its evaluator, so the cost follows datasets, never records.
+    datasets = (
+        Dataset.objects.exclude(business_key=[])
+        .filter(Exists(QuarantinedRecord.objects.filter(dataset=OuterRef("pk"))))
+        .order_by("pk")
+    )
+    if dataset_ids is not None:
+        datasets = datasets.filter(pk__in=list(dataset_ids))
+    conditions: list[Q] = []
+    refused: list[str] = []
+    for dataset in datasets:
+        names = list(dataset.business_key)
+        if len(parts) > len(names):
+            continue
+        values = dict(zip(names, parts, strict=False))
+        shield = shields(dataset.pk)
+        if not all(_may_search(shield.field(name, value)) for name, value in values.items()):
+            refused.append(dataset.slug)
+            continue
+        keys = KeyMaker(dataset).keys_under_every_hash_key(values, len(parts))
+        if not keys:
+            continue  # a value that is not of its field's type: no key of this dataset
+        if len(parts) == len(names):
+            conditions.append(Q(dataset_id=dataset.pk, business_key__in=keys))
+        else:
+            leading = Q()
+            for key in keys:
+                leading |= Q(business_key__startswith=key + KEY_SEPARATOR)
+            conditions.append(Q(dataset_id=dataset.pk) & leading)
+    if not conditions:
+        return KeySearch(None, refused)
+    matches = conditions[0]
+    for condition in conditions[1:]:
+        matches |= condition
+    return KeySearch(matches, refused)
+
+
+def _may_search(shown: ShownValue) -> bool:
+    """A value the reader would see in clear, or may reveal (a level they are cleared for)."""
+    return not shown.masked or shown.revealable

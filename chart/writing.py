@@ -18,7 +18,13 @@ from django.utils import timezone
 
 from atlas_site.schemas import sql_table
 from chart.evaluation import JudgedChunk, RawRow, Verdict, to_json
-from chart.models import TYPED_VALUES, ChartRecord, PiiFinding, QuarantinedRecord
+from chart.models import (
+    BUSINESS_KEY_LENGTH,
+    TYPED_VALUES,
+    ChartRecord,
+    PiiFinding,
+    QuarantinedRecord,
+)
 from chart.rulebook import RuleBook, add_tallies
 from chart.supersession import successors_within, supersede_earlier_chunks
 from chart.uniqueness import unique_field_failures
@@ -103,13 +109,24 @@ def _copy_quarantined(dataset: Dataset, run: Run, held_back: list[Verdict], now:
             "dataset_id",
             "raw_record_id",
             "reasons",
+            "business_key",
             "status",
             "run_id",
             "resolution_note",
             "created_at",
         ),
         (
-            (dataset.pk, v.raw_id, reasons_json(v.failures), "open", run.pk, "", now)
+            (
+                dataset.pk,
+                v.raw_id,
+                reasons_json(v.failures),
+                # The key the evaluator made (chart.business_keys); too long to index: none.
+                v.business_key if len(v.business_key) <= BUSINESS_KEY_LENGTH else "",
+                "open",
+                run.pk,
+                "",
+                now,
+            )
             for v in held_back
         ),
     )

@@ -55,3 +55,44 @@ def test_a_steward_fixes_and_reprocesses_a_quarantined_record(
     assert "explore.tier → chart.tier" in page.locator("#dataset-lineage").inner_text()
     assert page.locator("#dataset-quality svg polyline").count() > 0
     screenshot("dataset-page")
+
+
+def test_a_steward_finds_quarantined_records_by_their_business_key(
+    live_server, page, browser_login, screenshot, steward, customers, land
+):
+    customers.business_key = ["id", "signup"]
+    customers.save()
+    land(
+        customers,
+        [
+            {**GOOD, "id": "7", "signup": "2026-03-01", "tier": "bronze"},
+            {**GOOD, "id": "7", "signup": "2026-03-02", "tier": "bronze"},
+            {**GOOD, "id": "8", "signup": "2026-03-01", "tier": "bronze"},
+        ],
+    )
+    promote_to_chart(dataset=customers, triggered_by="test")
+    wanted = QuarantinedRecord.objects.get(business_key="7|2026-03-02")
+
+    browser_login(steward)
+    page.goto(f"{live_server.url}/admin/chart/quarantinedrecord/")
+    assert "BUSINESS KEY" in page.locator("#result_list thead").inner_text().upper()
+    keys = page.locator("#result_list td.field-business_key").all_inner_texts()
+    assert sorted(keys) == ["7 | 2026-03-01", "7 | 2026-03-02", "8 | 2026-03-01"]
+    assert "separated by |" in page.locator("#searchbar_helptext").inner_text()
+
+    page.fill("#searchbar", "7 | 2026-03-02")
+    page.press("#searchbar", "Enter")
+    page.wait_for_load_state("networkidle")
+    assert page.locator("#result_list td.field-business_key").all_inner_texts() == [
+        "7 | 2026-03-02"
+    ]
+    assert page.locator(f"#result_list a[href*='/{wanted.pk}/change/']").count() == 1
+    screenshot("quarantine-key-search")
+
+    page.fill("#searchbar", "7")  # the key's first value: both records of id 7
+    page.press("#searchbar", "Enter")
+    page.wait_for_load_state("networkidle")
+    assert sorted(page.locator("#result_list td.field-business_key").all_inner_texts()) == [
+        "7 | 2026-03-01",
+        "7 | 2026-03-02",
+    ]
