@@ -14,8 +14,9 @@ generate_series), shaped like a year of Atlas at work:
   navigate: 1,000,000 facts over two yearly partitions; 200,000 audit log entries;
   lineage, classifications, suggestions and retention policies.
 It then summarises the runs (what a worker does as each run ends), runs ANALYZE (as
-autovacuum would), and times every dashboard page (the home also with a search), and the
-admin's dataset list with its state columns (also filtered to stale datasets), through
+autovacuum would), and times every dashboard page (the home also with a search), the
+admin's dataset list with its state columns (also filtered to stale datasets), a dataset's
+page, and the quarantine review searched by a business key, through
 Django's test Client as a logged-in compliance officer (who sees the most: audit activity
 too), printing p50, p95 and the slowest request per page.
 """
@@ -46,6 +47,9 @@ PAGES = [
     ("home, a search", "/dashboards/?q=email"),
     ("admin dataset list", "/admin/pipeline/dataset/"),
     ("admin dataset list, stale", "/admin/pipeline/dataset/?state=stale"),
+    # {dataset}: the id of bench-01 (time_pages); 20 is a quarantined record's key.
+    ("admin dataset page", "/admin/pipeline/dataset/{dataset}/change/"),
+    ("admin quarantine, a key search", "/admin/chart/quarantinedrecord/?q=20"),
     ("quality", "/dashboards/quality/"),
     ("compliance", "/dashboards/compliance/"),
     ("storage", "/dashboards/storage/"),
@@ -362,9 +366,9 @@ def seed(today: date) -> None:
             """,
             """
             INSERT INTO "chart"."quarantined_record"
-                   (dataset_id, raw_record_id, reasons, status, run_id, resolution_note,
-                    created_at)
-            SELECT r.dataset_id, r.id,
+                   (dataset_id, raw_record_id, business_key, reasons, status, run_id,
+                    resolution_note, created_at)
+            SELECT r.dataset_id, r.id, r.payload->>'id',  -- the key, as chart.business_keys
                    jsonb_build_array(jsonb_build_object(
                        'field', 'tier', 'rule', 'allowed_values', 'value_excerpt', 'bronze',
                        'message', 'not one of gold, silver'))
@@ -503,10 +507,14 @@ def time_pages(requests: int) -> list[tuple[str, list[float], int]]:
     from django.contrib.auth import get_user_model
     from django.test import Client
 
+    from governance.pipeline.models import Dataset
+
     client = Client(HTTP_HOST="localhost")
     client.force_login(get_user_model().objects.get(username="bench-officer"))
+    dataset = Dataset.objects.get(slug="bench-01").pk
     results = []
-    for name, url in PAGES:
+    for name, page in PAGES:
+        url = page.format(dataset=dataset)
         for _ in range(3):  # warm: connection, templates, the planner's caches
             response = client.get(url)
             assert response.status_code == 200, (url, response.status_code)

@@ -467,6 +467,19 @@ class DatasetFieldInline(admin.TabularInline):
     )
     ordering = ("position", "name")
 
+    def get_queryset(self, request):
+        # Each row names itself by its dataset (DatasetField.__str__) and, for a reader who
+        # may only view, shows its level read-only: one query for the rows, not one per row.
+        return super().get_queryset(request).select_related("dataset", "classification")
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        formfield = super().formfield_for_foreignkey(db_field, request, **kwargs)
+        if db_field.name == "classification" and formfield is not None:
+            # The levels read once for the page: a model choice field would read them again
+            # for each row's select (choices set by hand are kept by every row's copy).
+            formfield.choices = list(iter(formfield.choices))  # iter: no COUNT first
+        return formfield
+
     def get_formset(self, request, obj=None, **kwargs):
         formset = super().get_formset(request, obj, **kwargs)
         # Both classes are built anew for each request: the person is theirs alone.

@@ -4,12 +4,23 @@ import hashlib
 import uuid
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
 from chart.services import promote_to_chart
 from explore.models import BatchStatus, LandingBatch
-from governance.pipeline.models import Layer, LineageEdge, Run, RunKind, RunStatus, Transform
+from governance.compliance.models import ClassificationLevel
+from governance.pipeline.models import (
+    DatasetField,
+    Layer,
+    LineageEdge,
+    Run,
+    RunKind,
+    RunStatus,
+    Transform,
+)
 
 GOOD = {"id": "1", "email": "ada@example.com", "tier": "gold", "amount": "10.50"}
 
@@ -84,6 +95,30 @@ def test_the_dataset_page_shows_contract_runs_quality_pii_and_lineage(
     assert 'id="dataset-promote"' in content
     assert 'id="dataset-retry"' not in content  # nothing failed
     assert "<script>" not in content
+
+
+@pytest.mark.parametrize("reader", ["steward", "officer"])  # an editor; a reader who only views
+def test_the_dataset_page_reads_the_same_queries_whatever_its_number_of_fields(
+    client, request, reader, promoted, customers
+):
+    """No query per contract field: each row's name (its dataset), its level read-only,
+    its level's choices."""
+    client.force_login(request.getfixturevalue(reader))
+
+    def queries() -> int:
+        client.get(dataset_page(customers))  # warm: sessions, permissions, caches
+        with CaptureQueriesContext(connection) as captured:
+            response = client.get(dataset_page(customers))
+        assert response.status_code == 200
+        return len(captured.captured_queries)
+
+    before = queries()
+    internal = ClassificationLevel.objects.get(name="internal")
+    for position in range(10, 22):
+        DatasetField.objects.create(
+            dataset=customers, name=f"extra_{position}", position=position, classification=internal
+        )
+    assert queries() == before
 
 
 def test_promote_now_queues_a_run(client, steward, customers, land):
