@@ -11,6 +11,7 @@ float rounding), dates and datetimes as ISO 8601 (datetimes in UTC).
 
 import math
 import re
+import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -134,11 +135,29 @@ def to_email(value: Any) -> str:
     text = to_string(value).strip()
     if len(text) > EMAIL_MAX_LENGTH or not _PLAIN_EMAIL.fullmatch(text):
         try:
-            validate_email(text)
+            validate_email(_as_ascii_local_part(text))
         except ValidationError:
             raise CoercionError("expected an email address") from None
     local, _, domain = text.rpartition("@")
     return f"{local}@{domain.lower()}"
+
+
+def _as_ascii_local_part(address: str) -> str:
+    """The address with each letter beyond ASCII in its local part written as `a`.
+
+    RFC 6531 lets a local part hold any character beyond ASCII where RFC 5322 allows a
+    letter (`kofi.garcía1@example.org`); Django's validator knows only ASCII local parts,
+    so it judges the address with those characters standing for a letter. Spaces, controls
+    and invisible formatting characters stay, and fail as they should.
+    """
+    local, at, domain = address.rpartition("@")
+    if not at or local.isascii():
+        return address
+    letters = "".join(
+        "a" if not char.isascii() and unicodedata.category(char)[0] not in "CZ" else char
+        for char in local
+    )
+    return f"{letters}@{domain}"
 
 
 COERCERS: dict[str, Callable[[Any], Any]] = {

@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
 from chart.contract import CoercionError, CompiledContract, FieldRule, to_email
-from chart.evaluation import FieldProtection, RecordEvaluator, Verdict, to_json
+from chart.evaluation import FieldProtection, RecordEvaluator, Verdict, from_json, to_json
 from chart.models import ChartRecord, QuarantinedRecord
 from chart.rulebook import RuleBook
 from chart.services import promote_to_chart
@@ -29,7 +29,7 @@ from governance.quality.rules import RuleFailure
         "x@localhost",
         '"quoted local"@example.com',
         "u@[127.0.0.1]",
-        "ü@exämple.de",
+        "a@exämple.de",
         "a..b@example.com",
         ".a@example.com",
         "a@-example.com",
@@ -55,6 +55,71 @@ def test_the_plain_address_shortcut_accepts_what_django_accepts(address):
     except CoercionError:
         accepted = False
     assert accepted == django_accepts
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "kofi.garcía1@example.org",
+        "ü@exämple.de",
+        "José.Müller@Beispiel.DE",
+        "δοκιμή@παράδειγμα.δοκιμή",
+        "用户@例子.广告",
+    ],
+)
+def test_an_address_with_letters_beyond_ascii_in_its_local_part_is_an_email(address):
+    # RFC 6531: Django's validator alone refuses every one of these.
+    with pytest.raises(ValidationError):
+        validate_email(address)
+    local, _, domain = address.rpartition("@")
+    assert to_email(address) == f"{local}@{domain.lower()}"
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "garcía @example.org",  # a space
+        "garc\u00eda\u00a0x@example.org",  # a no-break space
+        "a\u200bb@example.org",  # a zero-width space
+        "a\u0085b@example.org",  # a control character
+        "garcía..x@example.org",
+        "garcía@",
+        "garcía@example",
+    ],
+)
+def test_an_address_beyond_ascii_still_fails_what_it_should(address):
+    with pytest.raises(CoercionError):
+        to_email(address)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"id": 123456789012345678901234567890}',
+        '{"nested": [1, {"id": -99999999999999999999}]}',
+        '{"id": 18446744073709551615, "x": 1.5}',
+        '{"amount": NaN, "other": Infinity}',
+        '[1e400, "\\ud800"]',
+        '{"name": "Zoë \\u00e9", "ok": true, "none": null}',
+    ],
+)
+def test_payloads_are_read_exactly_as_the_standard_library_reads_them(text):
+    read = from_json(text)
+    expected = json.loads(text)
+    assert repr(read) == repr(expected)  # an int stays an int, digit for digit
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"id": 2**70, "name": "Zoë"},
+        {"text": "lone \ud800 surrogate"},
+        {1: "a key that is a number"},
+        {"list": [1, "two", None, True], "nested": {"a": "é"}},
+    ],
+)
+def test_stored_json_is_the_compact_text_the_standard_library_writes(value):
+    assert to_json(value) == json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 def evaluator() -> RecordEvaluator:
