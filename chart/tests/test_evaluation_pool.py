@@ -1,6 +1,8 @@
 """The evaluation pool: its processes hold none of the parent's connections, die with it,
 and one killed (as the kernel's OOM killer does) costs a restart, not the promotion."""
 
+import gc
+import json
 import os
 import signal
 import stat
@@ -18,6 +20,7 @@ from chart import evaluation_pool
 from chart.evaluation_pool import EvaluationPool
 from chart.models import ChartRecord, QuarantinedRecord
 from chart.services import EVALUATION_CRASHES, promote_to_chart
+from chart.tests.test_evaluation import evaluator
 from explore.models import RawRecord
 from governance.pipeline.models import Layer, RunStatus, Watermark
 
@@ -32,6 +35,29 @@ def _socket_fds() -> list[int]:
         except OSError:
             continue
     return found
+
+
+def test_a_worker_judges_with_the_cycle_collector_off_and_frees_the_cycles_after(monkeypatch):
+    # Invalid e-mail addresses make reference cycles (Django's ValidationError refers to
+    # itself): chunk after chunk, they must not pile up in a worker.
+    judge = evaluator()
+    monkeypatch.setattr(evaluation_pool, "_evaluator", judge)
+    failing = {"id": "x", "email": "not an address", "ip": "::1", "notes": None}
+    rows = [(n, json.dumps(failing), "") for n in range(1, 201)]
+    collections = []
+    gc.callbacks.append(lambda phase, info: collections.append((phase, info["generation"])))
+    try:
+        evaluation_pool._judge_rows(rows)
+        # One pass over the youngest generation after the chunk, none while judging it.
+        assert collections == [("start", 0), ("stop", 0)]
+        assert gc.isenabled()
+        gc.collect()
+        before = len(gc.get_objects())
+        for _ in range(20):  # chunk after chunk, nothing else made in between
+            evaluation_pool._judge_rows(rows)
+        assert len(gc.get_objects()) < before + 500
+    finally:
+        gc.callbacks.pop()
 
 
 @pytest.mark.django_db
