@@ -12,6 +12,9 @@ quarantine review can show it and find the records of one key among millions:
   `chart.0008_quarantine_business_key` (`fill_quarantine_keys`), and a dataset's are made
   again when its values are re-protected (chart.reprotect) or tokens re-made under a new
   hash key (`manage.py retoken`);
+- when a dataset's key is made of other fields, its quarantined records' keys are emptied
+  at once (each part is shown at its field's level, and the old parts are not the new
+  fields' values) and made again by a queued re-protect run (`follow_key_definition`);
 - the review's search turns what a steward types into the same key (chart.selectors).
 
 As in chart, a record without its whole key (a key field missing, or failing its type
@@ -36,8 +39,35 @@ from explore.models import RawRecord
 from governance.compliance.keys import Keyring, is_encrypted
 from governance.compliance.tokens import TOKEN_PREFIX, TokenKeyring
 from governance.pipeline.models import Dataset
+from governance.pipeline.services import request_reprotect
 
 FILL_CHUNK_SIZE = 2000
+
+
+def follow_key_definition(sender, instance: Dataset, raw: bool = False, **kwargs) -> None:
+    """Before a dataset is saved with a key of other fields: its quarantined records' keys
+    emptied, and a re-protect run queued that makes them again (chart.reprotect).
+
+    Connected to Dataset's pre_save (chart.apps): the admin's form, a contract import and
+    any other save alike, in the saving transaction.
+    """
+    if raw or instance.pk is None:
+        return
+    before = Dataset.objects.filter(pk=instance.pk).values_list("business_key", flat=True).first()
+    if before is None or list(before) == list(instance.business_key or []):
+        return
+    emptied = (
+        QuarantinedRecord.objects.filter(dataset_id=instance.pk)
+        .exclude(business_key="")
+        .update(business_key="")
+    )
+    if emptied:
+        request_reprotect(
+            dataset=instance,
+            triggered_by="business key changed",
+            reason=f"the business key is now {', '.join(instance.business_key or []) or 'none'}: "
+            f"the keys of {emptied} quarantined records are made again",
+        )
 
 
 class KeyMaker:

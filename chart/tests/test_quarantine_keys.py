@@ -27,7 +27,7 @@ from governance.compliance.models import ClassificationLevel
 from governance.compliance.roles import DATA_STEWARD
 from governance.compliance.tokens import TokenKeyring
 from governance.pipeline.classification import change_field_classification
-from governance.pipeline.models import DatasetField
+from governance.pipeline.models import DatasetField, Run, RunKind, RunStatus
 
 GOOD = {
     "id": "1",
@@ -187,6 +187,31 @@ def test_keys_follow_a_classification_change_and_a_hash_key_rotation(
         record.refresh_from_db()
         assert record.business_key == TokenKeyring.from_settings().token(reference)
         assert record.business_key.startswith("tk:new:")
+
+
+def test_keys_follow_a_new_business_key_definition(customers, land):
+    keyed(customers, "email")
+    land(customers, [row(id=str(n), email=f"u{n}@example.com", tier="bronze") for n in (1, 2)])
+    promote_to_chart(dataset=customers, triggered_by="test")
+    assert sorted(QuarantinedRecord.objects.values_list("business_key", flat=True)) == [
+        "u1@example.com",
+        "u2@example.com",
+    ]
+
+    # Made of another field: the old parts are not its values, and would be shown at its
+    # level. Emptied in the same save, then made again by the re-protect run it queues.
+    keyed(customers, "id")
+    assert set(QuarantinedRecord.objects.values_list("business_key", flat=True)) == {""}
+    run = Run.objects.get(dataset=customers, kind=RunKind.REPROTECT, status=RunStatus.QUEUED)
+    assert "2 quarantined records" in run.detail["reasons"][0]
+    reprotect.reprotect_chart(dataset=customers, run=run)
+    assert sorted(QuarantinedRecord.objects.values_list("business_key", flat=True)) == ["1", "2"]
+
+    # Saved again with the same key (or any other change): nothing emptied, nothing queued.
+    customers.name = "Customers again"
+    keyed(customers, "id")
+    assert sorted(QuarantinedRecord.objects.values_list("business_key", flat=True)) == ["1", "2"]
+    assert not Run.objects.filter(dataset=customers, kind=RunKind.REPROTECT, pk__gt=run.pk)
 
 
 @pytest.mark.django_db
