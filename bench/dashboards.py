@@ -287,12 +287,12 @@ def seed(today: date) -> None:
             WITH made AS (
                 INSERT INTO "explore"."landing_batch"
                        (key, dataset_id, file, original_name, sha256, format, compression,
-                        size_bytes, received_at, rows_total, rows_parsed, rows_failed, status,
-                        error, created_at, loaded_at)
+                        size_bytes, received_at, lines_total, rows_total, rows_parsed,
+                        rows_failed, status, error, created_at, loaded_at)
                 SELECT gen_random_uuid(), dataset_id, 'landing/bench/' || batch_no || '.csv',
                        batch_no || '.csv', md5(batch_no::text) || md5('x' || batch_no), 'csv',
-                       'none', 150000, at, {per_batch}, {per_batch}, 0, 'loaded', '', at,
-                       at + interval '30 seconds'
+                       'none', 150000, at, {per_batch} + 1, {per_batch}, {per_batch}, 0,
+                       'loaded', '', at, at + interval '30 seconds'
                   FROM bench_batch RETURNING id, received_at, dataset_id)
             UPDATE bench_batch b SET batch_id = made.id FROM made
              WHERE made.received_at = b.at AND made.dataset_id = b.dataset_id
