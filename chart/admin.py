@@ -40,6 +40,7 @@ from chart.reprocess import (
 from governance.compliance.keys import is_encrypted
 from governance.compliance.models import PiiType
 from governance.compliance.protection import PROTECTED_TEXT, ShownValue
+from governance.compliance.tokens import is_token
 from governance.pipeline.models import Dataset, DatasetField, Run, RunKind
 from governance.pipeline.selectors import dataset_shields
 from governance.quality.models import RuleKind
@@ -56,11 +57,24 @@ ENCRYPTED_SHOWN = chart_selectors.ENCRYPTED_SHOWN
 TAGGED_NOTE = "PII replaced by its type; the original is kept encrypted."
 
 
-def _business_key_shown(shield, key_fields: list[str], business_key: str) -> str:
-    """The key as this reader may see it: whole, or protected if any key field is masked."""
+def _business_key_shown(shield, key_fields: list[str], business_key: str, data: dict) -> str:
+    """The key as this reader may see it: whole, or protected if any key field is masked.
+
+    A record keeps the key it was made with (chart.reprotect): under an earlier definition
+    of the dataset's key its parts are other fields' values, which the current key fields'
+    levels do not cover, so such a key is protected. Each part is either a keyed token
+    (nothing to hide) or the current key field's value as the record holds it.
+    """
     if not business_key:
         return business_key
-    if all(shield.clearance.sees(shield.level_of(name)) for name in key_fields):
+    parts = business_key.split("|")
+    made_with_these_fields = len(parts) == len(key_fields) and all(
+        is_token(part) or part == str((data or {}).get(name))
+        for name, part in zip(key_fields, parts, strict=True)
+    )
+    if made_with_these_fields and all(
+        shield.clearance.sees(shield.level_of(name)) for name in key_fields
+    ):
         return business_key
     return PROTECTED_TEXT
 
@@ -117,7 +131,9 @@ class ChartRecordAdmin(ValuesAdminMixin, LargeTableAdmin, ReadOnlyAdmin):
 
     def shield_object(self, request, obj) -> None:
         shield = self.shields(request)(obj.dataset_id)
-        obj.business_key = _business_key_shown(shield, obj.dataset.business_key, obj.business_key)
+        obj.business_key = _business_key_shown(
+            shield, obj.dataset.business_key, obj.business_key, obj.data
+        )
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         record = self.get_object(request, unquote(object_id))
@@ -172,7 +188,10 @@ class ChartRecordAdmin(ValuesAdminMixin, LargeTableAdmin, ReadOnlyAdmin):
             row[position["extras"]] = {name: values[name] for name in record.extras or {}}
             if "business_key" in position:
                 row[position["business_key"]] = _business_key_shown(
-                    shield, key_fields.get(record.dataset_id) or [], row[position["business_key"]]
+                    shield,
+                    key_fields.get(record.dataset_id) or [],
+                    row[position["business_key"]],
+                    record.data,
                 )
             return tuple(row)
 

@@ -214,6 +214,42 @@ def test_keys_follow_a_new_business_key_definition(customers, land):
     assert not Run.objects.filter(dataset=customers, kind=RunKind.REPROTECT, pk__gt=run.pk)
 
 
+def test_a_chart_key_made_under_an_earlier_key_definition_is_protected(
+    client, steward, customers, land
+):
+    # Chart keeps the key a record was made with: after the key became the unclassified
+    # id, a key made of the confidential e-mail must not be shown at the id's level.
+    keyed(customers, "email")
+    land(customers, [row(id="1", email="ada@example.com")])
+    promote_to_chart(dataset=customers, triggered_by="test")
+    keyed(customers, "id")
+    land(customers, [row(id="2", email="bob@example.com")])
+    promote_to_chart(dataset=customers, triggered_by="test")
+    assert sorted(ChartRecord.objects.values_list("business_key", flat=True)) == [
+        "2",
+        "ada@example.com",
+    ]
+
+    client.force_login(steward)  # sees the id, not the e-mail
+    changelist = reverse("admin:chart_chartrecord_changelist")
+    page = client.get(changelist).content.decode()
+    assert "ada@example.com" not in page
+    assert 'class="field-business_key">2</td>' in page
+    for record in ChartRecord.objects.all():
+        detail = client.get(reverse("admin:chart_chartrecord_change", args=[record.pk]))
+        assert "ada@example.com" not in detail.content.decode()
+    export = client.post(
+        changelist,
+        {
+            "action": "export_selected_as_csv",
+            ACTION_CHECKBOX_NAME: list(ChartRecord.objects.values_list("pk", flat=True)),
+        },
+    )
+    assert export.status_code == 200
+    exported = b"".join(export.streaming_content).decode()
+    assert "ada@example.com" not in exported and "\n" in exported.strip()
+
+
 @pytest.mark.django_db
 def test_the_key_is_indexed_for_equality_and_leading_parts():
     with connection.cursor() as cursor:
