@@ -24,7 +24,7 @@ What each adds:
   link itself: `{% url opts|admin_urlname:'ingest' original.pk|admin_urlquote %}`),
   the upload page `<id>/ingest/` with the dataset's recent batches and the chosen
   batch's progress and outcome (polled by static/explore/js/batch_status.js), and an
-  "Export contract" action (YAML download).
+  "Export contract" action (YAML download) and its ODCS v3 twin.
 - LandingBatchAdminMixin: a "Load again" action for failed batches (retry_batch), and
   a live "Load progress" box on a batch's page.
 - ApiTokenAdmin: issuing a token shows it once (only its digest is stored); a
@@ -116,9 +116,10 @@ class DatasetIngestAdminMixin:
 
     def get_actions(self, request, action_location=ActionLocation.CHANGE_LIST):
         actions = super().get_actions(request, action_location=action_location)
-        action = self.get_action("export_contracts", action_location)
-        if action is not None and self.has_view_permission(request):
-            actions[action.name] = action
+        for name in ("export_contracts", "export_contracts_odcs"):
+            action = self.get_action(name, action_location)
+            if action is not None and self.has_view_permission(request):
+                actions[action.name] = action
         return actions
 
     @admin.action(description="Export the contracts of the selected datasets (YAML)")
@@ -128,6 +129,15 @@ class DatasetIngestAdminMixin:
         name = datasets[0].slug if len(datasets) == 1 else "contracts"
         response = HttpResponse(body, content_type="application/yaml; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="{name}.contract.yaml"'
+        return response
+
+    @admin.action(description="Export the contracts of the selected datasets (ODCS v3 YAML)")
+    def export_contracts_odcs(self, request, queryset):
+        datasets = list(queryset.prefetch_related("fields__classification").select_related("owner"))
+        body = dump_contracts([export_contract(dataset) for dataset in datasets], fmt="odcs")
+        name = datasets[0].slug if len(datasets) == 1 else "contracts"
+        response = HttpResponse(body, content_type="application/yaml; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="{name}.odcs.yaml"'
         return response
 
     def change_view(self, request, object_id, form_url="", extra_context=None):

@@ -132,7 +132,8 @@ class ContractImportForm(forms.Form):
     """A contract file, or the text of one already previewed (sent back to import)."""
 
     file = forms.FileField(
-        required=False, help_text="YAML or JSON, as manage.py import_contract reads."
+        required=False,
+        help_text="YAML or JSON, Atlas or ODCS v3, as manage.py import_contract reads.",
     )
     text = forms.CharField(required=False, widget=forms.HiddenInput)
     name = forms.CharField(required=False, widget=forms.HiddenInput)

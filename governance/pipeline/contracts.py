@@ -1,5 +1,8 @@
 """A dataset and its contract as a file (YAML or JSON): validated import, export.
 
+Files in the Open Data Contract Standard v3 are read and written too (detected by
+themselves on import; governance.pipeline.odcs says what maps to what).
+
     atlas_contract: 1
     dataset:
       slug: customers           # identifies the dataset: an import updates it in place
@@ -58,6 +61,7 @@ from governance.pipeline.classification import (
     remove_dataset_field,
 )
 from governance.pipeline.models import Dataset, DatasetField, FieldType, GateAction
+from governance.pipeline.odcs import atlas_to_odcs, is_odcs, odcs_to_atlas
 
 CONTRACT_VERSION = 1
 
@@ -251,7 +255,12 @@ def _duration(check: _Checker, where: str, value) -> timedelta | None:
 
 
 def validate_contract(data: Any, *, prefix: str = "") -> ValidContract:
-    """Check a contract and convert it to model values; `errors` lists what is wrong."""
+    """Check a contract and convert it to model values; `errors` lists what is wrong.
+
+    An ODCS v3 document (governance.pipeline.odcs) is read as the Atlas contract it
+    holds, its errors located in the ODCS document."""
+    if is_odcs(data):
+        return _validate_odcs(data, prefix=prefix)
     check = _Checker(prefix)
     result = ValidContract(dataset={}, fields=[], errors=check.errors)
     if not isinstance(data, dict):
@@ -263,6 +272,15 @@ def validate_contract(data: Any, *, prefix: str = "") -> ValidContract:
     result.dataset = _validate_dataset(check, dataset, field_names)
     if not check.errors:
         _clean_dataset(check, result.dataset)
+    return result
+
+
+def _validate_odcs(data: dict, *, prefix: str) -> ValidContract:
+    converted = odcs_to_atlas(data)
+    if converted.errors:
+        return ValidContract(dataset={}, fields=[], errors=[prefix + e for e in converted.errors])
+    result = validate_contract(converted.contract)
+    result.errors = [prefix + converted.locate(error) for error in result.errors]
     return result
 
 
@@ -711,6 +729,10 @@ def export_contract(dataset: Dataset) -> dict[str, Any]:
 
 
 def dump_contracts(contracts: list[dict], *, fmt: str = "yaml") -> str:
+    """Contracts as a file: Atlas YAML or JSON, or ODCS v3 YAML (fmt="odcs")."""
+    if fmt == "odcs":
+        contracts = [atlas_to_odcs(contract) for contract in contracts]
+        return yaml.safe_dump_all(contracts, sort_keys=False, allow_unicode=True)
     if fmt == "json":
         return json.dumps(contracts[0] if len(contracts) == 1 else contracts, indent=2) + "\n"
     return yaml.safe_dump_all(contracts, sort_keys=False, allow_unicode=True)

@@ -5,11 +5,14 @@ from governance.pipeline.models import Dataset
 
 
 class Command(BaseCommand):
-    help = "Print datasets and their contracts as a contract file (YAML or JSON)."
+    help = (
+        "Print datasets and their contracts as a contract file (YAML or JSON), or in the "
+        "Open Data Contract Standard v3 (--format odcs, YAML)."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("datasets", nargs="+", help="Dataset slugs.")
-        parser.add_argument("--format", choices=("yaml", "json"), default="yaml")
+        parser.add_argument("--format", choices=("yaml", "json", "odcs"), default="yaml")
 
     def handle(self, *args, datasets, format, **options):
         found = {d.slug: d for d in Dataset.objects.filter(slug__in=datasets)}
