@@ -26,7 +26,8 @@ from prometheus_client.registry import Collector
 
 from atlas_site.celery import app
 from dashboards.models import PiiFindingSummary
-from governance.pipeline.models import Run, RunStatus
+from dashboards.selectors import operations
+from governance.pipeline.models import Layer, Run, RunStatus
 
 logger = logging.getLogger(__name__)
 
@@ -240,6 +241,8 @@ class AtlasCollector(Collector):
                 last_success.add_metric([row["dataset__slug"], row["kind"]], row["at"].timestamp())
         yield last_success
 
+        yield from self.collect_health()
+
         queue = GaugeMetricFamily(
             "atlas_queue_length", "Celery messages waiting in each queue.", labels=["queue"]
         )
@@ -257,6 +260,89 @@ class AtlasCollector(Collector):
             up.add_metric([], 1)
         yield queue
         yield up
+
+    def collect_health(self):
+        """What alerting needs: ages, freshness against target, dead letters, quarantine
+        share and backlog (dashboards.selectors.operations; bounded per dataset)."""
+        health = operations.dataset_health()
+        lag = GaugeMetricFamily(
+            "atlas_dataset_freshness_lag_seconds",
+            "Seconds since each active dataset's last successful load or promotion to chart "
+            "(absent while it has none).",
+            labels=["dataset"],
+        )
+        target = GaugeMetricFamily(
+            "atlas_dataset_freshness_target_seconds",
+            "Each active dataset's freshness target, in seconds.",
+            labels=["dataset"],
+        )
+        share = GaugeMetricFamily(
+            "atlas_last_chart_run_quarantine_ratio",
+            "Quarantined / examined records of each dataset's last ended explore → chart run.",
+            labels=["dataset"],
+        )
+        backlog = GaugeMetricFamily(
+            "atlas_backlog_records",
+            f"Records waiting above a dataset's watermark, counted up to "
+            f"{operations.BACKLOG_CAP}: layer chart, raw records not yet promoted to chart; "
+            "layer navigate, chart records not yet taken into navigate (an estimate).",
+            labels=["dataset", "layer"],
+        )
+        for dataset in health:
+            if dataset.freshness_lag is not None:
+                lag.add_metric([dataset.slug], dataset.freshness_lag)
+            if dataset.freshness_target > 0:
+                target.add_metric([dataset.slug], dataset.freshness_target)
+            if dataset.quarantine_share is not None:
+                share.add_metric([dataset.slug], dataset.quarantine_share)
+            backlog.add_metric([dataset.slug, Layer.CHART.value], dataset.chart_backlog)
+            backlog.add_metric([dataset.slug, Layer.NAVIGATE.value], dataset.navigate_backlog)
+        yield from (lag, target, share, backlog)
+
+        age = GaugeMetricFamily(
+            "atlas_last_successful_run_age_seconds",
+            "Seconds since the latest successful run of each dataset and kind finished.",
+            labels=["dataset", "kind"],
+        )
+        for (slug, kind), seconds in operations.last_success_ages().items():
+            age.add_metric([slug, kind], seconds)
+        yield age
+
+        skipped = CounterMetricFamily(
+            "atlas_runs_skipped",
+            "Runs skipped (another of the kind was under way), by dataset and kind.",
+            labels=["dataset", "kind"],
+        )
+        for (slug, kind), count in operations.skipped_runs().items():
+            skipped.add_metric([slug, kind], count)
+        yield skipped
+
+        letters = GaugeMetricFamily(
+            "atlas_dead_letters",
+            "Task messages set aside after killing their workers ATLAS_MAX_DELIVERIES times.",
+        )
+        letters.add_metric([], operations.dead_letter_count())
+        yield letters
+
+        oldest_run = GaugeMetricFamily(
+            "atlas_oldest_active_run_age_seconds",
+            "Age of the oldest queued run (since made) and running run (since started); "
+            "absent when none.",
+            labels=["status"],
+        )
+        for status, seconds in operations.oldest_active_run_ages().items():
+            oldest_run.add_metric([status], seconds)
+        yield oldest_run
+
+        oldest_batch = GaugeMetricFamily(
+            "atlas_oldest_pending_batch_age_seconds",
+            "Age of the oldest landing batch stored and waiting to load, or loading; absent "
+            "when none.",
+            labels=["status"],
+        )
+        for status, seconds in operations.oldest_pending_batch_ages().items():
+            oldest_batch.add_metric([status], seconds)
+        yield oldest_batch
 
 
 @never_cache

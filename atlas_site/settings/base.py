@@ -289,6 +289,17 @@ LOGGING = {
     # axes logs every login at INFO; the audit log keeps them. Failures stay at WARNING.
     "loggers": {"axes": {"level": "WARNING"}},
 }
+# ATLAS_LOG_FORMAT=json: one JSON object per line (time, level, logger, message, exception,
+# and the run, dataset, batch and task ids when known: atlas_site/log_format.py), for a log
+# collector; the worker then leaves the root logger to this configuration.
+ATLAS_LOG_FORMAT = (env("ATLAS_LOG_FORMAT", "plain") or "plain").strip().lower()
+if ATLAS_LOG_FORMAT not in {"plain", "json"}:
+    raise ValueError("ATLAS_LOG_FORMAT is plain or json.")
+if ATLAS_LOG_FORMAT == "json":
+    LOGGING["formatters"]["json"] = {"()": "atlas_site.log_format.JsonFormatter"}
+    LOGGING["filters"] = {"ids": {"()": "atlas_site.log_format.TaskIdsFilter"}}
+    LOGGING["handlers"]["console"].update(formatter="json", filters=["ids"])
+    CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # --- Ingestion ------------------------------------------------------------------------
 # django-ninja serves the API's interactive docs from its own static files (no CDN).
