@@ -212,9 +212,31 @@ CELERY_BROKER_CONNECTION_MAX_RETRIES = None
 # A task whose worker died under it this many times is set aside as a dead letter
 # (orchestration.dead_letters) instead of being delivered again forever.
 ATLAS_MAX_DELIVERIES = int(env("ATLAS_MAX_DELIVERIES", "3"))
+# --- Alerts (orchestration.alerts): e-mail through Django's mail framework -----------------
+# (Django 6.1's MAILERS; the EMAIL_* names are only the environment's.)
+MAILERS = {
+    "default": {
+        "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+        "OPTIONS": {
+            "host": env("EMAIL_HOST", "localhost"),
+            "port": int(env("EMAIL_PORT", "25")),
+            "username": env("EMAIL_HOST_USER", ""),
+            "password": env("EMAIL_HOST_PASSWORD", ""),
+            "use_tls": env_bool("EMAIL_USE_TLS"),
+            "use_ssl": env_bool("EMAIL_USE_SSL"),
+            "timeout": int(env("EMAIL_TIMEOUT", "10")),
+        },
+    }
+}
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "atlas@localhost")
+# The address alert messages link to (the admin's alert page is appended).
+ATLAS_SITE_URL = env("ATLAS_SITE_URL", "http://localhost:8000")
+
 CELERY_BEAT_SCHEDULE = {
     # One tick a minute; each dataset's own cron schedule (in the catalog) decides.
     "pipeline-tick": {"task": "orchestration.tasks.tick", "schedule": 60},
+    # Alert rules evaluated; notifications due (new, or retried after backoff) delivered.
+    "evaluate-alerts": {"task": "orchestration.tasks.evaluate_alerts", "schedule": 60},
     "ensure-partitions": {
         "task": "governance.archive.tasks.ensure_partitions",
         "schedule": 6 * 60 * 60,

@@ -31,10 +31,14 @@ from governance.compliance.models import (
 )
 from governance.compliance.services import record_audit
 from governance.pipeline.models import (
+    Alert,
+    AlertChannel,
+    AlertRule,
     ApiToken,
     DatasetField,
     DeadLetter,
     LineageEdge,
+    Notification,
     Run,
     RunStep,
     Watermark,
@@ -158,6 +162,21 @@ def one_of_each(db, superuser, dataset):
     )
     ApiToken.objects.create(
         user=superuser, name="nightly export", token_hash="1" * 64, prefix="atl_1"
+    )
+    channel = AlertChannel.objects.create(name="ops", kind="email", recipients=["o@example.com"])
+    rule = AlertRule.objects.create(name="failed runs", kind="run_failed")
+    rule.channels.set([channel])
+    alert = Alert.objects.create(
+        rule=rule, opened_at=now, last_notified_at=now, summary="1 dead letter(s) set aside"
+    )
+    Notification.objects.create(
+        alert=alert,
+        channel=channel,
+        kind="opened",
+        subject="s",
+        body="b",
+        target="o@example.com",
+        created_at=now,
     )
     record_audit(actor="test", action="action", object_type="test", detail="one entry")
 

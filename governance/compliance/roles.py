@@ -30,6 +30,8 @@ STEWARD_CHANGES = {
     ("chart", "quarantinedrecord"): ("change",),
     ("compliance", "classificationsuggestion"): ("change",),
     ("pipeline", "apitoken"): ("add", "change"),
+    ("pipeline", "alertrule"): ("add", "change", "delete"),
+    ("pipeline", "alertchannel"): ("add", "change", "delete"),
 }
 
 OFFICER_CHANGES = {

@@ -1182,4 +1182,6 @@ class LineageEdgeAdmin(ReadOnlyAdmin):
 admin.site.register(ApiToken, ApiTokenAdmin)
 
 # Tasks set aside after crashing their worker too often (registers its own admin).
+# Alert rules and channels (stewards), alerts and notifications (read-only).
+import governance.pipeline.admin_alerts  # noqa: E402
 import governance.pipeline.admin_dead_letters  # noqa: E402, F401

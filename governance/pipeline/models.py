@@ -480,3 +480,174 @@ class DeadLetter(models.Model):
 
     def __str__(self) -> str:
         return f"{self.task_name}[{self.task_id}] after {self.deliveries} deliveries"
+
+
+# --- Alerts: rules stewards set, the alerts they open, the notifications sent ---------------
+
+
+class AlertKind(models.TextChoices):
+    RUN_FAILED = "run_failed", "A dataset's latest run of a kind failed"
+    STALE = "stale", "A dataset is past its freshness target"
+    QUALITY_BELOW = "quality_below", "Quality score below the dataset's threshold"
+    QUARANTINE_SHARE = "quarantine_share", "Quarantine share of the last chart run above X%"
+    DEAD_LETTERS = "dead_letters", "Dead letters present"
+
+
+class ChannelKind(models.TextChoices):
+    EMAIL = "email", "E-mail"
+    WEBHOOK = "webhook", "Webhook"
+
+
+class AlertChannel(models.Model):
+    """Where notifications go: e-mail recipients, or a webhook URL (JSON POST)."""
+
+    name = models.CharField(max_length=100, unique=True)
+    kind = models.CharField(max_length=16, choices=ChannelKind)
+    recipients = ArrayField(
+        models.EmailField(),
+        default=list,
+        blank=True,
+        help_text="E-mail: the addresses, separated by commas.",
+    )
+    url = models.URLField(max_length=500, blank=True, help_text="Webhook: the URL to POST to.")
+    slack_compatible = models.BooleanField(
+        default=False, help_text='Webhook: send {"text": ...} (Slack, Mattermost, Teams).'
+    )
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        db_table = qualified(PIPELINE, "alert_channel")
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        if self.kind == ChannelKind.EMAIL and not self.recipients:
+            raise ValidationError({"recipients": "An e-mail channel needs recipients."})
+        if self.kind == ChannelKind.WEBHOOK and not self.url:
+            raise ValidationError({"url": "A webhook channel needs a URL."})
+
+
+class AlertRule(models.Model):
+    name = models.CharField(max_length=100, unique=True)
+    kind = models.CharField(max_length=32, choices=AlertKind)
+    dataset = models.ForeignKey(
+        Dataset,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="alert_rules",
+        help_text="Blank: every active dataset.",
+    )
+    run_kind = models.CharField(
+        max_length=32,
+        choices=RunKind,
+        blank=True,
+        help_text="Run failed: the kind of run watched (blank: any kind).",
+    )
+    threshold_percent = models.DecimalField(
+        max_digits=5,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal(0)), MaxValueValidator(Decimal(100))],
+        help_text="Quarantine share: alert above this percentage.",
+    )
+    repeat_interval = models.DurationField(
+        default=timedelta(hours=4),
+        help_text="While the condition holds, notify again at most this often.",
+    )
+    is_active = models.BooleanField(default=True)
+    channels = models.ManyToManyField(AlertChannel, related_name="rules")
+
+    class Meta:
+        db_table = qualified(PIPELINE, "alert_rule")
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        if self.kind == AlertKind.QUARANTINE_SHARE and self.threshold_percent is None:
+            raise ValidationError({"threshold_percent": "This kind needs a percentage."})
+        if self.repeat_interval is not None and self.repeat_interval <= timedelta(0):
+            raise ValidationError({"repeat_interval": "Give a positive interval."})
+
+
+class AlertState(models.TextChoices):
+    OPEN = "open", "Open"
+    RESOLVED = "resolved", "Resolved"
+
+
+class Alert(models.Model):
+    """A rule's condition holding for one dataset (none: a platform-wide condition)."""
+
+    rule = models.ForeignKey(AlertRule, on_delete=models.CASCADE, related_name="alerts")
+    dataset = models.ForeignKey(
+        Dataset, on_delete=models.CASCADE, null=True, blank=True, related_name="alerts"
+    )
+    state = models.CharField(max_length=16, choices=AlertState, default=AlertState.OPEN)
+    opened_at = models.DateTimeField()
+    last_notified_at = models.DateTimeField()
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    summary = models.CharField(max_length=500, help_text="Counts and names only, never values.")
+
+    class Meta:
+        db_table = qualified(PIPELINE, "alert")
+        ordering = ["-opened_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["rule", "dataset"],
+                condition=models.Q(state="open"),
+                nulls_distinct=False,
+                name="alert_one_open_per_rule_dataset",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.summary
+
+
+class NotificationKind(models.TextChoices):
+    OPENED = "opened", "Opened"
+    REPEAT = "repeat", "Repeat"
+    RESOLVED = "resolved", "Resolved"
+
+
+class DeliveryStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    SENT = "sent", "Sent"
+    FAILED = "failed", "Failed (retried later)"
+    GAVE_UP = "gave_up", "Gave up"
+
+
+class Notification(models.Model):
+    alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="notifications")
+    channel = models.ForeignKey(AlertChannel, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=16, choices=NotificationKind)
+    subject = models.CharField(max_length=300)
+    body = models.TextField(help_text="Counts, names and a link only.")
+    target = models.CharField(
+        max_length=500, help_text="The recipients, or the webhook URL's host."
+    )
+    status = models.CharField(max_length=16, choices=DeliveryStatus, default=DeliveryStatus.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    created_at = models.DateTimeField()
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        db_table = qualified(PIPELINE, "notification")
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=models.Q(status__in=["pending", "failed"]),
+                name="notification_due_idx",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} → {self.target}: {self.status}"
