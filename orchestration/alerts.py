@@ -40,6 +40,7 @@ from governance.pipeline.models import (
     Run,
     RunKind,
     RunStatus,
+    webhook_host_allowed,
 )
 from governance.quality.models import QualityScore
 
@@ -307,15 +308,32 @@ def _send(notification: Notification) -> None:
             "resolved_at": alert.resolved_at.isoformat() if alert.resolved_at else None,
             "link": _link(alert),
         }
-    # The URL is a channel's URLField: http or https only.
+    # The URL is a channel's URLField (http or https only), on a host an operator listed:
+    # checked again here, as the list may have changed since the channel was saved.
+    if not webhook_host_allowed(channel.url):
+        raise WebhookHostNotAllowedError
     request = urllib.request.Request(  # noqa: S310
         channel.url,
         data=json.dumps(payload).encode(),
         headers={"Content-Type": "application/json", "User-Agent": "Atlas alerts"},
         method="POST",
     )
-    with urllib.request.urlopen(request, timeout=WEBHOOK_TIMEOUT) as response:  # noqa: S310
+    with _WEBHOOK_OPENER.open(request, timeout=WEBHOOK_TIMEOUT) as response:
         response.read()
+
+
+class WebhookHostNotAllowedError(Exception):
+    """The channel's host is not (or no longer) in ATLAS_WEBHOOK_HOSTS."""
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    # A redirect would take the request to a host nobody listed: a 3xx answer is a failed
+    # delivery (HTTPError), not a request sent on.
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None
+
+
+_WEBHOOK_OPENER = urllib.request.build_opener(_NoRedirects)
 
 
 def deliver_due(*, now: datetime | None = None) -> tuple[int, int]:

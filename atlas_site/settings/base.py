@@ -231,6 +231,11 @@ MAILERS = {
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "atlas@localhost")
 # The address alert messages link to (the admin's alert page is appended).
 ATLAS_SITE_URL = env("ATLAS_SITE_URL", "http://localhost:8000")
+# The hosts webhook channels may POST to (e.g. hooks.slack.com): the worker fetches the URL
+# a steward typed, so it reaches only hosts an operator listed, never internal services.
+ATLAS_WEBHOOK_HOSTS = [
+    host.strip().lower() for host in env("ATLAS_WEBHOOK_HOSTS", "").split(",") if host.strip()
+]
 
 CELERY_BEAT_SCHEDULE = {
     # One tick a minute; each dataset's own cron schedule (in the catalog) decides.

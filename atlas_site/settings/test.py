@@ -22,3 +22,6 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+
+# The tests' own webhook receivers (orchestration/tests/test_alerts.py).
+ATLAS_WEBHOOK_HOSTS = ["127.0.0.1"]

@@ -1,5 +1,6 @@
 from datetime import timedelta
 from decimal import Decimal
+from urllib.parse import urlsplit
 
 from celery.schedules import crontab
 from django.conf import settings
@@ -527,6 +528,20 @@ class AlertChannel(models.Model):
             raise ValidationError({"recipients": "An e-mail channel needs recipients."})
         if self.kind == ChannelKind.WEBHOOK and not self.url:
             raise ValidationError({"url": "A webhook channel needs a URL."})
+        if self.kind == ChannelKind.WEBHOOK and not webhook_host_allowed(self.url):
+            listed = ", ".join(settings.ATLAS_WEBHOOK_HOSTS) or "none"
+            raise ValidationError(
+                {
+                    "url": f"{urlsplit(self.url).hostname!r} is not a host webhooks may be "
+                    f"sent to; an operator lists those in ATLAS_WEBHOOK_HOSTS (now: {listed})."
+                }
+            )
+
+
+def webhook_host_allowed(url: str) -> bool:
+    """Whether a webhook URL's host is one an operator listed in ATLAS_WEBHOOK_HOSTS."""
+    host = (urlsplit(url).hostname or "").lower()
+    return bool(host) and host in settings.ATLAS_WEBHOOK_HOSTS
 
 
 class AlertRule(models.Model):

@@ -10,6 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from aiosmtpd.controller import Controller
+from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from chart.services import promote_to_chart
@@ -77,7 +78,13 @@ class Receiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 length = int(self.headers["Content-Length"])
-                bodies.append(json.loads(self.rfile.read(length)))
+                body = json.loads(self.rfile.read(length))
+                if self.path == "/moved":  # sends the request on to another address
+                    self.send_response(307)
+                    self.send_header("Location", f"http://localhost:{self.server.server_port}/hook")
+                    self.end_headers()
+                    return
+                bodies.append(body)
                 self.send_response(204)
                 self.end_headers()
 
@@ -185,6 +192,45 @@ def test_a_receiver_down_fails_and_a_later_pass_delivers(receiver, settings):
     assert note.status == DeliveryStatus.SENT and note.attempts == 2 and note.last_error == ""
     assert receiver.bodies == [{"text": receiver.bodies[0]["text"]}]
     assert "1 dead letter(s)" in receiver.bodies[0]["text"]
+
+
+def test_webhooks_reach_only_hosts_an_operator_listed(receiver, settings):
+    # A URL a steward types is fetched by the worker: only listed hosts, no redirects.
+    settings.ATLAS_WEBHOOK_HOSTS = ["hooks.example.com"]
+    refused = AlertChannel(name="inside", kind="webhook", url="http://169.254.169.254/latest")
+    with pytest.raises(ValidationError, match=r"'169\.254\.169\.254' is not a host webhooks"):
+        refused.full_clean()
+    AlertChannel(name="listed", kind="webhook", url="https://hooks.example.com/x").full_clean()
+
+    settings.ATLAS_WEBHOOK_HOSTS = ["127.0.0.1"]
+    receiver.start()
+    moved = AlertChannel.objects.create(
+        name="moved", kind="webhook", url=receiver.url.replace("/hook", "/moved")
+    )
+    unlisted_later = AlertChannel.objects.create(name="later", kind="webhook", url=receiver.url)
+    rule = AlertRule.objects.create(name="dead letters", kind=AlertKind.DEAD_LETTERS)
+    rule.channels.set([moved, unlisted_later])
+    now = timezone.now()
+    DeadLetter.objects.create(
+        task_id="t1", task_name="x", deliveries=3, first_seen_at=now, last_seen_at=now
+    )
+    # The receiver sends the first channel's request on to localhost: not followed.
+    result = tasks.evaluate_alerts()
+    assert (result["sent"], result["failed"]) == (1, 1)
+    errors = dict(Notification.objects.values_list("channel__name", "last_error"))
+    assert errors == {"moved": "HTTP 307", "later": ""}
+    assert len(receiver.bodies) == 1
+
+    # Taken off the list after the channel was saved: refused at sending, nothing sent.
+    settings.ATLAS_WEBHOOK_HOSTS = ["hooks.example.com"]
+    Notification.objects.update(status=DeliveryStatus.FAILED, next_attempt_at=now)
+    alerts.deliver_due(now=timezone.now())
+    errors = dict(Notification.objects.values_list("channel__name", "last_error"))
+    assert errors == {
+        "moved": "WebhookHostNotAllowedError",
+        "later": "WebhookHostNotAllowedError",
+    }
+    assert len(receiver.bodies) == 1
 
 
 def test_backoff_grows_and_is_bounded():
