@@ -16,6 +16,7 @@ from atlas_site.admin_filters import IdInputFilter
 from atlas_site.admin_values import ReadableDatasetsMixin, RevealTarget, ValuesAdminMixin
 from atlas_site.request_checks import parse_pk
 from chart import selectors as chart_selectors
+from chart.business_keys import key_parts
 from chart.evaluation import to_json
 from chart.models import ChartRecord, PiiFinding, QuarantinedRecord, QuarantineStatus
 from chart.protected import (
@@ -67,10 +68,9 @@ def _business_key_shown(shield, key_fields: list[str], business_key: str, data: 
     """
     if not business_key:
         return business_key
-    parts = business_key.split("|")
-    made_with_these_fields = len(parts) == len(key_fields) and all(
-        is_token(part) or part == str((data or {}).get(name))
-        for name, part in zip(key_fields, parts, strict=True)
+    parts = key_parts(business_key, key_fields)
+    made_with_these_fields = parts is not None and all(
+        is_token(part) or part == str((data or {}).get(name)) for name, part in parts
     )
     if made_with_these_fields and all(
         shield.clearance.sees(shield.level_of(name)) for name in key_fields

@@ -93,6 +93,16 @@ def _api_docs_url() -> str:
         return "/api/docs"
 
 
+def _contracts_download(queryset, *, fmt: str, suffix: str) -> HttpResponse:
+    """The selected datasets' contracts as one YAML file (<slug or contracts>.<suffix>.yaml)."""
+    datasets = list(queryset.prefetch_related("fields__classification").select_related("owner"))
+    body = dump_contracts([export_contract(dataset) for dataset in datasets], fmt=fmt)
+    name = datasets[0].slug if len(datasets) == 1 else "contracts"
+    response = HttpResponse(body, content_type="application/yaml; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{name}.{suffix}.yaml"'
+    return response
+
+
 class DatasetIngestAdminMixin:
     """Upload page and contract export for the Dataset admin (see the module docstring)."""
 
@@ -124,21 +134,11 @@ class DatasetIngestAdminMixin:
 
     @admin.action(description="Export the contracts of the selected datasets (YAML)")
     def export_contracts(self, request, queryset):
-        datasets = list(queryset.prefetch_related("fields__classification").select_related("owner"))
-        body = dump_contracts([export_contract(dataset) for dataset in datasets], fmt="yaml")
-        name = datasets[0].slug if len(datasets) == 1 else "contracts"
-        response = HttpResponse(body, content_type="application/yaml; charset=utf-8")
-        response["Content-Disposition"] = f'attachment; filename="{name}.contract.yaml"'
-        return response
+        return _contracts_download(queryset, fmt="yaml", suffix="contract")
 
     @admin.action(description="Export the contracts of the selected datasets (ODCS v3 YAML)")
     def export_contracts_odcs(self, request, queryset):
-        datasets = list(queryset.prefetch_related("fields__classification").select_related("owner"))
-        body = dump_contracts([export_contract(dataset) for dataset in datasets], fmt="odcs")
-        name = datasets[0].slug if len(datasets) == 1 else "contracts"
-        response = HttpResponse(body, content_type="application/yaml; charset=utf-8")
-        response["Content-Disposition"] = f'attachment; filename="{name}.odcs.yaml"'
-        return response
+        return _contracts_download(queryset, fmt="odcs", suffix="odcs")
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         # The upload button is shown only to whom may upload (a viewer got a 403 for it).

@@ -26,6 +26,7 @@ from django.utils import timezone
 
 from atlas_site.schemas import sql_table
 from governance.pipeline.models import (
+    FRESHNESS_KINDS,
     Alert,
     AlertChannel,
     AlertKind,
@@ -46,8 +47,6 @@ from governance.quality.models import QualityScore
 
 logger = logging.getLogger(__name__)
 
-# The kinds of run whose success makes a dataset fresh (as /metrics counts it).
-FRESHNESS_KINDS = (RunKind.INGEST, RunKind.PROMOTE_CHART)
 MAX_ATTEMPTS = 8
 WEBHOOK_TIMEOUT = 10  # seconds
 # A claimed delivery is left alone by other passes this long.

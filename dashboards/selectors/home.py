@@ -17,15 +17,20 @@ from django.db.models import Q
 from atlas_site.schemas import sql_table
 from chart.models import QuarantinedRecord, QuarantineStatus
 from governance.compliance.models import ClassificationLevel
-from governance.pipeline.models import Dataset, DatasetField, Run, RunKind, RunStatus
+from governance.pipeline.models import (
+    FRESHNESS_KINDS,
+    Dataset,
+    DatasetField,
+    Run,
+    RunKind,
+    RunStatus,
+)
 from governance.quality.models import QualityScore
 from navigate.models import MetricDefinition
 
 CARDS = 48
 COUNT_CAP = 10_000
 SEARCH_LIMIT = 20
-# The runs a dataset's freshness counts from: a load into explore or a promotion to chart.
-FRESHNESS_KINDS = (RunKind.INGEST, RunKind.PROMOTE_CHART)
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,9 @@ from django.utils import timezone
 
 from atlas_site.schemas import sql_table
 from chart.models import ChartRecord
-from dashboards.selectors.home import FRESHNESS_KINDS
 from explore.models import BatchStatus, LandingBatch, RawRecord
 from governance.pipeline.models import (
+    FRESHNESS_KINDS,
     Dataset,
     DeadLetter,
     Layer,

@@ -226,6 +226,11 @@ class RunKind(models.TextChoices):
     REPROTECT = "reprotect", "Re-protect chart values"
 
 
+# The runs a dataset's freshness counts from (its freshness_target): a load into explore or a
+# promotion to chart. The home page, /metrics and the alerts all read it from here.
+FRESHNESS_KINDS = (RunKind.INGEST, RunKind.PROMOTE_CHART)
+
+
 class RunStatus(models.TextChoices):
     QUEUED = "queued", "Queued"
     RUNNING = "running", "Running"
