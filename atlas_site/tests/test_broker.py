@@ -8,9 +8,12 @@ test_faults_outage.py::test_redis_restarted_under_a_busy_worker_loses_nothing.
 """
 
 from contextlib import suppress
+from pathlib import Path
 
+import kombu
 import pytest
 import redis
+from django.conf import settings
 from kombu import Connection, Exchange, Queue
 from kombu.common import ignore_errors
 
@@ -139,3 +142,9 @@ def test_celery_uses_this_transport_for_a_redis_broker():
 
     with app.connection_for_write() as connection:
         assert isinstance(connection.transport, broker.Transport)
+
+
+def test_kombu_is_pinned_at_the_version_this_transport_was_written_for():
+    """The transport relies on kombu's Redis internals: kombu moves only on purpose."""
+    lines = (Path(settings.BASE_DIR) / "requirements.txt").read_text().splitlines()
+    assert f"kombu=={kombu.__version__}" in lines
