@@ -223,7 +223,8 @@ class AuditedModelAdmin(CsvExportMixin, admin.ModelAdmin):
         stored = (rows.select_for_update() if lock else rows).get(pk=obj.pk)
         return self.audit_snapshot(stored)
 
-    def _audit_save(self, request, obj: models.Model, before: dict | None) -> None:
+    def audit_save(self, request, obj: models.Model, before: dict | None) -> None:
+        """The audit entry of a save: `before` is the stored snapshot (None: created)."""
         after = self.stored_snapshot(obj, lock=False)
         if before is None:
             record_audit(
@@ -269,14 +270,14 @@ class AuditedModelAdmin(CsvExportMixin, admin.ModelAdmin):
         obj = form.instance
         if hasattr(obj, "_atlas_audit_before"):
             before = obj.__dict__.pop("_atlas_audit_before")
-            self._audit_save(request, obj, before)
+            self.audit_save(request, obj, before)
 
     def save_formset(self, request, form, formset, change):
         """Inline rows (e.g. a dataset's fields) are audited one by one, like the parent."""
         with transaction.atomic():
             instances = formset.save(commit=False)  # nothing is written or deleted yet
             for obj in formset.deleted_objects:
-                self._delete_one(request, obj)
+                self.delete_audited(request, obj)
             saved = []
             for obj in instances:
                 before = None if obj._state.adding else self.stored_snapshot(obj)
@@ -284,7 +285,7 @@ class AuditedModelAdmin(CsvExportMixin, admin.ModelAdmin):
                 saved.append((obj, before))
             formset.save_m2m()
             for obj, before in saved:
-                self._audit_save(request, obj, before)
+                self.audit_save(request, obj, before)
 
     def get_deleted_objects(self, objs, request):
         deleted, model_count, perms_needed, protected = super().get_deleted_objects(objs, request)
@@ -295,14 +296,15 @@ class AuditedModelAdmin(CsvExportMixin, admin.ModelAdmin):
             perms_needed = set()
         return deleted, model_count, perms_needed, protected
 
-    def _delete_one(self, request, obj: models.Model) -> None:
+    def delete_audited(self, request, obj: models.Model) -> None:
+        """Delete one object and audit it (inside the caller's transaction)."""
         identity, before = self._identity(obj), self.audit_snapshot(obj)
         _count, deleted = obj.delete()
         self._audit_deletion(request, identity, before, _cascade_note(deleted, type(obj), 1))
 
     def delete_model(self, request, obj):
         with transaction.atomic(using=obj._state.db):
-            self._delete_one(request, obj)
+            self.delete_audited(request, obj)
 
     def delete_queryset(self, request, queryset):
         with transaction.atomic(using=queryset.db):

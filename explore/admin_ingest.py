@@ -1,13 +1,16 @@
 """Admin pieces of ingestion: upload on a dataset's page, batch progress, retries, API tokens.
 
-How to wire them (the admin classes live in each app's admin.py):
+How to wire them (the admin classes live in each app's admin module or package):
 
-    # governance/pipeline/admin.py
-    from explore.admin_ingest import ApiTokenAdmin, DatasetIngestAdminMixin
+    # governance/pipeline/admin/datasets.py
+    from explore.admin_ingest import DatasetIngestAdminMixin
 
     @admin.register(Dataset)
-    class DatasetAdmin(DatasetIngestAdminMixin, AuditedModelAdmin):
+    class DatasetAdmin(DatasetIngestAdminMixin, ..., AuditedModelAdmin):
         ...  # unchanged; the mixin comes first so that its get_urls/get_actions run
+
+    # governance/pipeline/admin/tokens.py
+    from explore.admin_ingest import ApiTokenAdmin
 
     admin.site.register(ApiToken, ApiTokenAdmin)  # instead of the read-only one
 

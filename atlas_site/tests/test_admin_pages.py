@@ -367,7 +367,7 @@ def test_changing_a_dataset_records_before_and_after(client, steward, dataset):
 @pytest.mark.django_db
 def test_the_before_values_come_from_the_database_row(rf, steward, dataset):
     """save_model receives the instance already changed by the form; "before" is the stored row."""
-    from governance.pipeline.admin import DatasetAdmin
+    from governance.pipeline.admin.datasets import DatasetAdmin
 
     model_admin = DatasetAdmin(type(dataset), admin.site)
     request = rf.post("/")

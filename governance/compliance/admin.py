@@ -668,7 +668,7 @@ class AuditedUserAdmin(AuditedModelAdmin, UserAdmin):
             response = super().user_change_password(request, id, form_url)
             if audited and response.status_code == 302:
                 user.refresh_from_db()
-                self._audit_save(request, user, before)
+                self.audit_save(request, user, before)
         return response
 
 

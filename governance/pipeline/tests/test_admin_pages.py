@@ -229,7 +229,7 @@ def test_durations_and_sparklines_read_well():
     from datetime import timedelta
     from decimal import Decimal
 
-    from governance.pipeline.admin import duration_text, spark_end, sparkline
+    from governance.pipeline.admin.formatting import duration_text, spark_end, sparkline
 
     assert duration_text(None) == "—"
     assert duration_text(timedelta(seconds=0.1234)) == "0.12 s"

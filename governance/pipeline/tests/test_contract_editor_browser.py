@@ -2,7 +2,7 @@
 
 import pytest
 
-from governance.pipeline.admin import DatasetFieldInline
+from governance.pipeline.admin.contract_fields import DatasetFieldInline
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
