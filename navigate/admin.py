@@ -25,6 +25,9 @@ class FactAdmin(ValuesAdminMixin, LargeTableAdmin, ReadOnlyAdmin):
     """
 
     dataset_lookup = "metric__dataset"
+    # The upsert key is a keyed HMAC of the dimension values: of use to nobody here, and
+    # a digest of values is not shown where the values themselves are masked.
+    exclude = ("dimension_key",)
 
     list_display = (
         "id",

@@ -56,7 +56,7 @@ class Fact(models.Model):
     grain = models.CharField(max_length=8, choices=Grain)
     dimensions = models.JSONField(default=dict, blank=True)
     dimension_key = models.CharField(
-        max_length=64, help_text="Digest of the dimension values: the upsert key."
+        max_length=64, help_text="Keyed HMAC of the dimension values, never shown: the upsert key."
     )
     value = models.DecimalField(max_digits=38, decimal_places=10, null=True)
     record_count = models.BigIntegerField(default=0)

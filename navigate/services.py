@@ -25,6 +25,7 @@ from django.db.models import Max
 from atlas_site.outages import DATABASE_OUTAGE_ERRORS
 from atlas_site.schemas import sql_name
 from chart.models import ChartRecord
+from governance.compliance.tokens import TokenKeyring
 from governance.pipeline.models import (
     Dataset,
     FieldType,
@@ -57,6 +58,23 @@ FACT = sql_name(Fact._meta.db_table)
 
 # --- SQL pieces -----------------------------------------------------------------------
 # Field names go to PostgreSQL as parameters (data ->> %(name)s), never into the SQL text.
+
+# A fact's dimension_key is its upsert key: a keyed HMAC of its dimensions' jsonb text
+# (canonical: jsonb orders keys itself), not an unkeyed digest, which anyone shown it
+# could match against digests of guessed values. Computed in the statement, per group.
+DIMENSION_KEY_PURPOSE = "navigate.fact.dimension_key"
+
+
+def _dimension_key_sql(dimensions: str) -> str:
+    return (
+        "encode(sha256(%(key_outer)s::bytea || sha256(%(key_inner)s::bytea || "
+        f"convert_to(({dimensions})::text, 'UTF8'))), 'hex')"
+    )
+
+
+def dimension_key_params() -> dict[str, bytes]:
+    inner, outer = TokenKeyring.from_settings().sql_hmac_pads(DIMENSION_KEY_PURPOSE)
+    return {"key_inner": inner, "key_outer": outer}
 
 
 def _time_sql(data_type: str, param: str) -> str:
@@ -130,7 +148,7 @@ by_values AS (
      GROUP BY period_start{dimension_names}
 ),
 grouped AS (
-    SELECT period_start, dimensions, md5(dimensions::text) AS dimension_key, value, record_count
+    SELECT period_start, dimensions, {dimension_key} AS dimension_key, value, record_count
       FROM by_values
 ),
 written AS (
@@ -246,6 +264,7 @@ def refresh_metric_facts(
             grain=metric.grain,
             time_field=metric.time_field,
             value_field=metric.value_field,
+            **dimension_key_params(),
         )
         if periods is None:
             source_periods, fact_periods = "TRUE", ""
@@ -261,6 +280,7 @@ def refresh_metric_facts(
             dimension_names=dimension_names,
             value=_value_sql(metric.aggregation, value_type),
             aggregate=_aggregate_sql(metric.aggregation),
+            dimension_key=_dimension_key_sql("dimensions"),
             source_periods=source_periods,
             fact_periods=fact_periods,
             chart_record=CHART_RECORD,
@@ -308,6 +328,34 @@ def refresh_facts(
     run.detail = {**(run.detail or {}), "facts": summary}
     run.save(update_fields=["detail"])
     return written
+
+
+REKEY_SQL = """
+UPDATE {fact} AS fact SET dimension_key = {dimension_key}
+ WHERE fact.metric_id = %(metric_id)s AND fact.dimension_key <> {dimension_key}
+"""
+
+
+def rekey_facts() -> int:
+    """Make every fact's dimension_key again under the current hash key; return how many.
+
+    After the hash key is rotated (`manage.py retoken`), a refresh rewrites the keys of
+    the periods it recomputes (the old-keyed facts of a period are not its groups, so
+    they are deleted as the new ones are written); this rewrites the others, so that
+    no key made under a retired key is left. One statement per metric, the metric
+    locked as a refresh locks it.
+    """
+    sql = REKEY_SQL.format(fact=FACT, dimension_key=_dimension_key_sql("fact.dimensions"))
+    params: dict[str, Any] = dimension_key_params()
+    changed = 0
+    for metric_id in MetricDefinition.objects.values_list("pk", flat=True):
+        with transaction.atomic():
+            if not MetricDefinition.objects.select_for_update().filter(pk=metric_id).exists():
+                continue
+            with connection.cursor() as cursor:
+                cursor.execute(sql, {**params, "metric_id": metric_id})
+                changed += cursor.rowcount
+    return changed
 
 
 # --- Lineage --------------------------------------------------------------------------

@@ -103,6 +103,23 @@ class TokenKeyring:
     def is_current(self, token: str) -> bool:
         return token.startswith(f"{TOKEN_PREFIX}{self.current_id}:")
 
+    def sql_hmac_pads(self, purpose: str) -> tuple[bytes, bytes]:
+        """HMAC-SHA256's inner and outer padded keys of a key derived for one purpose.
+
+        PostgreSQL has sha256() but no HMAC without pgcrypto: with these two blocks as
+        parameters, `sha256(outer || sha256(inner || message))` is the HMAC of the
+        message, computed where the rows are. The blocks travel in the statement (and so
+        may reach the server's logs or pg_stat_activity): they are of a key derived for
+        `purpose` alone, which makes no token and opens no other purpose's digests.
+        """
+        inner, outer = _hmac_states(self.keys[self.current_id])
+        digest_in = inner.copy()
+        digest_in.update(b"atlas purpose:" + purpose.encode("utf-8"))
+        digest = outer.copy()
+        digest.update(digest_in.digest())
+        block = digest.digest().ljust(64, b"\0")
+        return bytes(byte ^ 0x36 for byte in block), bytes(byte ^ 0x5C for byte in block)
+
 
 def fingerprint(value: Any) -> str | None:
     """A keyed token of a value for the audit log: shows that it changed, never what it is."""

@@ -65,3 +65,23 @@ def test_facts_filter_by_dataset(client, steward, facts, dataset):
     }
     titles = {spec.title for spec in response.context["cl"].filter_specs}
     assert {"dataset", "metric", "period start"} <= titles
+
+
+@pytest.mark.django_db
+def test_the_dimension_key_is_on_no_fact_page_or_export(client, superuser, facts):
+    # The upsert key is a digest of dimension values, which may be masked on the page.
+    fact = facts[("orders", 2025)]
+    Fact.objects.filter(pk=fact.pk).update(dimension_key="dimkey0123456789")
+    client.force_login(superuser)
+    page = client.get(reverse("admin:navigate_fact_change", args=[fact.pk]))
+    listing = client.get(reverse(FACT_LIST))
+    export = client.post(
+        reverse(FACT_LIST),
+        {"action": "export_selected_as_csv", "_selected_action": [str(fact.pk)]},
+    )
+    assert page.status_code == listing.status_code == export.status_code == 200
+    exported = b"".join(export.streaming_content).decode()
+    assert str(fact.value) in exported or "1.0000000000" in exported
+    for text in (page.content.decode(), listing.content.decode(), exported):
+        assert "dimkey0123456789" not in text
+        assert "dimension key" not in text.lower()

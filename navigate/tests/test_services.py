@@ -1,12 +1,19 @@
 """Facts from chart records: definitions checked, aggregation in SQL, touched periods, lineage."""
 
+import base64
+import hashlib
+import hmac
+import importlib
+import io
 import itertools
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
+from django.apps import apps as django_apps
 from django.core.exceptions import ValidationError
+from django.core.management import call_command
 from django.db import connection
 
 from chart.models import ChartRecord
@@ -25,7 +32,13 @@ from governance.pipeline.models import (
 from navigate.definitions import validate_metric_definition
 from navigate.models import Fact, MetricDefinition
 from navigate.selectors import decode_fact_value, facts_for_metric
-from navigate.services import record_lineage, refresh_facts, refresh_metric_facts, touched_periods
+from navigate.services import (
+    record_lineage,
+    refresh_facts,
+    refresh_metric_facts,
+    rekey_facts,
+    touched_periods,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -658,3 +671,83 @@ def test_a_field_used_twice_is_one_edge(contract):
     metric = make_metric(contract, aggregation="max", value_field="ordered_at")
     edges = record_lineage(metric=metric, run=make_run(contract))
     assert [edge.source_field for edge in edges] == ["", "ordered_at"]
+
+
+# --- The dimension key ----------------------------------------------------------------
+
+
+def _stored_keys(metric) -> dict[str, str]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT dimensions::text, dimension_key, md5(dimensions::text) FROM navigate.fact"
+            " WHERE metric_id = %s",
+            [metric.pk],
+        )
+        rows = cursor.fetchall()
+    assert all(key != digest for _text, key, digest in rows)  # no unkeyed digest
+    return {text: key for text, key, _digest in rows}
+
+
+def test_a_facts_dimension_key_is_a_keyed_hmac_of_its_dimensions(contract, run, settings):
+    add_rows(contract, run)
+    metric = make_metric(contract, grain="month", dimension_fields=["region", "customer"])
+    refresh_facts(dataset=contract, run=run)
+    keys = _stored_keys(metric)
+    assert len(keys) > 1
+    # The HMAC-SHA256 under a key derived from the hash key for this purpose alone.
+    derived = hmac.new(
+        TokenKeyring.from_settings().keys[TokenKeyring.from_settings().current_id],
+        b"atlas purpose:navigate.fact.dimension_key",
+        hashlib.sha256,
+    ).digest()
+    for text, key in keys.items():
+        assert key == hmac.new(derived, text.encode(), hashlib.sha256).hexdigest()
+    # Another hash key makes other keys, so they cannot be made without it.
+    settings.ATLAS_HASH_KEY = "other:" + base64.b64encode(b"k" * 32).decode()
+    refresh_facts(dataset=contract, run=make_run(contract))
+    assert set(_stored_keys(metric).values()).isdisjoint(keys.values())
+
+
+def test_after_a_hash_key_rotation_rekey_facts_remakes_every_key(contract, run, settings):
+    add_rows(contract, run)
+    metric = make_metric(contract, grain="month", dimension_fields=["region"])
+    refresh_facts(dataset=contract, run=run)
+    before = facts_by_key(metric)
+    old_keys = set(_stored_keys(metric).values())
+    new_key = "new:" + base64.b64encode(b"n" * 32).decode()
+    settings.ATLAS_HASH_KEY = f"{new_key},{settings.ATLAS_HASH_KEY}"
+
+    assert rekey_facts() == Fact.objects.filter(metric=metric).count() == len(before)
+    out = io.StringIO()
+    call_command("rekey_facts", stdout=out)  # every key is current now
+    assert "Re-made 0 facts' dimension keys under hash key 'new'" in out.getvalue()
+    rekeyed = _stored_keys(metric)
+    assert set(rekeyed.values()).isdisjoint(old_keys)
+    # A refresh after the rotation upserts onto the re-made keys: the same facts, no more.
+    refresh_facts(dataset=contract, run=make_run(contract))
+    assert _stored_keys(metric) == rekeyed
+    assert facts_by_key(metric) == before
+
+
+def test_a_refresh_before_the_rekey_replaces_its_periods_old_keyed_facts(contract, run, settings):
+    add_rows(contract, run)
+    metric = make_metric(contract, grain="month", dimension_fields=["region"])
+    refresh_facts(dataset=contract, run=run)
+    before = facts_by_key(metric)
+    settings.ATLAS_HASH_KEY = "new:" + base64.b64encode(b"n" * 32).decode()
+    refresh_facts(dataset=contract, run=make_run(contract), periods=None)
+    assert facts_by_key(metric) == before
+    assert Fact.objects.filter(metric=metric).count() == len(before)
+
+
+def test_the_migration_turns_unkeyed_digests_into_keyed_ones(contract, run):
+    add_rows(contract, run)
+    metric = make_metric(contract, grain="month", dimension_fields=["region"])
+    refresh_facts(dataset=contract, run=run)
+    made = _stored_keys(metric)
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE navigate.fact SET dimension_key = md5(dimensions::text)")
+    migration = importlib.import_module("navigate.migrations.0002_dimension_keys_keyed")
+    with connection.schema_editor() as editor:
+        migration.keyed_dimension_keys(django_apps, editor)
+    assert _stored_keys(metric) == made

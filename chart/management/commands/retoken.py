@@ -11,7 +11,8 @@ class Command(BaseCommand):
         "of ATLAS_HASH_KEY), from the original values, and rebuild business keys that hold "
         "tokens (of chart and of quarantined records). Rotate by putting a new key first, "
         "running this right away (until then, tokens of new records and of old ones differ, "
-        "so uniqueness and supersession cannot match them), then removing the old key."
+        "so uniqueness and supersession cannot match them), then `rekey_facts` for the facts' "
+        "dimension keys, then removing the old key."
     )
 
     def add_arguments(self, parser):
@@ -26,6 +27,7 @@ class Command(BaseCommand):
         self.stdout.write(
             self.style.SUCCESS(
                 f"Re-made {counts['tokens']} tokens in {counts['records']} chart records under "
-                f"hash key {tokens.current_id!r}; {keys} quarantined records' business keys."
+                f"hash key {tokens.current_id!r}; {keys} quarantined records' business keys. "
+                "Run `manage.py rekey_facts` next for the facts' dimension keys."
             )
         )
