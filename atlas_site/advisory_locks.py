@@ -22,6 +22,7 @@ RETENTION = 7320  # key 0: one retention run at a time
 LOAD_DATASET = 7311  # dataset id: loads of one dataset commit one by one
 PARTITION_DDL = 7321  # index in atlas_site.partitions.PARTITIONED_TABLES: DDL per table
 WATCHDOG = 7330  # key 0: one worker's watchdog looks for ownerless work at a time
+ALERTS = 7331  # key 0: one evaluation of the alert rules at a time
 AUDIT_CHAIN = 7340  # year * 10 + quarter: appends to one quarter's audit chain (taken by
 # the trigger compliance.audit_log_seal(), whose SQL repeats the number)
 

@@ -20,22 +20,29 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.mail import send_mail
-from django.db import connection, transaction
+from django.db import connection, models, transaction
 from django.urls import reverse
 from django.utils import timezone
 
+from atlas_site import advisory_locks
+from atlas_site.partitions import PARTITIONED_TABLES
 from atlas_site.schemas import sql_table
+from governance.compliance.models import ClassificationSuggestion, SuggestionStatus
 from governance.pipeline.models import (
     FRESHNESS_KINDS,
+    PLATFORM_ALERT_KINDS,
     Alert,
     AlertChannel,
     AlertKind,
     AlertRule,
     AlertState,
+    AlertSubscription,
     ChannelKind,
     Dataset,
+    DatasetField,
     DeadLetter,
     DeliveryStatus,
+    Heartbeat,
     Notification,
     NotificationKind,
     Run,
@@ -69,11 +76,16 @@ class DatasetFigures:
     score_below: bool | None  # its latest quality score fell below its threshold
     # Kinds of run whose latest ended run failed.
     failed_kinds: tuple[str, ...]
+    # Points (of 100) its latest quality score fell from the one before (negative: rose).
+    score_drop: float | None = None
+    # When its oldest PII suggestion still waiting for a steward was made.
+    oldest_suggestion_at: datetime | None = None
 
 
 def dataset_figures(now: datetime) -> list[DatasetFigures]:
     """Every active dataset's figures in one query (run_dataset_kind_idx, score_dataset_idx)."""
     run, score = sql_table(Run), sql_table(QualityScore)
+    suggestion, field = sql_table(ClassificationSuggestion), sql_table(DatasetField)
     sql = f"""
         SELECT d.id, d.slug, EXTRACT(EPOCH FROM d.freshness_target),
                (SELECT max(f.finished_at) FROM unnest(%(fresh)s::text[]) k(kind)
@@ -88,14 +100,20 @@ def dataset_figures(now: datetime) -> list[DatasetFigures]:
                  WHERE (SELECT status FROM {run}
                          WHERE dataset_id = d.id AND kind = k.kind
                            AND status = ANY(%(ended)s)
-                         ORDER BY created_at DESC LIMIT 1) = %(failed)s)
+                         ORDER BY created_at DESC LIMIT 1) = %(failed)s),
+               100 * (s.previous - s.overall),
+               (SELECT min(cs.created_at) FROM {field} f
+                  JOIN {suggestion} cs ON cs.dataset_field_id = f.id AND cs.status = %(open)s
+                 WHERE f.dataset_id = d.id)
           FROM {sql_table(Dataset)} d
           LEFT JOIN LATERAL (
                SELECT rows_in, rows_quarantined FROM {run}
                 WHERE dataset_id = d.id AND kind = %(chart)s AND status = ANY(%(ended)s)
                 ORDER BY created_at DESC LIMIT 1) q ON true
           LEFT JOIN LATERAL (
-               SELECT below_threshold FROM {score}
+               SELECT below_threshold, overall,
+                      lead(overall) OVER (ORDER BY created_at DESC) AS previous
+                 FROM {score}
                 WHERE dataset_id = d.id ORDER BY created_at DESC LIMIT 1) s ON true
          WHERE d.is_active
          ORDER BY d.slug
@@ -107,6 +125,7 @@ def dataset_figures(now: datetime) -> list[DatasetFigures]:
         "failed": RunStatus.FAILED.value,
         "ended": [RunStatus.SUCCEEDED.value, RunStatus.FAILED.value],
         "chart": RunKind.PROMOTE_CHART.value,
+        "open": SuggestionStatus.OPEN.value,
     }
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
@@ -121,9 +140,66 @@ def dataset_figures(now: datetime) -> list[DatasetFigures]:
             chart_run_quarantined=quarantined,
             score_below=below,
             failed_kinds=tuple(failed),
+            score_drop=float(drop) if drop is not None else None,
+            oldest_suggestion_at=oldest_suggestion,
         )
-        for pk, slug, target, last, rows_in, quarantined, below, failed in rows
+        for (
+            pk,
+            slug,
+            target,
+            last,
+            rows_in,
+            quarantined,
+            below,
+            failed,
+            drop,
+            oldest_suggestion,
+        ) in rows
     ]
+
+
+# Rows counted in a DEFAULT partition at most: the alert says "at least" past it, and the
+# count stays an index-free scan of a bounded number of rows.
+DEFAULT_ROWS_COUNTED = 100_000
+
+
+@dataclass(frozen=True)
+class PlatformFigures:
+    dead_letters: int
+    # DEFAULT partition -> rows in it (counted up to DEFAULT_ROWS_COUNTED), only those holding any.
+    default_rows: dict[str, int]
+    # Seconds since a worker / the scheduler last beat (orchestration.liveness); None: never.
+    worker_silent_for: float | None
+    beat_silent_for: float | None
+
+
+def platform_figures(now: datetime) -> PlatformFigures:
+    default_rows = {}
+    with connection.cursor() as cursor:
+        for table in PARTITIONED_TABLES:
+            name = table.partition_sql_name(table.default_partition)
+            cursor.execute(
+                f"SELECT count(*) FROM (SELECT FROM {name} LIMIT %s) r", [DEFAULT_ROWS_COUNTED]
+            )
+            count = cursor.fetchone()[0]
+            if count:
+                default_rows[f"{table.schema}.{table.default_partition}"] = count
+    seen = dict(
+        Heartbeat.objects.values("component")
+        .annotate(last=models.Max("seen_at"))
+        .values_list("component", "last")
+    )
+
+    def silent_for(component: str) -> float | None:
+        last = seen.get(component)
+        return (now - last).total_seconds() if last is not None else None
+
+    return PlatformFigures(
+        dead_letters=DeadLetter.objects.count(),
+        default_rows=default_rows,
+        worker_silent_for=silent_for("worker"),
+        beat_silent_for=silent_for("beat"),
+    )
 
 
 @dataclass(frozen=True)
@@ -132,7 +208,7 @@ class Condition:
     summary: str
 
 
-def _dataset_condition(rule: AlertRule, f: DatasetFigures) -> str | None:
+def _dataset_condition(rule: AlertRule, f: DatasetFigures, now: datetime) -> str | None:
     """The summary when the rule's condition holds for the dataset, else None."""
     if rule.kind == AlertKind.RUN_FAILED:
         kinds = [k for k in f.failed_kinds if not rule.run_kind or k == rule.run_kind]
@@ -146,6 +222,15 @@ def _dataset_condition(rule: AlertRule, f: DatasetFigures) -> str | None:
     elif rule.kind == AlertKind.QUALITY_BELOW:
         if f.score_below:
             return f"{f.slug}: latest quality score below the dataset's threshold"
+        if (
+            rule.drop_points is not None
+            and f.score_drop is not None
+            and f.score_drop > float(rule.drop_points)
+        ):
+            return (
+                f"{f.slug}: latest quality score fell {f.score_drop:.1f} points "
+                f"(more than {float(rule.drop_points):g})"
+            )
     elif (
         rule.kind == AlertKind.QUARANTINE_SHARE
         and rule.threshold_percent is not None
@@ -158,22 +243,58 @@ def _dataset_condition(rule: AlertRule, f: DatasetFigures) -> str | None:
                 f"{f.slug}: last chart run quarantined {f.chart_run_quarantined} of "
                 f"{f.chart_run_in} records ({share:.1f}% > {rule.threshold_percent}%)"
             )
+    elif (
+        rule.kind == AlertKind.SUGGESTION_WAITING
+        and rule.wait_days is not None
+        and f.oldest_suggestion_at is not None
+    ):
+        days = (now - f.oldest_suggestion_at).total_seconds() / 86400
+        if days > rule.wait_days:
+            return (
+                f"{f.slug}: a PII classification suggestion has waited {days:.0f} days "
+                f"(more than {rule.wait_days})"
+            )
+    return None
+
+
+def _silence(component: str, silent_for: float | None, minutes: int) -> str | None:
+    if silent_for is None:
+        return f"no {component} has ever been seen"
+    if silent_for > minutes * 60:
+        return f"no {component} seen for {silent_for / 60:.0f} min (more than {minutes})"
+    return None
+
+
+def _platform_condition(rule: AlertRule, p: PlatformFigures) -> str | None:
+    if rule.kind == AlertKind.DEAD_LETTERS:
+        return f"{p.dead_letters} dead letter(s) set aside" if p.dead_letters else None
+    if rule.kind == AlertKind.DEFAULT_PARTITION_ROWS:
+        if not p.default_rows:
+            return None
+        parts = ", ".join(
+            f"{name}: {'at least ' if n >= DEFAULT_ROWS_COUNTED else ''}{n} rows"
+            for name, n in sorted(p.default_rows.items())
+        )
+        return f"rows in DEFAULT partitions (a partition is missing): {parts}"
+    if rule.kind == AlertKind.WORKER_SILENT and rule.silent_minutes is not None:
+        return _silence("worker", p.worker_silent_for, rule.silent_minutes)
+    if rule.kind == AlertKind.BEAT_SILENT and rule.silent_minutes is not None:
+        return _silence("scheduler (beat)", p.beat_silent_for, rule.silent_minutes)
     return None
 
 
 def conditions(
-    rule: AlertRule, figures: list[DatasetFigures], dead_letters: int
+    rule: AlertRule, figures: list[DatasetFigures], platform: PlatformFigures, now: datetime
 ) -> dict[int | None, Condition]:
     """Dataset id (None: platform-wide) -> the condition holding for the rule."""
-    if rule.kind == AlertKind.DEAD_LETTERS:
-        if dead_letters:
-            return {None: Condition(None, f"{dead_letters} dead letter(s) set aside")}
-        return {}
+    if rule.kind in PLATFORM_ALERT_KINDS:
+        summary = _platform_condition(rule, platform)
+        return {None: Condition(None, summary)} if summary is not None else {}
     held: dict[int | None, Condition] = {}
     for f in figures:
         if rule.dataset_id is not None and f.id != rule.dataset_id:
             continue
-        summary = _dataset_condition(rule, f)
+        summary = _dataset_condition(rule, f, now)
         if summary is not None:
             held[f.id] = Condition(f.id, summary)
     return held
@@ -184,34 +305,66 @@ def _link(alert: Alert) -> str:
     return base + reverse("admin:pipeline_alert_change", args=[alert.pk])
 
 
-def _queue(alert: Alert, rule: AlertRule, kind: str, now: datetime) -> int:
+def _message(alert: Alert, rule: AlertRule, kind: str) -> tuple[str, str]:
     verb = {"opened": "ALERT", "repeat": "STILL FIRING", "resolved": "RESOLVED"}[kind]
     subject = f"[Atlas] {verb}: {rule.name} — {alert.summary}"[:300]
     body = (
         f"{verb}: {rule.name} ({rule.get_kind_display()})\n"
         f"{alert.summary}\n"
         f"Opened at {alert.opened_at:%Y-%m-%d %H:%M} UTC.\n"
-        f"{_link(alert)}\n"
     )
+    if kind == NotificationKind.RESOLVED and not rule.is_active:
+        body += "Resolved because the rule was switched off.\n"
+    return subject, body + f"{_link(alert)}\n"
+
+
+def subscribers(dataset_id: int | None, kind: str) -> list[Any]:
+    """The active people with an e-mail address who asked for this kind of alert on the
+    dataset: they follow it, or own it and asked for their own datasets' alerts."""
+    if dataset_id is None:
+        return []  # platform-wide alerts go to the rules' channels only
+    owner_id = Dataset.objects.filter(pk=dataset_id).values_list("owner_id", flat=True).first()
+    wanted = AlertSubscription.objects.filter(user__is_active=True).exclude(user__email="")
+    wanted = wanted.filter(
+        models.Q(dataset_id=dataset_id) | models.Q(dataset__isnull=True, user_id=owner_id)
+    ).select_related("user")
+    people = {s.user.pk: s.user for s in wanted if s.wants(kind)}
+    return [people[pk] for pk in sorted(people)]
+
+
+def _queue(alert: Alert, rule: AlertRule, kind: str, now: datetime) -> int:
+    """Notifications for the rule's channels and the dataset's subscribers; each address
+    gets one message."""
+    subject, body = _message(alert, rule, kind)
     made = 0
-    for channel in rule.channels.all():
-        if not channel.is_active:
-            continue
-        if channel.kind == ChannelKind.EMAIL:
-            target = ", ".join(channel.recipients)
-        else:
-            target = urlsplit(channel.url).netloc
+    addressed: set[str] = set()
+
+    def queue(target: str, **to: Any) -> None:
+        nonlocal made
         Notification.objects.create(
             alert=alert,
-            channel=channel,
             kind=kind,
             subject=subject,
             body=body,
             target=target[:500],
             created_at=now,
             next_attempt_at=now,
+            **to,
         )
         made += 1
+
+    for channel in rule.channels.all():
+        if not channel.is_active:
+            continue
+        if channel.kind == ChannelKind.EMAIL:
+            addressed.update(address.lower() for address in channel.recipients)
+            queue(", ".join(channel.recipients), channel=channel)
+        else:
+            queue(urlsplit(channel.url).netloc, channel=channel)
+    for person in subscribers(alert.dataset_id, rule.kind):
+        if person.email.lower() not in addressed:
+            addressed.add(person.email.lower())
+            queue(person.email, subscriber=person)
     return made
 
 
@@ -225,13 +378,32 @@ class Evaluation:
 
 
 def evaluate_alerts(*, now: datetime | None = None) -> Evaluation:
-    """Evaluate every active rule, open/repeat/resolve its alerts, deliver what is due."""
+    """Evaluate every active rule, open/repeat/resolve its alerts, deliver what is due.
+
+    One evaluation at a time (a transaction-level advisory lock, waited for): the
+    scheduler's task and a silent side's watcher (orchestration.liveness) may both start
+    one; the second finds the alerts as the first left them.
+    """
     now = now or timezone.now()
     result = Evaluation()
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, 0)", [advisory_locks.ALERTS])
+        _evaluate(now, result)
+        Heartbeat.objects.update_or_create(component=EVALUATED, node="", defaults={"seen_at": now})
+    result.sent, result.failed = deliver_due(now=now)
+    return result
+
+
+# The Heartbeat row recording the last evaluation (orchestration.liveness reads it).
+EVALUATED = "alerts"
+
+
+def _evaluate(now: datetime, result: Evaluation) -> None:
     figures = dataset_figures(now)
-    dead_letters = DeadLetter.objects.count()
+    platform = platform_figures(now)
     for rule in AlertRule.objects.filter(is_active=True).prefetch_related("channels"):
-        held = conditions(rule, figures, dead_letters)
+        held = conditions(rule, figures, platform, now)
         with transaction.atomic():
             open_alerts = {
                 alert.dataset_id: alert
@@ -261,15 +433,45 @@ def evaluate_alerts(*, now: datetime | None = None) -> Evaluation:
                     result.repeated += 1
                 alert.save(update_fields=fields)
             for key, alert in open_alerts.items():
-                if key in held:
-                    continue
-                alert.state = AlertState.RESOLVED
-                alert.resolved_at = now
-                alert.save(update_fields=["state", "resolved_at"])
-                _queue(alert, rule, NotificationKind.RESOLVED, now)
-                result.resolved += 1
-    result.sent, result.failed = deliver_due(now=now)
-    return result
+                if key not in held:
+                    _resolve(alert, rule, now)
+                    result.resolved += 1
+    # A rule switched off (or a dataset deactivated) leaves nobody watching its alerts:
+    # they are resolved, saying so, rather than left open for ever.
+    stale = Alert.objects.select_related("rule").filter(state=AlertState.OPEN)
+    stale = stale.filter(models.Q(rule__is_active=False) | models.Q(dataset__is_active=False))
+    for alert in stale.prefetch_related("rule__channels"):
+        _resolve(alert, alert.rule, now)
+        result.resolved += 1
+
+
+def _resolve(alert: Alert, rule: AlertRule, now: datetime) -> None:
+    alert.state = AlertState.RESOLVED
+    alert.resolved_at = now
+    alert.save(update_fields=["state", "resolved_at"])
+    _queue(alert, rule, NotificationKind.RESOLVED, now)
+
+
+def send_test_message(channel: AlertChannel) -> str:
+    """Send a test message on the channel now; '' when delivered, else the error's kind.
+
+    Not kept as a notification: it belongs to no alert. Never raises.
+    """
+    subject = f"[Atlas] Test message on channel {channel.name}"
+    body = "A test message from Atlas: this channel receives alert notifications.\n"
+    try:
+        if channel.kind == ChannelKind.EMAIL:
+            send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, list(channel.recipients))
+        else:
+            payload: dict[str, Any]
+            if channel.slack_compatible:
+                payload = {"text": f"{subject}\n{body}"}
+            else:
+                payload = {"event": "test", "channel": channel.name, "summary": body.strip()}
+            _post(channel, payload)
+    except Exception as exc:
+        return _describe(exc)
+    return ""
 
 
 def _describe(exc: BaseException) -> str:
@@ -284,7 +486,15 @@ def _describe(exc: BaseException) -> str:
 
 
 def _send(notification: Notification) -> None:
-    channel: AlertChannel = notification.channel
+    channel: AlertChannel | None = notification.channel
+    if channel is None:  # a person's own subscription, to the address queued
+        send_mail(
+            notification.subject,
+            notification.body,
+            settings.DEFAULT_FROM_EMAIL,
+            [notification.target],
+        )
+        return
     if channel.kind == ChannelKind.EMAIL:
         send_mail(
             notification.subject,
@@ -307,6 +517,10 @@ def _send(notification: Notification) -> None:
             "resolved_at": alert.resolved_at.isoformat() if alert.resolved_at else None,
             "link": _link(alert),
         }
+    _post(channel, payload)
+
+
+def _post(channel: AlertChannel, payload: dict[str, Any]) -> None:
     # The URL is a channel's URLField (http or https only), on a host an operator listed:
     # checked again here, as the list may have changed since the channel was saved.
     if not webhook_host_allowed(channel.url):
@@ -352,7 +566,7 @@ def deliver_due(*, now: datetime | None = None) -> tuple[int, int]:
         if claimed != 1:
             continue
         notification = Notification.objects.select_related(
-            "channel", "alert__rule", "alert__dataset"
+            "channel", "subscriber", "alert__rule", "alert__dataset"
         ).get(pk=pk)
         notification.attempts += 1
         try:
@@ -369,7 +583,7 @@ def deliver_due(*, now: datetime | None = None) -> tuple[int, int]:
             logger.warning(
                 "alert notification %s to %s failed: %s",
                 notification.pk,
-                notification.channel.name,
+                notification.channel.name if notification.channel else "a subscriber",
                 notification.last_error,
             )
         else:

@@ -263,6 +263,9 @@ CELERY_BEAT_SCHEDULE = {
 ATLAS_HEARTBEAT_SECONDS = float(env("ATLAS_HEARTBEAT_SECONDS", "5"))
 ATLAS_OWNER_TIMEOUT_SECONDS = float(env("ATLAS_OWNER_TIMEOUT_SECONDS", "30"))
 ATLAS_WATCHDOG_SECONDS = float(env("ATLAS_WATCHDOG_SECONDS", "5"))
+# Workers and beat write a heartbeat this often, and evaluate the alert rules when the
+# scheduled evaluation is overdue (orchestration.liveness); 0: off.
+ATLAS_LIVENESS_SECONDS = float(env("ATLAS_LIVENESS_SECONDS", "30"))
 ATLAS_RESEND_AGAIN_SECONDS = float(env("ATLAS_RESEND_AGAIN_SECONDS", "120"))
 
 

@@ -145,6 +145,9 @@ def spawn_worker(
         "REDIS_URL": settings.REDIS_URL,
         "PYTHONUNBUFFERED": "1",
         "ATLAS_WATCHDOG_SECONDS": "0",
+        # No heartbeat thread writing while a test empties the database (turned on by the
+        # tests of orchestration.liveness).
+        "ATLAS_LIVENESS_SECONDS": "0",
         **(extra_env or {}),
     }
     command = [
@@ -216,7 +219,11 @@ class BeatProcess(WorkerProcess):
 
 
 def spawn_beat(
-    *, queue: str, log_path: Path | None = None, database: str | None = None
+    *,
+    queue: str,
+    log_path: Path | None = None,
+    database: str | None = None,
+    extra_env: dict[str, str] | None = None,
 ) -> BeatProcess:
     """Start `celery beat` sending the pipeline's tick (every minute, and once at start)
     to `queue`; returns at once (see `wait_ready`)."""
@@ -234,6 +241,8 @@ def spawn_beat(
         "REDIS_URL": settings.REDIS_URL,
         "PYTHONUNBUFFERED": "1",
         "ATLAS_TEST_BEAT_QUEUE": queue,
+        "ATLAS_LIVENESS_SECONDS": "0",
+        **(extra_env or {}),
     }
     command = [
         sys.executable,

@@ -43,6 +43,9 @@ OFFICER_CHANGES = {
     ("compliance", "classificationsuggestion"): ("change",),
 }
 
+# Every role manages its own alert subscriptions (the admin shows each person their own).
+EVERYONE_CHANGES = {("pipeline", "alertsubscription"): ("add", "change", "delete")}
+
 # Permissions that are not add/change/delete/view of a model. Clearances for levels
 # (compliance.see_level_<id>) are granted per group by compliance officers, not here.
 OFFICER_SPECIAL = {("compliance", "lower_classification")}
@@ -66,9 +69,11 @@ def role_permissions(apps=global_apps) -> dict[str, set[tuple[str, str]]]:
     view_all = {(app, f"view_{model}") for app, model in views}
     view_public = {(app, f"view_{model}") for app, model in views - AUDIT_READERS_ONLY}
     return {
-        VIEWER: view_public,
-        DATA_STEWARD: view_all | _codenames(STEWARD_CHANGES),
-        COMPLIANCE_OFFICER: view_all | _codenames(OFFICER_CHANGES) | OFFICER_SPECIAL,
+        VIEWER: view_public | _codenames(EVERYONE_CHANGES),
+        DATA_STEWARD: view_all | _codenames(STEWARD_CHANGES) | _codenames(EVERYONE_CHANGES),
+        COMPLIANCE_OFFICER: (
+            view_all | _codenames(OFFICER_CHANGES) | OFFICER_SPECIAL | _codenames(EVERYONE_CHANGES)
+        ),
     }
 
 

@@ -497,6 +497,22 @@ class AlertKind(models.TextChoices):
     QUALITY_BELOW = "quality_below", "Quality score below the dataset's threshold"
     QUARANTINE_SHARE = "quarantine_share", "Quarantine share of the last chart run above X%"
     DEAD_LETTERS = "dead_letters", "Dead letters present"
+    SUGGESTION_WAITING = "suggestion_waiting", "A PII suggestion waiting more than N days"
+    DEFAULT_PARTITION_ROWS = "default_partition_rows", "Rows in a DEFAULT partition"
+    WORKER_SILENT = "worker_silent", "No worker seen for N minutes"
+    BEAT_SILENT = "beat_silent", "The scheduler (beat) not seen for N minutes"
+
+
+# The kinds whose condition is the platform's, not a dataset's: a rule of these kinds names
+# no dataset, and its alert none either.
+PLATFORM_ALERT_KINDS = frozenset(
+    {
+        AlertKind.DEAD_LETTERS,
+        AlertKind.DEFAULT_PARTITION_ROWS,
+        AlertKind.WORKER_SILENT,
+        AlertKind.BEAT_SILENT,
+    }
+)
 
 
 class ChannelKind(models.TextChoices):
@@ -574,6 +590,27 @@ class AlertRule(models.Model):
         validators=[MinValueValidator(Decimal(0)), MaxValueValidator(Decimal(100))],
         help_text="Quarantine share: alert above this percentage.",
     )
+    drop_points = models.DecimalField(
+        max_digits=5,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal("0.01")), MaxValueValidator(Decimal(100))],
+        help_text="Quality score: also alert when the latest score fell by more than this "
+        "many points (of 100) from the one before.",
+    )
+    wait_days = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="PII suggestion waiting: alert when one has waited longer than this.",
+    )
+    silent_minutes = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(2)],
+        help_text="Worker or beat silent: alert when none was seen for this long.",
+    )
     repeat_interval = models.DurationField(
         default=timedelta(hours=4),
         help_text="While the condition holds, notify again at most this often.",
@@ -591,6 +628,17 @@ class AlertRule(models.Model):
     def clean(self) -> None:
         if self.kind == AlertKind.QUARANTINE_SHARE and self.threshold_percent is None:
             raise ValidationError({"threshold_percent": "This kind needs a percentage."})
+        if self.kind == AlertKind.SUGGESTION_WAITING and self.wait_days is None:
+            raise ValidationError({"wait_days": "This kind needs a number of days."})
+        if (
+            self.kind in (AlertKind.WORKER_SILENT, AlertKind.BEAT_SILENT)
+            and self.silent_minutes is None
+        ):
+            raise ValidationError({"silent_minutes": "This kind needs a number of minutes."})
+        if self.kind in PLATFORM_ALERT_KINDS and self.dataset_id is not None:
+            raise ValidationError(
+                {"dataset": "This kind watches the whole platform: leave the dataset blank."}
+            )
         if self.repeat_interval is not None and self.repeat_interval <= timedelta(0):
             raise ValidationError({"repeat_interval": "Give a positive interval."})
 
@@ -642,9 +690,61 @@ class DeliveryStatus(models.TextChoices):
     GAVE_UP = "gave_up", "Gave up"
 
 
+class AlertSubscription(models.Model):
+    """A person's own alerts by e-mail: those of one dataset they follow, or (no dataset)
+    those of every dataset they own. Any active rule's alerts on the dataset are sent."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="alert_subscriptions"
+    )
+    dataset = models.ForeignKey(
+        Dataset,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="alert_subscriptions",
+        help_text="Blank: every dataset you own, now and later.",
+    )
+    kinds = ArrayField(
+        models.CharField(max_length=32, choices=AlertKind),
+        default=list,
+        blank=True,
+        help_text="The kinds of alert wanted; none chosen: every kind.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = qualified(PIPELINE, "alert_subscription")
+        ordering = ["user", "dataset"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "dataset"],
+                nulls_distinct=False,
+                name="alert_subscription_one_per_user_dataset",
+            )
+        ]
+
+    def __str__(self) -> str:
+        target = self.dataset.slug if self.dataset_id else "datasets they own"
+        return f"{self.user} follows {target}"
+
+    def wants(self, kind: str) -> bool:
+        return not self.kinds or kind in self.kinds
+
+
 class Notification(models.Model):
     alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="notifications")
-    channel = models.ForeignKey(AlertChannel, on_delete=models.CASCADE, related_name="+")
+    channel = models.ForeignKey(
+        AlertChannel, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    subscriber = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="A person's own subscription, by e-mail (no channel then).",
+    )
     kind = models.CharField(max_length=16, choices=NotificationKind)
     subject = models.CharField(max_length=300)
     body = models.TextField(help_text="Counts, names and a link only.")
@@ -661,6 +761,12 @@ class Notification(models.Model):
     class Meta:
         db_table = qualified(PIPELINE, "notification")
         ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(channel__isnull=False) | models.Q(subscriber__isnull=False),
+                name="notification_has_a_channel_or_subscriber",
+            )
+        ]
         indexes = [
             models.Index(
                 fields=["next_attempt_at"],
@@ -671,3 +777,25 @@ class Notification(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} → {self.target}: {self.status}"
+
+
+class Heartbeat(models.Model):
+    """When a worker or the scheduler (beat) last said it was alive (orchestration.liveness).
+
+    In PostgreSQL, not Redis: it must outlive a broker restart, and be read by whoever
+    evaluates alerts when the other side went silent.
+    """
+
+    component = models.CharField(max_length=16)  # "worker" or "beat"
+    node = models.CharField(max_length=200, help_text="The process's node name.")
+    seen_at = models.DateTimeField()
+
+    class Meta:
+        db_table = qualified(PIPELINE, "heartbeat")
+        ordering = ["component", "node"]
+        constraints = [
+            models.UniqueConstraint(fields=["component", "node"], name="heartbeat_one_per_node")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.component} {self.node} at {self.seen_at:%Y-%m-%d %H:%M:%S}"

@@ -6,6 +6,7 @@ import json
 import socket
 import threading
 from datetime import timedelta
+from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -14,12 +15,16 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from chart.services import promote_to_chart
+from explore.models import RawRecord
+from governance.compliance.models import ClassificationLevel, ClassificationSuggestion
 from governance.pipeline.models import (
     Alert,
     AlertChannel,
     AlertKind,
     AlertRule,
     AlertState,
+    AlertSubscription,
+    Dataset,
     DeadLetter,
     DeliveryStatus,
     Notification,
@@ -27,7 +32,8 @@ from governance.pipeline.models import (
     RunKind,
     RunStatus,
 )
-from orchestration import alerts, tasks
+from governance.quality.models import QualityScore
+from orchestration import alerts, liveness, tasks
 
 pytestmark = pytest.mark.django_db
 
@@ -279,12 +285,12 @@ def test_rules_of_each_kind_hold_only_for_their_dataset(dataset):
     dataset.save()
     ok = Run.objects.create(dataset=dataset, kind=RunKind.INGEST, status=RunStatus.SUCCEEDED)
     Run.objects.filter(pk=ok.pk).update(finished_at=now - timedelta(hours=2))
-    figures = alerts.dataset_figures(now)
-    held = alerts.conditions(stale, figures, 0)
+    figures, platform = alerts.dataset_figures(now), alerts.platform_figures(now)
+    held = alerts.conditions(stale, figures, platform, now)
     assert list(held) == [dataset.pk] and "2.0 h ago (target 1.0 h)" in held[dataset.pk].summary
-    assert alerts.conditions(quality, figures, 0) == {}
+    assert alerts.conditions(quality, figures, platform, now) == {}
     Run.objects.filter(pk=ok.pk).update(finished_at=now - timedelta(minutes=30))
-    assert alerts.conditions(stale, alerts.dataset_figures(now), 0) == {}
+    assert alerts.conditions(stale, alerts.dataset_figures(now), platform, now) == {}
 
 
 def test_stewards_set_rules_and_channels_viewers_only_read(steward, viewer):
@@ -292,3 +298,192 @@ def test_stewards_set_rules_and_channels_viewers_only_read(steward, viewer):
         assert steward.has_perm(f"pipeline.{perm}") and not viewer.has_perm(f"pipeline.{perm}")
     assert viewer.has_perm("pipeline.view_alert") and viewer.has_perm("pipeline.view_notification")
     assert not steward.has_perm("pipeline.change_alert")
+
+
+def held_for(rule, now=None):
+    now = now or timezone.now()
+    return alerts.conditions(rule, alerts.dataset_figures(now), alerts.platform_figures(now), now)
+
+
+def test_a_pii_suggestion_waiting_longer_than_the_rule_allows(customers):
+    rule = AlertRule.objects.create(
+        name="suggestions", kind=AlertKind.SUGGESTION_WAITING, wait_days=3
+    )
+    notes = customers.fields.get(name="notes")
+    suggestion = ClassificationSuggestion.objects.create(
+        dataset_field=notes,
+        suggested_level=ClassificationLevel.objects.get(name="restricted"),
+        pii_types=["payment_card"],
+        evidence_key="payment_card:10",
+    )
+    assert held_for(rule) == {}
+    ClassificationSuggestion.objects.filter(pk=suggestion.pk).update(
+        created_at=timezone.now() - timedelta(days=4)
+    )
+    (condition,) = held_for(rule).values()
+    assert condition.summary == (
+        "orders: a PII classification suggestion has waited 4 days (more than 3)"
+    )
+    # Decided: nothing waits any more.
+    ClassificationSuggestion.objects.filter(pk=suggestion.pk).update(status="accepted")
+    assert held_for(rule) == {}
+    with pytest.raises(ValidationError, match="number of days"):
+        AlertRule(name="x", kind=AlertKind.SUGGESTION_WAITING).clean()
+
+
+def test_a_quality_score_that_fell_by_more_than_the_rules_points(dataset):
+    rule = AlertRule.objects.create(
+        name="quality", kind=AlertKind.QUALITY_BELOW, drop_points=Decimal("5")
+    )
+
+    def score(overall):
+        run = Run.objects.create(
+            dataset=dataset, kind=RunKind.PROMOTE_CHART, status=RunStatus.SUCCEEDED
+        )
+        QualityScore.objects.create(run=run, dataset=dataset, overall=Decimal(overall))
+
+    score("0.95")
+    assert held_for(rule) == {}  # nothing to compare with yet
+    score("0.92")
+    assert held_for(rule) == {}  # 3 points
+    score("0.80")
+    (condition,) = held_for(rule).values()
+    assert condition.summary == "orders: latest quality score fell 12.0 points (more than 5)"
+    score("0.81")
+    assert held_for(rule) == {}
+
+
+def test_rows_in_a_default_partition_hold_platform_wide(dataset, land):
+    rule = AlertRule.objects.create(name="default rows", kind=AlertKind.DEFAULT_PARTITION_ROWS)
+    assert held_for(rule) == {}
+    # A record received where no monthly partition exists lands in the DEFAULT partition.
+    (landed,) = land(dataset, [{"order_id": 1}])
+    RawRecord.objects.create(
+        received_at=timezone.now().replace(year=2090),
+        batch=landed.batch,
+        dataset=dataset,
+        line_number=2,
+        payload={"order_id": 2},
+        raw_text='{"order_id": 2}',
+    )
+    (condition,) = held_for(rule).values()
+    assert condition.dataset_id is None
+    assert condition.summary.endswith("explore.raw_record_default: 1 rows")
+    with pytest.raises(ValidationError, match="whole platform"):
+        AlertRule(name="x", kind=AlertKind.DEFAULT_PARTITION_ROWS, dataset=dataset).clean()
+
+
+def test_a_silent_worker_or_beat_from_their_heartbeats():
+    worker = AlertRule.objects.create(name="w", kind=AlertKind.WORKER_SILENT, silent_minutes=5)
+    beat = AlertRule.objects.create(name="b", kind=AlertKind.BEAT_SILENT, silent_minutes=5)
+    now = timezone.now()
+    assert held_for(worker, now)[None].summary == "no worker has ever been seen"
+    liveness.beat("worker", "celery@a", now=now - timedelta(minutes=9))
+    liveness.beat("worker", "celery@b", now=now - timedelta(minutes=7))
+    liveness.beat("beat", "beat@a", now=now - timedelta(minutes=1))
+    assert held_for(worker, now)[None].summary == "no worker seen for 7 min (more than 5)"
+    assert held_for(beat, now) == {}
+    liveness.beat("worker", "celery@a", now=now)
+    assert held_for(worker, now) == {}
+
+
+def test_followers_and_owners_get_their_datasets_alerts_by_e_mail(smtp, dataset, django_user_model):
+    owner = django_user_model.objects.create_user("owner", email="owner@example.com")
+    follower = django_user_model.objects.create_user("follower", email="follow@example.com")
+    picky = django_user_model.objects.create_user("picky", email="picky@example.com")
+    both = django_user_model.objects.create_user("both", email="ops@example.com")
+    gone = django_user_model.objects.create_user("gone", email="gone@example.com", is_active=False)
+    dataset.owner = owner
+    dataset.save()
+    other = Dataset.objects.create(slug="other", name="Other")
+    AlertSubscription.objects.create(user=owner)  # every dataset they own
+    AlertSubscription.objects.create(user=follower, dataset=dataset)
+    AlertSubscription.objects.create(user=follower, dataset=other)
+    AlertSubscription.objects.create(user=picky, dataset=dataset, kinds=[AlertKind.STALE])
+    AlertSubscription.objects.create(user=both, dataset=dataset)  # also a channel recipient
+    AlertSubscription.objects.create(user=gone, dataset=dataset)
+    mail = AlertChannel.objects.create(name="ops", kind="email", recipients=["OPS@example.com"])
+    rule = AlertRule.objects.create(name="failed", kind=AlertKind.RUN_FAILED)
+    rule.channels.set([mail])
+    failed_run(dataset, timezone.now())
+
+    result = alerts.evaluate_alerts()
+    assert (result.opened, result.sent) == (1, 3)
+    targets = sorted(Notification.objects.values_list("target", flat=True))
+    assert targets == ["OPS@example.com", "follow@example.com", "owner@example.com"]
+    subscribed = Notification.objects.filter(subscriber__isnull=False)
+    assert {n.subscriber.username for n in subscribed} == {"owner", "follower"}
+    assert all(n.channel is None for n in subscribed)
+    assert len(smtp.messages) == 3
+    assert all(b"orders: latest ingest run failed" in m for m in smtp.messages)
+
+
+def test_platform_alerts_go_to_channels_only(smtp, dataset, django_user_model):
+    follower = django_user_model.objects.create_user("follower", email="follow@example.com")
+    AlertSubscription.objects.create(user=follower, dataset=dataset)
+    rule = AlertRule.objects.create(name="dead", kind=AlertKind.DEAD_LETTERS)
+    now = timezone.now()
+    DeadLetter.objects.create(
+        task_id="t1", task_name="x", deliveries=3, first_seen_at=now, last_seen_at=now
+    )
+    assert (alerts.evaluate_alerts().opened, Notification.objects.count()) == (1, 0)
+    assert rule.alerts.get().dataset is None
+
+
+def test_alerts_of_a_rule_switched_off_are_resolved_saying_so(smtp, dataset):
+    mail = AlertChannel.objects.create(name="ops", kind="email", recipients=["ops@example.com"])
+    rule = AlertRule.objects.create(name="failed", kind=AlertKind.RUN_FAILED)
+    rule.channels.set([mail])
+    failed_run(dataset, timezone.now())
+    assert alerts.evaluate_alerts().opened == 1
+    rule.is_active = False
+    rule.save()
+    result = alerts.evaluate_alerts()
+    assert (result.resolved, result.sent) == (1, 1)
+    assert Alert.objects.get().state == AlertState.RESOLVED
+    assert b"Resolved because the rule was switched off." in smtp.messages[-1]
+    assert alerts.evaluate_alerts().resolved == 0
+
+
+def test_a_steward_sends_a_channel_a_test_message(client, steward, smtp, receiver, settings):
+    receiver.start()
+    settings.ATLAS_WEBHOOK_HOSTS = ["127.0.0.1"]
+    mail = AlertChannel.objects.create(name="ops", kind="email", recipients=["ops@example.com"])
+    hook = AlertChannel.objects.create(name="hook", kind="webhook", url=receiver.url)
+    down = AlertChannel.objects.create(
+        name="down", kind="webhook", url=f"http://127.0.0.1:{free_port()}/hook"
+    )
+    client.force_login(steward)
+    answer = client.post(
+        "/admin/pipeline/alertchannel/",
+        {"action": "send_test", "_selected_action": [mail.pk, hook.pk, down.pk]},
+        follow=True,
+    )
+    shown = [str(m) for m in answer.context["messages"]]
+    assert "A test message was sent on ops." in shown
+    assert "A test message was sent on hook." in shown
+    assert "The test message on down could not be delivered: ConnectionRefusedError." in shown
+    assert len(smtp.messages) == 1 and b"Test message on channel ops" in smtp.messages[0]
+    assert receiver.bodies == [
+        {
+            "event": "test",
+            "channel": "hook",
+            "summary": "A test message from Atlas: this channel receives alert notifications.",
+        }
+    ]
+    assert Notification.objects.count() == 0
+
+
+def test_everyone_keeps_their_own_subscriptions_in_the_admin(client, viewer, steward, dataset):
+    client.force_login(viewer)
+    answer = client.post(
+        "/admin/pipeline/alertsubscription/add/", {"dataset": dataset.pk, "kinds": ["stale"]}
+    )
+    assert answer.status_code == 302
+    mine = AlertSubscription.objects.get()
+    assert (mine.user, mine.dataset, mine.kinds) == (viewer, dataset, ["stale"])
+    AlertSubscription.objects.create(user=steward, dataset=dataset)
+    listed = client.get("/admin/pipeline/alertsubscription/")
+    assert list(listed.context["cl"].result_list) == [mine]
+    other = AlertSubscription.objects.get(user=steward)
+    assert client.get(f"/admin/pipeline/alertsubscription/{other.pk}/change/").status_code == 302
