@@ -10,7 +10,7 @@ payload text; a single record larger than `chunk_bytes` is a chunk of its own.
 
 from django.db import connection, transaction
 
-from atlas_site.schemas import sql_name
+from atlas_site.schemas import sql_table
 from chart.evaluation import RawRow
 from explore.models import RawRecord
 
@@ -35,7 +35,7 @@ NEXT_ROWS = f"""
                            coalesce(octet_length(payload), 0) + octet_length(parse_error) AS size
                       FROM (
                             SELECT id, payload::text AS payload, parse_error
-                              FROM {sql_name(RawRecord._meta.db_table)}
+                              FROM {sql_table(RawRecord)}
                              WHERE dataset_id = %s AND id > %s
                              ORDER BY id
                              LIMIT %s

@@ -7,7 +7,7 @@ from typing import Any
 from django.db import connection
 from django.db.models import Exists, OuterRef, Q
 
-from atlas_site.schemas import sql_name
+from atlas_site.schemas import sql_table
 from chart.business_keys import KeyMaker, key_parts
 from chart.models import ChartRecord, PiiFinding, QuarantinedRecord
 from explore.models import LandingBatch, RawRecord
@@ -55,7 +55,7 @@ def pii_summary(
     )
     if not run_ids:
         return []
-    table = sql_name(PiiFinding._meta.db_table)
+    table = sql_table(PiiFinding)
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
@@ -227,7 +227,7 @@ def open_quarantine_groups(
         cursor.execute(
             f"""
             SELECT reason->>'field', reason->>'rule', count(DISTINCT q.id)
-              FROM (SELECT id, reasons FROM {sql_name(QuarantinedRecord._meta.db_table)}
+              FROM (SELECT id, reasons FROM {sql_table(QuarantinedRecord)}
                      WHERE {where} ORDER BY id DESC LIMIT %s) q
              CROSS JOIN LATERAL jsonb_array_elements(q.reasons) reason
              GROUP BY 1, 2

@@ -30,7 +30,7 @@ def promote_to_chart(run_id: int, continue_to_navigate: bool = True) -> str:
 
 @shared_task(bind=True, **database_outage_retry())
 def reprotect_chart(self, run_id: int) -> str:
-    """Sent by name ("chart.tasks.reprotect_chart") from governance: see chart.reprotect."""
+    """Sent for a queued re-protect run by orchestration.dispatch: see chart.reprotect."""
     run = Run.objects.select_related("dataset").get(pk=run_id)
     run = reprotect.reprotect_chart(dataset=run.dataset, run=run)
     if run.status == RunStatus.QUEUED:

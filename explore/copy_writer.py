@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
-from atlas_site.schemas import sql_name
+from atlas_site.schemas import sql_table
 from explore.models import RawRecord
 from explore.parsers import Record
 
@@ -38,7 +38,7 @@ COLUMNS = (
     "parse_error",
     "payload_hash",
 )
-COPY_SQL = f"COPY {sql_name(RawRecord._meta.db_table)} ({', '.join(COLUMNS)}) FROM STDIN"
+COPY_SQL = f"COPY {sql_table(RawRecord)} ({', '.join(COLUMNS)}) FROM STDIN"
 
 NUL_ERROR = "contains NUL (0x00) characters, which PostgreSQL cannot store; shown as \\x00"
 SURROGATE_ERROR = "holds an unpaired UTF-16 surrogate escape, which is not valid Unicode"

@@ -23,7 +23,7 @@ from django.db import connection, transaction
 from django.db.models import Max
 
 from atlas_site.outages import DATABASE_OUTAGE_ERRORS
-from atlas_site.schemas import sql_name
+from atlas_site.schemas import sql_table
 from chart.models import ChartRecord
 from governance.compliance.tokens import TokenKeyring
 from governance.pipeline.models import (
@@ -52,8 +52,8 @@ from navigate.models import Fact, MetricDefinition
 
 logger = logging.getLogger(__name__)
 
-CHART_RECORD = sql_name(ChartRecord._meta.db_table)
-FACT = sql_name(Fact._meta.db_table)
+CHART_RECORD = sql_table(ChartRecord)
+FACT = sql_table(Fact)
 
 
 # --- SQL pieces -----------------------------------------------------------------------

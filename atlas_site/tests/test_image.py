@@ -31,7 +31,7 @@ from atlas_site.testing.image import (
 )
 
 ENTRYPOINT_SOURCE = "docker/entrypoint.sh"
-# Read by the seed_demo command (explore/management/commands/seed_demo.py).
+# Read by the seed_demo command (orchestration/management/commands/seed_demo.py).
 NEEDED_FOLDERS = ["examples"]
 NEEDED_FILES = ["manage.py", ENTRYPOINT_SOURCE]
 

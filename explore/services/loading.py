@@ -14,7 +14,7 @@ from storages.utils import clean_name
 
 from atlas_site import advisory_locks, ownership
 from atlas_site.outages import DATABASE_OUTAGE_ERRORS
-from atlas_site.schemas import sql_name
+from atlas_site.schemas import sql_table
 from explore import parsers
 from explore.copy_writer import CopyResult, copy_records
 from explore.models import BatchStatus, Compression, LandingBatch, RawRecord
@@ -296,9 +296,7 @@ def _fail_interrupted_loads(batch: LandingBatch) -> None:
 
 
 def _next_raw_id(cursor) -> int:
-    cursor.execute(
-        "SELECT nextval(pg_get_serial_sequence(%s, 'id'))", [sql_name(RawRecord._meta.db_table)]
-    )
+    cursor.execute("SELECT nextval(pg_get_serial_sequence(%s, 'id'))", [sql_table(RawRecord)])
     return cursor.fetchone()[0]
 
 

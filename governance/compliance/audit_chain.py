@@ -138,7 +138,7 @@ def _rows(cursor, partition: str, quarter: date | None, batch: int) -> Iterator[
         params = [AUDIT_LOG.bound(quarter), AUDIT_LOG.bound(end)]
     query = (
         f"SELECT a.id, a.at, {QUARTER_SQL.format(t='a')}, a.prev_hash, a.hash, "
-        f'{PAYLOAD_SQL.format(t="a")} FROM "{AUDIT_LOG.schema}"."{partition}" a '
+        f"{PAYLOAD_SQL.format(t='a')} FROM {AUDIT_LOG.partition_sql_name(partition)} a "
         f"WHERE (a.id, a.at) > (%s, %s){where} ORDER BY a.id, a.at LIMIT %s"
     )
     last = (-(2**63), datetime(1, 1, 1, tzinfo=UTC))
@@ -214,7 +214,7 @@ def rechain(cursor, partition: str, *, quarter: date | None = None, batch: int =
     It certifies the rows as they stand, so it is run only where no chain existed: the
     entries written before migration 0009, an archive restored from before it.
     """
-    relation = f'"{AUDIT_LOG.schema}"."{partition}"'
+    relation = AUDIT_LOG.partition_sql_name(partition)
     cursor.execute(f"ALTER TABLE {relation} DISABLE TRIGGER {REFUSE_TRIGGER}")
     heads: dict[str, bytes] = {}
     chained = 0

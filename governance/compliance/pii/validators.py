@@ -23,7 +23,7 @@ import socket
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from datetime import date
+from datetime import UTC, date, datetime
 
 import phonenumbers
 
@@ -847,7 +847,11 @@ _DAY_FIRST_DATE = re.compile(r"(\d{2})([-/.])(\d{2})\2(\d{4})\Z")
 
 
 def calendar_date(candidate: str, before: str = "", after: str = "") -> bool:
-    """A real calendar date (YYYY-MM-DD or DD-MM-YYYY), in the past, from 1900 on."""
+    """A real calendar date (YYYY-MM-DD or DD-MM-YYYY), in the past, from 1900 on.
+
+    "Today" is the UTC date (Atlas's default TIME_ZONE), not the host's local one: this
+    module runs without Django, so not through django.utils.timezone.localdate().
+    """
     if iso := _ISO_DATE.match(candidate):
         year, month, day = iso.group(1), iso.group(3), iso.group(4)
     elif day_first := _DAY_FIRST_DATE.match(candidate):
@@ -858,7 +862,7 @@ def calendar_date(candidate: str, before: str = "", after: str = "") -> bool:
         value = date(int(year), int(month), int(day))
     except ValueError:
         return False
-    return date(1900, 1, 1) <= value < date.today()
+    return date(1900, 1, 1) <= value < datetime.now(UTC).date()
 
 
 # Keyed by governance.compliance.models.PiiValidator values. Plain strings, so this
