@@ -344,6 +344,27 @@ class AtlasCollector(Collector):
             oldest_batch.add_metric([status], seconds)
         yield oldest_batch
 
+        silence = GaugeMetricFamily(
+            "atlas_component_last_seen_age_seconds",
+            "Seconds since a worker, or the scheduler (beat), last wrote its heartbeat; "
+            "absent for a component never seen.",
+            labels=["component"],
+        )
+        for component, seconds in operations.component_silences().items():
+            silence.add_metric([component], seconds)
+        yield silence
+
+        locks = GaugeMetricFamily(
+            "atlas_promotion_lock_held_seconds",
+            "Each promotion lock held: its dataset and layer, the running run holding it "
+            "(empty: a session with no running run), and for how long.",
+            labels=["dataset", "layer", "run"],
+        )
+        for holder in operations.promotion_lock_holders():
+            run = str(holder.run_id) if holder.run_id is not None else ""
+            locks.add_metric([holder.slug, holder.layer, run], holder.held_for)
+        yield locks
+
 
 @never_cache
 @require_GET

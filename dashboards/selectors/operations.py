@@ -15,6 +15,7 @@ from django.db.models import Count, Max, Min
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from atlas_site import advisory_locks
 from atlas_site.schemas import sql_table
 from chart.models import ChartRecord
 from explore.models import BatchStatus, LandingBatch, RawRecord
@@ -22,6 +23,7 @@ from governance.pipeline.models import (
     FRESHNESS_KINDS,
     Dataset,
     DeadLetter,
+    Heartbeat,
     Layer,
     Run,
     RunKind,
@@ -174,3 +176,67 @@ def oldest_pending_batch_ages(now: datetime | None = None) -> dict[str, float]:
         .order_by()
     )
     return {row["status"]: (now - row["since"]).total_seconds() for row in rows}
+
+
+def component_silences(now: datetime | None = None) -> dict[str, float]:
+    """Component (worker, beat) -> seconds since any of its processes last said it was
+    alive (orchestration.liveness); components never seen are left out."""
+    now = now or timezone.now()
+    rows = (
+        Heartbeat.objects.filter(component__in=["worker", "beat"])
+        .values("component")
+        .annotate(last=Max("seen_at"))
+        .order_by()
+    )
+    return {row["component"]: (now - row["last"]).total_seconds() for row in rows}
+
+
+@dataclass(frozen=True)
+class LockHolder:
+    slug: str
+    layer: str
+    run_id: int | None  # the dataset's running promotion into the layer, if any
+    held_for: float  # seconds: since that run started, else since the holding session began
+
+
+# The promotion locks (atlas_site.advisory_locks) held in this database, with their holders.
+_PROMOTION_LOCKS = f"""
+    SELECT l.classid, d.slug, r.id,
+           EXTRACT(EPOCH FROM %(now)s - coalesce(r.started_at, a.backend_start))
+      FROM pg_locks l
+      JOIN pg_stat_activity a ON a.pid = l.pid
+      JOIN {sql_table(Dataset)} d ON d.id = l.objid
+      LEFT JOIN LATERAL (
+           SELECT id, started_at FROM {sql_table(Run)}
+            WHERE dataset_id = d.id AND status = %(running)s
+              AND kind = CASE l.classid WHEN %(chart_lock)s THEN %(chart)s ELSE %(navigate)s END
+            ORDER BY created_at DESC LIMIT 1) r ON true
+     WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
+       AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+       AND l.classid IN (%(chart_lock)s, %(navigate_lock)s)
+     ORDER BY d.slug, l.classid
+"""
+
+
+def promotion_lock_holders(now: datetime | None = None) -> list[LockHolder]:
+    """Who holds each dataset's promotion lock, and since when (from pg_locks: one row
+    per lock held, so bounded by the promotions under way)."""
+    params: dict[str, Any] = {
+        "now": now or timezone.now(),
+        "running": RunStatus.RUNNING.value,
+        "chart_lock": advisory_locks.PROMOTE_CHART,
+        "navigate_lock": advisory_locks.PROMOTE_NAVIGATE,
+        "chart": RunKind.PROMOTE_CHART.value,
+        "navigate": RunKind.PROMOTE_NAVIGATE.value,
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(_PROMOTION_LOCKS, params)
+        rows = cursor.fetchall()
+    layers = {
+        advisory_locks.PROMOTE_CHART: Layer.CHART,
+        advisory_locks.PROMOTE_NAVIGATE: Layer.NAVIGATE,
+    }
+    return [
+        LockHolder(slug=slug, layer=layers[classid].value, run_id=run_id, held_for=float(held_for))
+        for classid, slug, run_id, held_for in rows
+    ]

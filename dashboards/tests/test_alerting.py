@@ -63,10 +63,14 @@ def panel_expressions() -> list[tuple[str, str]]:
 def alerting_data(promoted, land):
     """The promoted customers, then: two more records promoted to chart but not taken into
     navigate, three landed but not promoted, a queued run an hour old, a batch stored two
-    hours ago, a skipped run and a dead letter."""
+    hours ago, a skipped run, a dead letter, a worker's heartbeat ten minutes old and the
+    customers' promotion lock into navigate held by a run started 40 minutes ago."""
+    from django.db import connection
+
+    from atlas_site import advisory_locks
     from chart.services import promote_to_chart
     from explore.models import LandingBatch
-    from governance.pipeline.models import DeadLetter, Run, RunKind, RunStatus
+    from governance.pipeline.models import DeadLetter, Heartbeat, Run, RunKind, RunStatus
 
     customers = promoted["dataset"]
     land(customers, [row(id="6"), row(id="7")])
@@ -93,7 +97,22 @@ def alerting_data(promoted, land):
         first_seen_at=now,
         last_seen_at=now,
     )
-    return {**promoted, "second_chart_run": chart_run}
+    Heartbeat.objects.create(
+        component="worker", node="celery@a", seen_at=now - timedelta(minutes=10)
+    )
+    holding = Run.objects.create(
+        dataset=customers,
+        kind=RunKind.PROMOTE_NAVIGATE,
+        status=RunStatus.RUNNING,
+        triggered_by="test",
+        started_at=now - timedelta(minutes=40),
+    )
+    lock = [advisory_locks.PROMOTE_NAVIGATE, customers.pk]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_lock(%s, %s)", lock)
+    yield {**promoted, "second_chart_run": chart_run, "holding_run": holding}
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_unlock(%s, %s)", lock)
 
 
 @pytest.mark.django_db
@@ -121,9 +140,16 @@ def test_metrics_give_alerting_its_figures(client, alerting_data):
     assert samples[("atlas_dead_letters", ())] == 1
     queued = samples[("atlas_oldest_active_run_age_seconds", (("status", "queued"),))]
     assert 3600 <= queued < 3720
-    assert ("atlas_oldest_active_run_age_seconds", (("status", "running"),)) not in samples
     stored = samples[("atlas_oldest_pending_batch_age_seconds", (("status", "stored"),))]
     assert 7200 <= stored < 7320
+    worker = samples[("atlas_component_last_seen_age_seconds", (("component", "worker"),))]
+    assert 600 <= worker < 720
+    assert ("atlas_component_last_seen_age_seconds", (("component", "beat"),)) not in samples
+    holder = (*slug, ("layer", "navigate"), ("run", str(alerting_data["holding_run"].pk)))
+    assert 2400 <= samples[("atlas_promotion_lock_held_seconds", holder)] < 2520
+    assert [key for key in samples if key[0] == "atlas_promotion_lock_held_seconds"] == [
+        ("atlas_promotion_lock_held_seconds", holder)
+    ]
     # Only counts, ages, slugs, kinds, layers and statuses: no record's value.
     text = response.content.decode()
     for value in ("ada@example.com", "123-45-6789", "call me", "chart.tasks"):
@@ -182,6 +208,8 @@ def test_rules_and_dashboard_read_only_what_metrics_exports(client, alerting_dat
         "atlas_dead_letters",
         "atlas_oldest_active_run_age_seconds",
         "atlas_oldest_pending_batch_age_seconds",
+        "atlas_component_last_seen_age_seconds",
+        "atlas_promotion_lock_held_seconds",
     ):
         assert name in read, name
 
