@@ -27,6 +27,13 @@ def facts_for_metric(
     return facts.order_by("period_start", "dimensions")
 
 
+def active_metrics(*, dataset_id: int) -> list[MetricDefinition]:
+    """The dataset's active metric definitions, by slug."""
+    return list(
+        MetricDefinition.objects.filter(dataset_id=dataset_id, is_active=True).order_by("slug")
+    )
+
+
 def value_type(*, metric: MetricDefinition) -> str:
     """The type of the metric's fact values, as a contract field type."""
     if metric.aggregation in (Aggregation.COUNT, Aggregation.DISTINCT_COUNT):

@@ -156,6 +156,26 @@ def dataset_lineage(*, dataset: Dataset, limit: int = LINEAGE_EDGES) -> DatasetL
     )
 
 
+def contract(*, dataset: Dataset) -> list[DatasetField]:
+    """The dataset's contract fields, in their order."""
+    return list(DatasetField.objects.filter(dataset=dataset).order_by("position", "name"))
+
+
+def current_lineage(*, dataset: Dataset) -> list[LineageEdge]:
+    """The dataset's field-level edges as they stand now.
+
+    A field whose protection changed gets a new edge and keeps the old one as history;
+    of each field's edges into a target, the one seen last is the current one.
+    """
+    key = ("source_layer", "source_field", "target_layer", "target_name")
+    return list(
+        LineageEdge.objects.filter(dataset=dataset)
+        .exclude(source_field="")
+        .order_by(*key, "-last_seen_at", "-pk")
+        .distinct(*key)
+    )
+
+
 def failed_promotion(*, dataset: Dataset) -> Run | None:
     """The dataset's latest promotion run, when it failed (a new one would retry it)."""
     latest = (

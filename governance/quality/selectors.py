@@ -66,3 +66,21 @@ def run_overview(*, run: Run, checks: int = 50) -> RunOverview:
         ),
         checks_total=results.count(),
     )
+
+
+@dataclass(frozen=True)
+class RunQuality:
+    results: list[CheckResult]  # every rule's tally in the run, with its rule
+    score: QualityScore | None
+
+
+def run_quality(*, run: Run) -> RunQuality:
+    """What a run's rules found (counts only) and its score; nothing when it judged nothing."""
+    return RunQuality(
+        results=list(
+            CheckResult.objects.filter(run=run)
+            .select_related("rule__dimension")
+            .order_by("rule__field_name", "rule__kind", "rule_id")
+        ),
+        score=QualityScore.objects.filter(run=run).first(),
+    )
