@@ -4,7 +4,8 @@
 - a batch waits for its load (explore.signals.batch_waiting): send the load task;
 - a run ended (governance.pipeline.signals.run_finished): a landed batch of a dataset
   that promotes automatically is promoted; a promotion to chart that was asked to go on
-  is followed by the promotion to navigate.
+  is followed by the promotion to navigate; a load or a promotion sends its OpenLineage
+  events once its end commits, when a transport is set (orchestration.openlineage).
 
 A follow-up run is created in the transaction that ends the run before it (finish_run),
 so a worker dying in between leaves both or neither; tasks are sent once the transaction
@@ -12,6 +13,7 @@ that asked for them commits. Connected by OrchestrationConfig.ready().
 """
 
 import logging
+from functools import partial
 
 from django.db import transaction
 from django.dispatch import receiver
@@ -20,7 +22,8 @@ from explore.signals import batch_waiting
 from governance.pipeline.models import Layer, Run, RunKind, RunStatus
 from governance.pipeline.services import request_navigate_promotion, request_promotion
 from governance.pipeline.signals import run_finished, run_requested
-from orchestration import dispatch
+from orchestration import dispatch, openlineage
+from orchestration.tasks import emit_openlineage
 
 logger = logging.getLogger(__name__)
 
@@ -53,3 +56,13 @@ def queue_next_step(sender, run: Run, **kwargs) -> None:
                 logger.exception("could not request the promotion of %s", dataset.slug)
     elif run.kind == RunKind.PROMOTE_CHART and (run.detail or {}).get("to_layer") == Layer.NAVIGATE:
         request_navigate_promotion(dataset=dataset, triggered_by=f"run {run.pk}")
+
+
+@receiver(run_finished, dispatch_uid="orchestration.emit_openlineage")
+def queue_openlineage_events(sender, run: Run, **kwargs) -> None:
+    if run.kind not in openlineage.EMITTED_KINDS or run.dataset_id is None:
+        return
+    for transport in openlineage.transports():  # none: off
+        # After the commit, and robust: the events are built from what the run committed,
+        # and a broker outage loses them without touching the run.
+        transaction.on_commit(partial(emit_openlineage.delay, run.pk, transport), robust=True)
