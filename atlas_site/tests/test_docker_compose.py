@@ -189,3 +189,40 @@ def test_the_web_check_asks_a_routed_url():
     except Resolver404:
         pytest.fail(f"the web healthcheck asks {url}, which no URL pattern serves")
     assert match.func.__name__ == "healthz"
+
+
+def test_the_monitoring_profile_scrapes_web_and_loads_atlas_rules_and_dashboard():
+    """Prometheus and Grafana (profile "monitoring", off by default) read the files this
+    repository holds, mounted where their configuration looks for them."""
+    prometheus, grafana = services()["prometheus"], services()["grafana"]
+    assert prometheus["profiles"] == grafana["profiles"] == ["monitoring"]
+    # Their configuration, as mounted: the repository's folder -> the container's.
+    mounts = {
+        volume.split(":")[1]: ROOT / volume.split(":")[0]
+        for spec in (prometheus, grafana)
+        for volume in spec["volumes"]
+        if volume.startswith("./")
+    }
+    config = yaml.safe_load((mounts["/etc/prometheus"] / "prometheus.yml").read_text())
+    for rules in config["rule_files"]:
+        assert (mounts["/etc/prometheus"] / rules).is_file(), rules
+    (job,) = config["scrape_configs"]
+    assert job["metrics_path"] == "/metrics"
+    resolve(job["metrics_path"])  # a routed URL of Atlas's
+    (target,) = job["static_configs"][0]["targets"]
+    host, port = target.split(":")
+    assert host in services() and services()[host]["ports"][0].endswith(f":{port}")
+    # Atlas answers to that host name: in compose's default and in .env.example.
+    atlas_env = services()["web"]["environment"]
+    assert host in atlas_env["ALLOWED_HOSTS"].split(":-")[1].rstrip("}").split(",")
+    example = (ROOT / ".env.example").read_text()
+    assert host in re.search(r"^ALLOWED_HOSTS=(.*)$", example, re.M)[1].split(",")
+
+    provisioning = mounts["/etc/grafana/provisioning"]
+    (source,) = yaml.safe_load((provisioning / "datasources/prometheus.yml").read_text())[
+        "datasources"
+    ]
+    assert source["url"] == "http://prometheus:9090" and source["isDefault"]
+    (provider,) = yaml.safe_load((provisioning / "dashboards/atlas.yml").read_text())["providers"]
+    dashboard = mounts[provider["options"]["path"] + "/atlas.json"]
+    assert dashboard == ROOT / "docker/grafana/atlas-dashboard.json" and dashboard.is_file()
