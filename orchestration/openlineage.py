@@ -259,6 +259,7 @@ def _contract_schema(fields: list[DatasetField], *, raw: bool) -> schema_dataset
                 type="json" if raw else field.data_type,
                 description=field.description or None,
                 ordinal_position=position,
+                fields=None,  # flat: no nested fields to list
             )
             for position, field in enumerate(fields, start=1)
         ]
@@ -295,7 +296,7 @@ def _chart_column_lineage(
         )
     if not columns:
         return None
-    return column_lineage_dataset.ColumnLineageDatasetFacet(fields=columns)
+    return column_lineage_dataset.ColumnLineageDatasetFacet(fields=columns, dataset=None)
 
 
 def _metric_schema(
@@ -303,15 +304,27 @@ def _metric_schema(
 ) -> schema_dataset.SchemaDatasetFacet:
     # A metric's facts as one row per period and combination of dimension values.
     columns = [
-        SchemaField(name="period_start", type="date", description=f"start of the {metric.grain}")
+        SchemaField(
+            name="period_start",
+            type="date",
+            description=f"start of the {metric.grain}",
+            fields=None,
+        )
     ]
     columns += [
-        SchemaField(name=name, type=fields[name].data_type if name in fields else "string")
+        SchemaField(
+            name=name, type=fields[name].data_type if name in fields else "string", fields=None
+        )
         for name in metric.dimension_fields
     ]
     columns += [
-        SchemaField(name="value", type=value_type(metric=metric), description=metric.aggregation),
-        SchemaField(name="record_count", type="integer"),
+        SchemaField(
+            name="value",
+            type=value_type(metric=metric),
+            description=metric.aggregation,
+            fields=None,
+        ),
+        SchemaField(name="record_count", type="integer", fields=None),
     ]
     for position, column in enumerate(columns, start=1):
         column.ordinal_position = position
@@ -383,7 +396,9 @@ def _quality_facets(
     ]
     columns = {
         result.rule.field_name: data_quality_metrics_input_dataset.ColumnMetrics(
-            nullCount=result.failed_count, count=result.passed_count + result.failed_count
+            nullCount=result.failed_count,
+            count=result.passed_count + result.failed_count,
+            quantiles=None,
         )
         for result in quality.results
         if result.rule.kind == RuleKind.NOT_NULL and result.rule.field_name
