@@ -17,7 +17,7 @@ from atlas_site import advisory_locks, ownership
 from explore.models import BatchStatus, LandingBatch
 from governance.pipeline.models import Run, RunStatus
 from governance.pipeline.selectors import SCHEDULE_TRIGGER, due_datasets
-from governance.pipeline.services import request_promotion
+from governance.pipeline.services import request_promotion, take_up_forgotten_skips
 from orchestration import dispatch
 
 logger = logging.getLogger(__name__)
@@ -113,3 +113,15 @@ def resend_ownerless_work() -> dict[str, list[int]]:
 def _resend_task_id(kind: str, pk: int, created_at: datetime) -> str:
     database = connection.settings_dict["NAME"]
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"atlas:{database}:{kind}:{pk}:{created_at}"))
+
+
+def watch() -> dict[str, list[int]]:
+    """What every worker's watchdog does each period (orchestration.watchdog), beat or not.
+
+    Resends the work whose owner is gone, and takes up the skipped promotions nobody
+    took up (governance.pipeline.services.take_up_forgotten_skips). Returns the ids of
+    the batches and runs sent again, and the follow-up runs queued.
+    """
+    resent = resend_ownerless_work()
+    follow_ups = take_up_forgotten_skips()
+    return {**resent, **({"follow_ups": [run.pk for run in follow_ups]} if follow_ups else {})}

@@ -1,4 +1,4 @@
-"""Every worker's watchdog: work whose owner died is sent again within seconds, beat or not.
+"""Every worker's watchdog: work nobody is doing is sent again within seconds, beat or not.
 
 A worker SIGKILLed mid-load or mid-promotion leaves its batch 'loading' or its run
 'running', and its task's message unacknowledged in Redis, which would hand it to
@@ -6,10 +6,10 @@ another worker only after the visibility timeout (an hour). The watchdog does no
 a thread in each worker's main process, started when the worker is ready, looks every
 ATLAS_WATCHDOG_SECONDS (and once straight away, so a worker starting up takes up what
 died before it) for work whose owner is gone (atlas_site.ownership: its lock free, or
-held by a session whose owner stopped beating) and sends its task again
-(`resend_ownerless_work`). One worker of all of them acts per period (a cache mark, and
-a transaction lock for the moment it acts). Beat's tick does the same every minute;
-neither needs the other. 0 turns the watchdog off.
+held by a session whose owner stopped beating) and sends its task again, and takes up
+skipped promotions nobody took up (`recovery.watch`). One worker of all of them acts per
+period (a cache mark, and a transaction lock for the moment it acts). Beat's tick
+resends ownerless and long-waiting work every minute; neither needs the other. 0 turns the watchdog off.
 
 Every task is safe to deliver twice, so a message sent again while the first one is
 still somewhere costs a delivery that finds the work taken or done.
@@ -24,7 +24,7 @@ from django.core.cache import cache
 from django.db import connection, connections, transaction
 
 from atlas_site import advisory_locks
-from orchestration.recovery import resend_ownerless_work
+from orchestration.recovery import watch
 
 logger = logging.getLogger(__name__)
 
@@ -99,8 +99,8 @@ def _first_this_period(seconds: float) -> bool:
 
 
 def tick(*, seconds: float | None = None, force: bool = False) -> dict[str, list[int]] | None:
-    """Send again the work whose owner is gone; None when another worker's watchdog acts
-    (it looked within this period, or is looking now)."""
+    """Send again the work nobody is doing (`recovery.watch`); None when another worker's
+    watchdog acts (it looked within this period, or is looking now)."""
     period = interval() if seconds is None else seconds
     if not _first_this_period(period) and not force:
         return None
@@ -109,4 +109,4 @@ def tick(*, seconds: float | None = None, force: bool = False) -> dict[str, list
             cursor.execute("SELECT pg_try_advisory_xact_lock(%s, 0)", [advisory_locks.WATCHDOG])
             if not cursor.fetchone()[0]:
                 return None
-        return resend_ownerless_work()
+        return watch()

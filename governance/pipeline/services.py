@@ -5,6 +5,7 @@ and deciding what runs next, is the orchestration app's (above every layer)."""
 
 import logging
 from contextlib import contextmanager
+from datetime import datetime, timedelta
 
 from django.db import transaction
 from django.utils import timezone
@@ -99,9 +100,7 @@ def promotion_of(run: Run, *, dataset: Dataset, layer: str):
     False: the run already ended, another delivery of its task owns it, or another
     run holds the dataset (this run is then skipped).
 
-    Once a holder lets the dataset go (having finished normally), the promotions that
-    were skipped meanwhile are taken up (`take_up_skipped_requests`): the holder may
-    have read its input before theirs committed.
+    A request skipped as busy is coalesced, never dropped: see `_take_up_after`.
     """
     if run.status in ENDED:
         yield False
@@ -111,20 +110,103 @@ def promotion_of(run: Run, *, dataset: Dataset, layer: str):
         if not mine or run.status in ENDED:
             yield False
             return
-        with promotion_lock(dataset, layer) as acquired:
-            if not acquired:
-                skip_run(run, f"another promotion of {dataset.slug} to {layer} is running")
-                yield False
-                return
-            fail_interrupted_runs(dataset=dataset, kind=run.kind, keep=run)
-            Run.objects.filter(pk=run.pk).update(
-                status=RunStatus.RUNNING, started_at=run.started_at or timezone.now()
-            )
-            run.refresh_from_db()
-            yield True
-        # The lock is released first: a request that comes now runs itself, and one
-        # skipped while it was held has committed its skip before this looks.
-        take_up_skipped_requests(dataset=dataset, layer=layer)
+        acquired: bool | None = None
+        try:
+            with promotion_lock(dataset, layer) as acquired:
+                if acquired:
+                    fail_interrupted_runs(dataset=dataset, kind=run.kind, keep=run)
+                    Run.objects.filter(pk=run.pk).update(
+                        status=RunStatus.RUNNING, started_at=run.started_at or timezone.now()
+                    )
+                    run.refresh_from_db()
+                    yield True
+                else:
+                    skip_run(run, f"another promotion of {dataset.slug} to {layer} is running")
+        finally:
+            if acquired is not None:
+                _take_up_after(dataset=dataset, layer=layer, held=bool(acquired))
+        if not acquired:
+            yield False
+
+
+def _take_up_after(*, dataset: Dataset, layer: str, held: bool) -> None:
+    """Make sure the requests skipped as busy are taken up, once the lock is let go.
+
+    The promotion holding the dataset may have read its input before a skipped request's
+    input committed, so someone must queue a follow-up after the last skip commits. Two
+    rules make that someone exist, whatever the timing:
+
+    - the holder, however it ends (finished, failed, raised), takes up after letting the
+      lock go every skip committed by then;
+    - a request skipped, once its skip is committed, tries the lock again: still held,
+      the holder has not let go yet, so its take-up (later) sees this skip; free, the
+      holder let go, perhaps taking up before this skip committed, so this request
+      takes up itself.
+
+    Run outside any transaction (the tasks are), "committed" is as soon as `skip_run`
+    returns. A take-up that cannot run (the database is away) is logged and left to the
+    watchdog's sweep (`take_up_forgotten_skips`), never raised over the run's own outcome.
+    """
+    try:
+        if held:
+            take_up_skipped_requests(dataset=dataset, layer=layer)
+        else:
+            take_up_skipped_requests_if_free(dataset=dataset, layer=layer)
+    except Exception:
+        logger.warning(
+            "promotion of %s to %s: could not take up skipped requests now; the watchdog will",
+            dataset.slug,
+            layer,
+            exc_info=True,
+        )
+
+
+def take_up_skipped_requests_if_free(*, dataset: Dataset, layer: str) -> Run | None:
+    """Take up the skipped requests unless a promotion holds the dataset (it takes them up
+    as it lets go); returns the follow-up run, if one was queued."""
+    with promotion_lock(dataset, layer) as free:
+        pass
+    if not free:
+        return None
+    return take_up_skipped_requests(dataset=dataset, layer=layer)
+
+
+# Skipped requests the watchdog's sweep looks at: recent ones (a take-up that failed is
+# found within seconds), read along the primary key rather than every skip ever made.
+FORGOTTEN_SKIPS_WINDOW = timedelta(days=1)
+
+
+def take_up_forgotten_skips(*, now: datetime | None = None) -> list[Run]:
+    """The sweep behind `_take_up_after`: skipped promotions nobody took up (their holder
+    was killed before letting go, a take-up failed) of datasets no promotion holds.
+
+    Returns the follow-up runs queued.
+    """
+    since = (now or timezone.now()) - FORGOTTEN_SKIPS_WINDOW
+    # Ids grow with time: the newest run older than the window bounds the scan.
+    floor = (
+        Run.objects.filter(created_at__lt=since).order_by("-pk").values_list("pk", flat=True)
+    ).first()
+    skipped = (
+        Run.objects.filter(
+            pk__gt=floor or 0,
+            status=RunStatus.SKIPPED,
+            kind__in=PROMOTION_KIND.values(),
+            dataset__isnull=False,
+        )
+        .exclude(detail__has_key="coalesced_into")
+        .exclude(triggered_by=REPROCESS_TRIGGER)
+        .values_list("dataset_id", "kind")
+        .distinct()
+    )
+    layer_of = {kind: layer for layer, kind in PROMOTION_KIND.items()}
+    follow_ups = []
+    for dataset_id, kind in sorted(skipped):
+        dataset = Dataset.objects.get(pk=dataset_id)
+        follow_up = take_up_skipped_requests_if_free(dataset=dataset, layer=layer_of[kind])
+        if follow_up is not None:
+            follow_ups.append(follow_up)
+    return follow_ups
 
 
 # The kind of run that promotes into each layer; a re-processing run (chart.reprocess)

@@ -6,11 +6,15 @@ worker would. Tasks go to a queue nobody consumes: each run is carried out here.
 """
 
 import threading
+import time
 import uuid
 
+import psycopg
 import pytest
 from django.db import connection, connections
 
+from atlas_site import advisory_locks
+from atlas_site.testing.celery_worker import database_url
 from chart.models import ChartRecord
 from chart.services import promote_to_chart
 from governance.pipeline.models import Layer, Run, RunKind, RunStatus
@@ -19,9 +23,11 @@ from governance.pipeline.services import (
     promotion_of,
     request_navigate_promotion,
     request_promotion,
+    skip_run,
 )
 from navigate.models import Fact, MetricDefinition
 from navigate.services import promote_to_navigate
+from orchestration import recovery
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -149,3 +155,95 @@ def test_chart_records_promoted_while_navigate_is_busy_reach_the_facts(customers
     }
     assert facts == facts_by_sql(metric)
     assert {tier for _, tier in facts} == {"gold", "silver"}
+
+
+def ask_for_chart(dataset) -> Run:
+    return request_promotion(dataset=dataset, triggered_by="batch landed")
+
+
+def promote_in_another_session(run: Run) -> Run:
+    return in_another_session(
+        lambda: promote_to_chart(
+            dataset=run.dataset, run=Run.objects.get(pk=run.pk), triggered_by="test"
+        )
+    )
+
+
+def test_a_holder_that_fails_still_takes_up_the_requests_skipped_meanwhile(customers):
+    holder = create_run(dataset=customers, kind=RunKind.PROMOTE_CHART, triggered_by="test")
+    asked = ask_for_chart(customers)
+    with (
+        pytest.raises(RuntimeError, match="the promotion broke"),
+        promotion_of(holder, dataset=customers, layer=Layer.CHART) as ours,
+    ):
+        assert ours
+        assert promote_in_another_session(asked).status == RunStatus.SKIPPED
+        raise RuntimeError("the promotion broke")
+    the_follow_up(asked)
+
+
+class RowGate:
+    """Another session's lock on one run's row: whoever updates the row waits for it."""
+
+    def __init__(self, run: Run):
+        url = database_url(connection.settings_dict["NAME"])
+        self.connection = psycopg.connect(url)
+        self.observer = psycopg.connect(url, autocommit=True)
+        self.connection.execute('SELECT 1 FROM "pipeline"."run" WHERE id = %s FOR UPDATE', [run.pk])
+
+    def wait_until_waited_on(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while not self.observer.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE %s = ANY(pg_blocking_pids(pid))",
+            [self.connection.info.backend_pid],
+        ).fetchone()[0]:
+            assert time.monotonic() < deadline, "nobody waited on the row"
+            time.sleep(0.02)
+
+    def close(self) -> None:
+        self.connection.close()
+        self.observer.close()
+
+
+def test_a_request_whose_skip_commits_after_the_holder_let_go_takes_itself_up(customers):
+    """The race: the request finds the lock held, the holder lets go and takes up what was
+    skipped (nothing yet), then the request's skip commits. The request looks again."""
+    holder = create_run(dataset=customers, kind=RunKind.PROMOTE_CHART, triggered_by="test")
+    asked = ask_for_chart(customers)
+    gate = RowGate(asked)  # holds the request's skip back until the holder has let go
+    outcome = {}
+    requester = threading.Thread(
+        target=lambda: outcome.update(run=promote_in_another_session(asked)), daemon=True
+    )
+    try:
+        with promotion_of(holder, dataset=customers, layer=Layer.CHART) as ours:
+            assert ours
+            requester.start()
+            gate.wait_until_waited_on()  # the lock was found held; the skip waits
+        # The holder let go and took up what was committed: not this skip yet.
+        assert Run.objects.filter(dataset=customers).count() == 2
+        gate.connection.rollback()
+        requester.join(30)
+    finally:
+        gate.close()
+    assert outcome["run"].status == RunStatus.SKIPPED
+    follow_up = the_follow_up(asked)
+    assert follow_up.triggered_by == f"skipped runs {asked.pk}"
+
+
+def test_the_watchdog_takes_up_skips_nobody_took_up_once_the_dataset_is_free(customers):
+    """The holder was killed before letting go (no finally runs under SIGKILL), or its
+    take-up failed: every worker's watchdog sweeps such skips up."""
+    forgotten = create_run(dataset=customers, kind=RunKind.PROMOTE_CHART, triggered_by="test")
+    skip_run(forgotten, f"another promotion of {customers.slug} to chart is running")
+    url = database_url(connection.settings_dict["NAME"])
+    with psycopg.connect(url, autocommit=True) as holder:
+        # A promotion holds the dataset: it takes the skip up itself as it lets go.
+        holder.execute(
+            "SELECT pg_advisory_lock(%s, %s)", [advisory_locks.PROMOTE_CHART, customers.pk]
+        )
+        assert "follow_ups" not in recovery.watch()
+        assert "coalesced_into" not in Run.objects.get(pk=forgotten.pk).detail
+    follow_up_ids = recovery.watch()["follow_ups"]
+    assert follow_up_ids == [the_follow_up(forgotten).pk]
+    assert "follow_ups" not in recovery.watch()  # taken up once
