@@ -13,6 +13,11 @@ ALL_SCHEMAS = (EXPLORE, CHART, NAVIGATE, PIPELINE, QUALITY, COMPLIANCE, ARCHIVE)
 # The three data layers, in the order records move through them.
 DATA_LAYERS = (EXPLORE, CHART, NAVIGATE)
 
+# The read surface for BI: views only, rebuilt from the contracts and metric definitions
+# (navigate.reporting), never a model's table. Kept out of ALL_SCHEMAS, whose tables the
+# backend's introspection lists (flush) and the app role gets data privileges on.
+REPORTING = "reporting"
+
 
 def qualified(schema: str, table: str) -> str:
     """A `db_table` value that Django quotes as "schema"."table"."""

@@ -12,9 +12,11 @@ class OrchestrationConfig(AppConfig):
         from orchestration import (  # noqa: F401  (connects the receivers)
             liveness,
             reactions,
+            reporting,
             watchdog,
         )
 
+        reporting.connect()
         worker_ready.connect(watchdog.start_on_worker_ready, weak=False)
         worker_shutting_down.connect(watchdog.stop_on_shutdown, weak=False)
         # Workers and beat say they are alive, and watch that the alerts are evaluated.

@@ -8,6 +8,7 @@ stored, and `orchestration.recovery` sends it again.
 """
 
 import logging
+import threading
 from functools import partial
 
 from django.conf import settings
@@ -15,8 +16,10 @@ from django.db import transaction
 
 from chart.tasks import promote_to_chart, reprotect_chart
 from explore.tasks import load_batch
+from governance.archive.tasks import maintenance_task_options
 from governance.pipeline.models import Layer, Run, RunKind
-from navigate.tasks import promote_to_navigate
+from navigate import reporting
+from navigate.tasks import build_reporting_views, promote_to_navigate
 
 logger = logging.getLogger(__name__)
 
@@ -106,3 +109,30 @@ def queue_load(batch_id: int, *, via: str = "upload", task_id: str | None = None
     tick, or by 'Load again') instead of failing the request that stored it.
     """
     transaction.on_commit(partial(send_load, batch_id, via=via, task_id=task_id), robust=True)
+
+
+# Changes waiting for their transaction's commit to rebuild the reporting views: one
+# rebuild for a whole contract import, however many fields it saves.
+_reporting = threading.local()
+
+
+def queue_reporting_rebuild() -> None:
+    """Rebuild the reporting views once the current transaction commits."""
+    _reporting.pending = True
+    transaction.on_commit(rebuild_reporting_views_now, robust=True)
+
+
+def rebuild_reporting_views_now() -> None:
+    """Rebuild here when this role owns the reporting schema (one-role deploys, the owner);
+    otherwise, or when a reader's query holds a view too long, on the maintenance worker,
+    which retries with backoff. A change is never refused for its views' sake."""
+    if not getattr(_reporting, "pending", False):
+        return  # an earlier callback of the same commit rebuilt them
+    _reporting.pending = False
+    try:
+        if reporting.can_build():
+            reporting.build_reporting_views()
+            return
+    except reporting.ReportingBuildError as error:
+        logger.warning("reporting views not rebuilt here, sent to a worker: %s", error)
+    build_reporting_views.apply_async(**maintenance_task_options())

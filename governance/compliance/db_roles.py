@@ -18,6 +18,12 @@ ahead by the maintenance job) usable by the app role straight away — except in
 only (a new audit log partition must never be changeable), and a new compliance model's
 table gets its UPDATE/DELETE when this is run again after its migration.
 
+With `reporting`, a third role for BI readers: LOGIN, read-only by default
+(`default_transaction_read_only`), USAGE on the `reporting` schema and SELECT on its views
+(default privileges keep views the owner rebuilds readable), and nothing else: no
+privilege on any other schema, so it reads chart records and facts only as the views
+show them (navigate.reporting; a view runs with its owner's privileges).
+
 Idempotent: run it again after every `migrate`. On an empty database it creates the schemas
 for the owner, who may then run the first `migrate`; run it once more after that.
 """
@@ -28,9 +34,11 @@ from django.conf import settings
 from django.db import connections, transaction
 from psycopg import sql
 
-from atlas_site.schemas import ALL_SCHEMAS, COMPLIANCE
+from atlas_site.schemas import ALL_SCHEMAS, COMPLIANCE, REPORTING
 
 SCHEMAS = (*ALL_SCHEMAS, "public")
+# The owner owns the reporting schema and its views too; the app role gets nothing there.
+OWNED_SCHEMAS = (*SCHEMAS, REPORTING)
 AUDIT_LOG = f"{COMPLIANCE}.audit_log"
 TABLE_KINDS = {
     "r": "TABLE",
@@ -54,6 +62,7 @@ class RoleSetup:
     created: list[str] = field(default_factory=list)
     owned: int = 0  # schemas, relations, sequences and functions given to the owner
     audit_relations: int = 0
+    reporting: str | None = None
 
 
 def setup_db_roles(
@@ -62,18 +71,27 @@ def setup_db_roles(
     app: str,
     owner_password: str | None = None,
     app_password: str | None = None,
+    reporting: str | None = None,
+    reporting_password: str | None = None,
     using: str = "default",
 ) -> RoleSetup:
-    """Create (or update) both roles and their privileges, in one transaction."""
+    """Create (or update) the roles and their privileges, in one transaction."""
     if owner == app:
         raise RoleSetupError("the owner and the app role must be two different roles")
-    result = RoleSetup(owner=owner, app=app)
+    if reporting is not None and reporting in (owner, app):
+        raise RoleSetupError("the reporting role must be a role of its own")
+    result = RoleSetup(owner=owner, app=app, reporting=reporting)
     connection = connections[using]
+    roles = [(owner, owner_password), (app, app_password)]
+    if reporting is not None:
+        roles.append((reporting, reporting_password))
     with transaction.atomic(using=using), connection.cursor() as cursor:
-        for role, password in ((owner, owner_password), (app, app_password)):
+        for role, password in roles:
             if _ensure_role(cursor, role, password):
                 result.created.append(role)
         _refuse_powerful_app_role(cursor, app)
+        if reporting is not None:
+            _refuse_powerful_app_role(cursor, reporting)
         # A transaction left open (its client gone while a stray process keeps the socket,
         # a forgotten shell) cannot hold its locks for ever: the app role's sessions end
         # once idle in one for ATLAS_DB_IDLE_IN_TRANSACTION_TIMEOUT ("0": never).
@@ -92,6 +110,11 @@ def setup_db_roles(
             _grant_schema(cursor, schema, owner_id, app_id)
         result.audit_relations = _make_audit_log_append_only(cursor, app_id)
         _draw_only_audit_log_ids(cursor, app_id)
+        _grant_reporting(cursor, owner_id, app_id)
+        if reporting is not None:
+            reporting_id = sql.Identifier(reporting)
+            _run(cursor, "GRANT CONNECT ON DATABASE {} TO {}", database, reporting_id)
+            _reporting_reads_only_views(cursor, owner_id, reporting_id)
     return result
 
 
@@ -118,7 +141,7 @@ def _refuse_powerful_app_role(cursor, app: str) -> None:
     )
     if cursor.fetchone()[0]:
         raise RoleSetupError(
-            f"the app role {app!r} is a superuser or may create roles or databases, or "
+            f"the role {app!r} is a superuser or may create roles or databases, or "
             "bypass row security: give the application a role without those powers"
         )
 
@@ -126,7 +149,7 @@ def _refuse_powerful_app_role(cursor, app: str) -> None:
 def _give_to_owner(cursor, owner_id) -> int:
     """The schemas and every object in them (but extensions' own) become the owner's."""
     count = 0
-    for schema in SCHEMAS:
+    for schema in OWNED_SCHEMAS:
         # On an empty database the owner can then run the very first `migrate` itself.
         _run(cursor, "CREATE SCHEMA IF NOT EXISTS {}", sql.Identifier(schema))
         _run(cursor, "ALTER SCHEMA {} OWNER TO {}", sql.Identifier(schema), owner_id)
@@ -142,7 +165,7 @@ def _give_to_owner(cursor, owner_id) -> int:
          WHERE n.nspname = ANY(%s) AND c.relkind IN ('r', 'p', 'f', 'v', 'm')
            AND {not_from_extension.format(catalog="'pg_class'", oid="c.oid")}
         """,
-        [list(SCHEMAS)],
+        [list(OWNED_SCHEMAS)],
     )
     for schema, name, kind in cursor.fetchall():
         _run(
@@ -250,3 +273,42 @@ def _draw_only_audit_log_ids(cursor, app_id) -> None:
     # pg_get_serial_sequence's text is already quoted and schema-qualified.
     _run(cursor, "REVOKE ALL ON SEQUENCE {} FROM {}", sql.SQL(sequence), app_id)
     _run(cursor, "GRANT USAGE ON SEQUENCE {} TO {}", sql.SQL(sequence), app_id)
+
+
+def _grant_reporting(cursor, owner_id, app_id) -> None:
+    """The reporting schema: nobody but the owner creates there; the app role reads
+    records from their own tables and needs nothing in it."""
+    schema_id = sql.Identifier(REPORTING)
+    _run(cursor, "REVOKE ALL ON SCHEMA {} FROM PUBLIC", schema_id)
+    _run(cursor, "REVOKE ALL ON SCHEMA {} FROM {}", schema_id, app_id)
+    _run(cursor, "REVOKE ALL ON ALL TABLES IN SCHEMA {} FROM {}", schema_id, app_id)
+    _run(
+        cursor,
+        "ALTER DEFAULT PRIVILEGES FOR ROLE {} IN SCHEMA {} REVOKE ALL ON TABLES FROM {}",
+        owner_id,
+        schema_id,
+        app_id,
+    )
+
+
+def _reporting_reads_only_views(cursor, owner_id, reporting_id) -> None:
+    """USAGE on the reporting schema and SELECT on its views, now and once rebuilt; any
+    privilege a former run or a hand gave it elsewhere is taken back."""
+    # A BI tool's session cannot write even where some privilege was left behind.
+    _run(cursor, "ALTER ROLE {} SET default_transaction_read_only = on", reporting_id)
+    for schema in SCHEMAS:
+        schema_id = sql.Identifier(schema)
+        _run(cursor, "REVOKE ALL ON SCHEMA {} FROM {}", schema_id, reporting_id)
+        _run(cursor, "REVOKE ALL ON ALL TABLES IN SCHEMA {} FROM {}", schema_id, reporting_id)
+        _run(cursor, "REVOKE ALL ON ALL SEQUENCES IN SCHEMA {} FROM {}", schema_id, reporting_id)
+    schema_id = sql.Identifier(REPORTING)
+    _run(cursor, "GRANT USAGE ON SCHEMA {} TO {}", schema_id, reporting_id)
+    _run(cursor, "REVOKE ALL ON ALL TABLES IN SCHEMA {} FROM {}", schema_id, reporting_id)
+    _run(cursor, "GRANT SELECT ON ALL TABLES IN SCHEMA {} TO {}", schema_id, reporting_id)
+    _run(
+        cursor,
+        "ALTER DEFAULT PRIVILEGES FOR ROLE {} IN SCHEMA {} GRANT SELECT ON TABLES TO {}",
+        owner_id,
+        schema_id,
+        reporting_id,
+    )

@@ -298,3 +298,52 @@ def test_forgeries_by_the_owner_role_are_found_where_they_are(roles):
     finally:
         with connection.cursor() as cursor:
             cursor.execute("DROP TABLE IF EXISTS compliance.audit_log_2004_q1")
+
+
+def test_the_reporting_role_logs_in_read_only_and_reads_only_the_reporting_views(roles):
+    owner, app = roles
+    reporting = app.replace("atlas_app_", "atlas_reporting_")
+    Dataset.objects.create(slug="roles", name="Roles")  # its view is built on commit
+    out = io.StringIO()
+    try:
+        call_command("setup_db_roles", owner=owner, app=app, reporting=reporting, stdout=out)
+        assert f"{reporting!r} may read only the views of the reporting schema" in out.getvalue()
+        call_command("setup_db_roles", owner=owner, app=app, reporting=reporting, stdout=out)
+        assert "Roles created: none (all existed)" in out.getvalue()
+        Dataset.objects.create(slug="later", name="Later")  # rebuilt: both views readable
+
+        with connect_as(reporting) as conn:
+            assert conn.execute("SHOW default_transaction_read_only").fetchone() == ("on",)
+            assert conn.execute("SELECT count(*) FROM reporting.dataset_roles").fetchone() == (0,)
+            assert conn.execute("SELECT count(*) FROM reporting.dataset_later").fetchone() == (0,)
+            for table in (
+                "pipeline.dataset",
+                "chart.chart_record",
+                "explore.raw_record",
+                "navigate.fact",
+                "compliance.audit_log",
+                "public.auth_user",
+            ):
+                assert "permission denied" in refused(conn, f"SELECT * FROM {table}")
+            # A logged-in session cannot write anything, not even a temporary table.
+            with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+                conn.execute("CREATE TEMPORARY TABLE scratch (id int)")
+            assert "permission denied" in refused(conn, "DELETE FROM reporting.dataset_roles")
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT has_schema_privilege(%s, 'reporting', 'CREATE'), "
+                "has_schema_privilege(%s, 'reporting', 'USAGE'), "
+                "has_schema_privilege(%s, 'reporting', 'CREATE'), "
+                "has_table_privilege(%s, 'reporting.dataset_later', 'SELECT'), "
+                "has_table_privilege(%s, 'reporting.dataset_later', 'DELETE')",
+                [app, app, reporting, reporting, reporting],
+            )
+            assert cursor.fetchone() == (False, False, False, True, False)
+        with pytest.raises(RoleSetupError, match="a role of its own"):
+            setup_db_roles(owner=owner, app=app, reporting=app)
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [reporting])
+            if cursor.fetchone():
+                cursor.execute(f'DROP OWNED BY "{reporting}"')
+                cursor.execute(f'DROP ROLE "{reporting}"')
