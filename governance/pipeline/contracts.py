@@ -166,6 +166,9 @@ class ValidContract:
     dataset: dict[str, Any]  # model field -> value, only the keys the file gives
     fields: list[dict[str, Any]]  # model field -> value, every key
     errors: list[str] = field(default_factory=list)
+    # An ODCS document's parts Atlas has no place for (odcs.OdcsContract.extras), kept on
+    # the dataset; None: the file was Atlas's own, and what the dataset keeps stays.
+    odcs_extras: dict[str, Any] | None = None
 
 
 def _one_of(value, choices: list[str]) -> str:
@@ -281,6 +284,7 @@ def _validate_odcs(data: dict, *, prefix: str) -> ValidContract:
         return ValidContract(dataset={}, fields=[], errors=[prefix + e for e in converted.errors])
     result = validate_contract(converted.contract)
     result.errors = [prefix + converted.locate(error) for error in result.errors]
+    result.odcs_extras = converted.extras
     return result
 
 
@@ -608,6 +612,8 @@ def _import_one(contract: ValidContract, *, actor, source: str, reason: str = ""
     dataset = Dataset.objects.select_for_update().filter(slug=values["slug"]).first()
     created = dataset is None
     before = None if created else export_contract(dataset)
+    if contract.odcs_extras is not None:
+        values = {**values, "odcs_extras": contract.odcs_extras}
     if created:
         dataset = Dataset(**values)
         dataset.save()
@@ -728,10 +734,18 @@ def export_contract(dataset: Dataset) -> dict[str, Any]:
     }
 
 
-def dump_contracts(contracts: list[dict], *, fmt: str = "yaml") -> str:
-    """Contracts as a file: Atlas YAML or JSON, or ODCS v3 YAML (fmt="odcs")."""
+def dump_contracts(
+    contracts: list[dict], *, fmt: str = "yaml", odcs_extras: list[dict] | None = None
+) -> str:
+    """Contracts as a file: Atlas YAML or JSON, or ODCS v3 YAML (fmt="odcs"), each with
+    what its dataset kept of the ODCS document it was imported from (`odcs_extras`, in
+    the contracts' order)."""
     if fmt == "odcs":
-        contracts = [atlas_to_odcs(contract) for contract in contracts]
+        extras = odcs_extras or [{}] * len(contracts)
+        contracts = [
+            atlas_to_odcs(contract, extras=kept)
+            for contract, kept in zip(contracts, extras, strict=True)
+        ]
         return yaml.safe_dump_all(contracts, sort_keys=False, allow_unicode=True)
     if fmt == "json":
         return json.dumps(contracts[0] if len(contracts) == 1 else contracts, indent=2) + "\n"

@@ -119,6 +119,14 @@ class Dataset(models.Model):
         validators=[validate_country],
         help_text=COUNTRY_HELP + "the regions of ATLAS_PHONE_REGIONS.",
     )
+    odcs_extras = models.JSONField(
+        default=dict,
+        blank=True,
+        editable=False,
+        help_text="What the ODCS document this contract was imported from held that Atlas "
+        "has no place for (custom properties, servers, SLA, support...), given back when the "
+        "contract is exported as ODCS.",
+    )
     is_active = models.BooleanField(default=True)
     reader_groups = models.ManyToManyField(
         "auth.Group",

@@ -50,18 +50,18 @@ What round-trips:
   export -> import -> export gives the same contract.
 - ODCS -> Atlas -> ODCS: the keys listed above, and the customProperties Atlas does not
   know (the document's and each property's, in their order), which `odcs_to_atlas`
-  returns in `OdcsContract.extras` and `atlas_to_odcs(..., extras=)` puts back. The
-  database does not store those extras: a document imported and exported again from the
-  dataset loses them. Kept in meaning, spelt as Atlas writes them: atlas.* values (e.g.
-  freshness_target PT2H comes back P0DT02H00M00S), and a quality rule read as
+  returns in `OdcsContract.extras` and `atlas_to_odcs(..., extras=)` puts back; so are
+  the document's sections listed in KEPT_SECTIONS and its description's other parts
+  (usage, limitations...). An import keeps them on the dataset (`Dataset.odcs_extras`),
+  so a document imported and exported again from the dataset gives them back.
+  Kept in meaning, spelt as Atlas writes them: atlas.* values (e.g. freshness_target
+  PT2H comes back P0DT02H00M00S), and a quality rule read as
   required/unique/allowed_values/pattern comes back as that key, not as the rule.
-  Not kept at all: the rest of ODCS that Atlas has no place for
-  (version -- written as 1.0.0 --, status, domain, tags, servers, support, price, roles,
-  SLA properties, authoritative definitions, team members other than the owner, the
-  schema object's own name, description and customProperties, a property's
-  physicalType when not an Atlas type, businessName, examples, logicalTypeOptions other
-  than the four above and format email, quality rules other than the four above, and
-  description usage/limitations).
+  Not kept at all: the rest of ODCS that Atlas has no place for (team members other
+  than the owner, the schema object's own name, description and customProperties, a
+  property's physicalType when not an Atlas type, businessName, examples,
+  logicalTypeOptions other than the four above and format email, and quality rules
+  other than the four above).
 - Refusals by the classification rules on a re-import (governance.pipeline.classification)
   are located as in an Atlas file (`fields[2].classification: ...`, the same position
   as schema[0].properties[2]).
@@ -90,6 +90,25 @@ DATASET_CUSTOM_KEYS = (
     "country",
 )
 FIELD_CUSTOM_KEYS = ("country",)
+
+# Top-level sections of an ODCS document Atlas has no place for, kept aside as they are
+# and written back on export (`version` then replaces ODCS_VERSION).
+KEPT_SECTIONS = (
+    "version",
+    "status",
+    "domain",
+    "dataProduct",
+    "tenant",
+    "tags",
+    "servers",
+    "support",
+    "price",
+    "roles",
+    "slaDefaultElement",
+    "slaProperties",
+    "authoritativeDefinitions",
+    "contractCreatedTs",
+)
 
 # Atlas type -> ODCS logicalType.
 LOGICAL_TYPES = {
@@ -189,6 +208,15 @@ def _dataset(result: OdcsContract, data: dict) -> dict[str, Any]:
     if "purpose" in description:
         dataset["description"] = description["purpose"]
         result.locations["dataset.description"] = "description.purpose"
+    if other_parts := {key: value for key, value in description.items() if key != "purpose"}:
+        result.extras["description"] = other_parts
+    # The version Atlas writes anyway is nothing to keep (an exported file reads back as
+    # no change).
+    sections = {key: data[key] for key in KEPT_SECTIONS if key in data}
+    if sections.get("version") == ODCS_VERSION:
+        del sections["version"]
+    if sections:
+        result.extras["document"] = sections
     if "team" in data:
         dataset["owner"] = _owner(result, data["team"])
     unknown = _custom_properties(
@@ -390,8 +418,11 @@ def atlas_to_odcs(contract: dict[str, Any], *, extras: dict[str, Any] | None = N
         "name": dataset["name"],
         "version": ODCS_VERSION,
     }
+    document.update(extras.get("document", {}))
     if "description" in dataset:
         document["description"] = {"purpose": dataset["description"]}
+    if "description" in extras:
+        document["description"] = {**document.get("description", {}), **extras["description"]}
     if "owner" in dataset:
         owner = dataset["owner"]
         document["team"] = {"members": [{"username": owner, "role": "owner"}] if owner else []}

@@ -147,6 +147,43 @@ def test_an_odcs_file_round_trips_what_atlas_understands_and_unknown_custom_prop
     assert odcs_to_atlas(again).contract == exported
 
 
+def test_what_atlas_has_no_place_for_is_kept_on_the_dataset_and_exported_again(steward):
+    """Imported, then exported from the database (no extras handed over by the caller):
+    the document's other sections, its description's other parts and the custom
+    properties Atlas does not know come back as they were."""
+    original = odcs_example()
+    original["description"]["usage"] = "Finance reporting only."
+    original["slaProperties"] = [{"property": "latency", "value": 4, "unit": "h"}]
+    import_contract(data=copy.deepcopy(original), actor="tests")
+    orders = Dataset.objects.get(slug="orders")
+    assert orders.odcs_extras["document"]["servers"] == original["servers"]
+
+    out = StringIO()
+    call_command("export_contract", "orders", "--format", "odcs", stdout=out)
+    (again,) = yaml.safe_load_all(out.getvalue())
+    for section in ("version", "status", "domain", "tags", "servers", "slaProperties"):
+        assert again[section] == original[section], section
+    assert again["description"]["usage"] == "Finance reporting only."
+    assert again["description"]["purpose"] == original["description"]["purpose"]
+    unknown = [c for c in original["customProperties"] if not c["property"].startswith("atlas.")]
+    assert unknown and all(item in again["customProperties"] for item in unknown)
+    for before, after in zip(
+        original["schema"][0]["properties"], again["schema"][0]["properties"], strict=True
+    ):
+        assert after.get("customProperties") == before.get("customProperties"), before["name"]
+
+    # An Atlas contract file for the same dataset leaves them be; a new ODCS one replaces them.
+    import_contract(data=export_contract(orders), actor="tests")
+    orders.refresh_from_db()
+    assert orders.odcs_extras["document"]["servers"] == original["servers"]
+    slimmer = copy.deepcopy(original)
+    del slimmer["servers"], slimmer["slaProperties"]
+    import_contract(data=slimmer, actor="tests")
+    orders.refresh_from_db()
+    assert "servers" not in orders.odcs_extras["document"]
+    assert "slaProperties" not in orders.odcs_extras["document"]
+
+
 def test_invalid_odcs_gets_located_errors_and_nothing_is_written():
     audits = AuditLog.objects.count()
     document = odcs_example()
@@ -240,8 +277,9 @@ def test_the_commands_read_and_write_odcs(tmp_path, steward):
 
     # The written file imports back unchanged; a broken one says where, nothing written.
     written = tmp_path / "orders.yaml"
+    orders = Dataset.objects.get(slug="orders")
     written.write_text(
-        dump_contracts([export_contract(Dataset.objects.get(slug="orders"))], fmt="odcs")
+        dump_contracts([export_contract(orders)], fmt="odcs", odcs_extras=[orders.odcs_extras])
     )
     out = StringIO()
     call_command("import_contract", str(written), stdout=out)

@@ -19,5 +19,7 @@ class Command(BaseCommand):
         missing = [slug for slug in datasets if slug not in found]
         if missing:
             raise CommandError(f"no dataset {', '.join(missing)}")
-        contracts = [export_contract(found[slug]) for slug in datasets]
-        self.stdout.write(dump_contracts(contracts, fmt=format), ending="")
+        chosen = [found[slug] for slug in datasets]
+        contracts = [export_contract(dataset) for dataset in chosen]
+        extras = [dataset.odcs_extras for dataset in chosen]
+        self.stdout.write(dump_contracts(contracts, fmt=format, odcs_extras=extras), ending="")
