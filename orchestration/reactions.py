@@ -62,7 +62,12 @@ def queue_next_step(sender, run: Run, **kwargs) -> None:
 def queue_openlineage_events(sender, run: Run, **kwargs) -> None:
     if run.kind not in openlineage.EMITTED_KINDS or run.dataset_id is None:
         return
+    # On the promotions' queue, as the dashboards' refresh when a run ends: a worker that
+    # takes up runs is there wherever runs end, and an attempt is one bounded request.
+    options = dispatch.promotion_task_options()
     for transport in openlineage.transports():  # none: off
         # After the commit, and robust: the events are built from what the run committed,
         # and a broker outage loses them without touching the run.
-        transaction.on_commit(partial(emit_openlineage.delay, run.pk, transport), robust=True)
+        transaction.on_commit(
+            partial(emit_openlineage.apply_async, (run.pk, transport), **options), robust=True
+        )

@@ -92,11 +92,11 @@ def emitted(monkeypatch):
     sent as runs end (dashboards, follow-ups) go nowhere."""
     calls: list[tuple] = []
 
-    def delay(*args, **kwargs):
-        calls.append(args)
-        return tasks.emit_openlineage.apply(args, kwargs)
+    def apply_async(args, **options):
+        calls.append(tuple(args))
+        return tasks.emit_openlineage.apply(args)
 
-    monkeypatch.setattr(tasks.emit_openlineage, "delay", delay)
+    monkeypatch.setattr(tasks.emit_openlineage, "apply_async", apply_async)
     monkeypatch.setattr(Celery, "send_task", lambda *args, **kwargs: None)
     return calls
 
