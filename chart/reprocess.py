@@ -23,6 +23,7 @@ from django.db.models.functions import Cast
 from django.utils import timezone
 
 from atlas_site.schemas import sql_table
+from atlas_site.transactions import may_wait_between_statements
 from chart.business_keys import KeyMakers, storable_key
 from chart.evaluation import RawRow, RecordEvaluator, Verdict, to_json
 from chart.models import QuarantinedRecord, QuarantineStatus
@@ -310,6 +311,7 @@ def _reprocess(*, dataset: Dataset, run: Run, ids: list[int], actor) -> dict:
     if dataset.gate_action == GateAction.FAIL:
         # As in a promotion: all or nothing under a 'fail' gate.
         with transaction.atomic():
+            may_wait_between_statements()
             all_chunks()
     else:
         all_chunks()

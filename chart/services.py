@@ -25,6 +25,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from atlas_site.outages import DATABASE_OUTAGE_ERRORS
+from atlas_site.transactions import may_wait_between_statements
 from chart.chunks import CHUNK_BYTES, CHUNK_SIZE, ChunkReader
 from chart.evaluation import RawRow, RecordEvaluator
 from chart.evaluation_pool import BrokenProcessPool, PendingChunk, evaluation_pool
@@ -204,8 +205,9 @@ def _promote(
                 written = raws[-1][0]
 
     if dataset.gate_action == GateAction.FAIL:
-        # All or nothing: one transaction for the whole run.
+        # All or nothing: one transaction for the whole run, idle while the pool judges.
         with transaction.atomic():
+            may_wait_between_statements()
             promote_all()
             score = score_run(dataset, run)
             if score is not None and score.below_threshold:

@@ -281,16 +281,21 @@ def _pg_duration(name: str, default: str) -> str:
 
 # While a statement runs, its backend checks this often that its client is still there
 # (client_connection_check_interval, PostgreSQL 14+), so a killed worker's session ends with
-# its locks even while it waits on a lock. The app role's sessions end once idle in a
-# transaction for ATLAS_DB_IDLE_IN_TRANSACTION_TIMEOUT (set on the role by setup_db_roles).
+# its locks even while it waits on a lock. A session idle in a transaction for
+# ATLAS_DB_IDLE_IN_TRANSACTION_TIMEOUT ("0": never) is ended, so a forgotten transaction
+# cannot hold its locks for ever. Both go in every connection's options, so a deploy with
+# one role has them too (setup_db_roles also sets the timeout on the app role, for its
+# sessions opened by other clients). A transaction that waits between statements for
+# longer on purpose says so (atlas_site.transactions.may_wait_between_statements).
 ATLAS_DB_CLIENT_CHECK_INTERVAL = _pg_duration("ATLAS_DB_CLIENT_CHECK_INTERVAL", "5s")
 ATLAS_DB_IDLE_IN_TRANSACTION_TIMEOUT = _pg_duration("ATLAS_DB_IDLE_IN_TRANSACTION_TIMEOUT", "10min")
+_session_options = [
+    f"-c idle_in_transaction_session_timeout={ATLAS_DB_IDLE_IN_TRANSACTION_TIMEOUT}"
+]
 if int(ATLAS_DB_CLIENT_CHECK_INTERVAL.rstrip("abcdefghijklmnopqrstuvwxyz")):
-    _options = DATABASES["default"].setdefault("OPTIONS", {})
-    _options["options"] = (
-        f"{_options.get('options', '')} "
-        f"-c client_connection_check_interval={ATLAS_DB_CLIENT_CHECK_INTERVAL}"
-    ).strip()
+    _session_options.append(f"-c client_connection_check_interval={ATLAS_DB_CLIENT_CHECK_INTERVAL}")
+_options = DATABASES["default"].setdefault("OPTIONS", {})
+_options["options"] = " ".join([_options.get("options", ""), *_session_options]).strip()
 
 # --- Atlas ----------------------------------------------------------------------------
 # Partitions kept ahead of today by the maintenance job.
