@@ -621,7 +621,12 @@ def emit(*, run_id: int, transport: str, sent: int = 0) -> int:
     events = build_events(run, config=config)
     if sent >= len(events):
         return sent
-    channel = _transport(transport, config)
+    try:
+        channel = _transport(transport, config)
+    except Exception as exc:  # a URL it cannot use: its text is not repeated
+        raise DeliveryError(
+            sent=sent, reason=f"{describe(exc)} (the {transport} setting)"
+        ) from None
     try:
         for event in events[sent:]:
             try:
