@@ -57,6 +57,7 @@ from explore.models import BatchStatus, LandingBatch
 from explore.parsers import FORMATS
 from governance.pipeline.contracts import dump_contracts, export_contract
 from governance.pipeline.models import ApiToken, Dataset
+from governance.pipeline.selectors import dataset_shields
 
 STATUS_SCRIPT = "explore/js/batch_status.js"
 
@@ -99,11 +100,7 @@ def _api_docs_url() -> str:
 def _contracts_download(queryset, *, fmt: str, suffix: str) -> HttpResponse:
     """The selected datasets' contracts as one YAML file (<slug or contracts>.<suffix>.yaml)."""
     datasets = list(queryset.prefetch_related("fields__classification").select_related("owner"))
-    body = dump_contracts(
-        [export_contract(dataset) for dataset in datasets],
-        fmt=fmt,
-        odcs_extras=[dataset.odcs_extras for dataset in datasets],
-    )
+    body = dump_contracts([export_contract(dataset) for dataset in datasets], fmt=fmt)
     name = datasets[0].slug if len(datasets) == 1 else "contracts"
     response = HttpResponse(body, content_type="application/yaml; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{name}.{suffix}.yaml"'
@@ -197,7 +194,7 @@ class DatasetIngestAdminMixin:
         batch = None
         batch_id = parse_pk(LandingBatch, request.GET.get("batch") or None)
         if batch_id is not None:
-            batch = LandingBatch.objects.filter(dataset=dataset, pk=batch_id).first()
+            batch = self._batches(request, dataset).filter(pk=batch_id).first()
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,
@@ -215,16 +212,36 @@ class DatasetIngestAdminMixin:
             )
             if batch
             else "",
-            "failed_lines": selectors.failed_lines(batch=batch) if batch else [],
-            "batches": selectors.recent_batches(dataset=dataset),
+            "failed_lines": self._failed_lines(request, batch) if batch else [],
+            "batches": selectors.recent_batches(dataset=dataset, user=request.user),
             "max_upload_bytes": services.max_upload_bytes(),
             "has_view_permission": self.has_view_permission(request, dataset),
         }
         return TemplateResponse(request, "admin/explore/ingest_upload.html", context)
 
+    @staticmethod
+    def _batches(request, dataset: Dataset):
+        # Sending files to a dataset is not reading it: of a dataset limited to groups, a
+        # sender who is not a reader follows their own batches only.
+        return selectors.readable_batches(
+            user=request.user, batches=LandingBatch.objects.filter(dataset=dataset)
+        )
+
+    @staticmethod
+    def _failed_lines(request, batch: LandingBatch) -> list[dict]:
+        """The lines that did not parse, each at the dataset's highest level (a line
+        without fields cannot be protected field by field), for its readers only."""
+        if not selectors.may_read_records(user=request.user, dataset=batch.dataset):
+            return []
+        shield = dataset_shields(request.user)(batch.dataset_id)
+        return [
+            {**line, "raw_text": shield.line(line["raw_text"], parsed=False)}
+            for line in selectors.failed_lines(batch=batch)
+        ]
+
     def ingest_status_view(self, request, object_id, batch_id):
         dataset = self._ingest_dataset(request, object_id)
-        batch = LandingBatch.objects.filter(dataset=dataset, pk=batch_id).first()
+        batch = self._batches(request, dataset).filter(pk=batch_id).first()
         if batch is None:
             raise Http404("No such batch of this dataset.")
         status = selectors.batch_status(batch=batch)
@@ -273,7 +290,10 @@ class LandingBatchAdminMixin:
         return _status_box(url, obj)
 
     def batch_status_view(self, request, object_id):
-        batch = object_or_404(LandingBatch.objects.select_related("dataset"), unquote(object_id))
+        # Through get_queryset: a batch of a dataset limited to groups is its readers' only.
+        batch = object_or_404(
+            self.get_queryset(request).select_related("dataset"), unquote(object_id)
+        )
         if not self.has_view_permission(request, batch):
             raise PermissionDenied
         return JsonResponse(selectors.batch_status(batch=batch))

@@ -333,7 +333,9 @@ def post_records(request, slug: str, records: list[dict[str, Any]] = Body(...)):
 )
 def batch_status(request, batch_id: int):
     # As with datasets: another dataset's batch is answered like a batch that does not exist.
-    batch = LandingBatch.objects.select_related("dataset").filter(pk=batch_id).first()
+    # A batch of a dataset limited to groups is its readers' (and its sender's) only.
+    batches = selectors.readable_batches(user=request.auth.user, batches=LandingBatch.objects)
+    batch = batches.select_related("dataset").filter(pk=batch_id).first()
     if batch is None or not _token_may_use(request, batch.dataset):
         raise ApiError(404, f"there is no batch {batch_id} for your token")
     # A client polling until done waits for the promotion too.

@@ -4,10 +4,11 @@ import hashlib
 from typing import Any
 
 from django.core.cache import cache
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from explore.models import BatchStatus, LandingBatch, RawRecord
 from governance.pipeline.models import ApiToken, Dataset, Run, RunKind
+from governance.pipeline.selectors import readable_dataset_ids
 
 INGEST_PERMISSION = "pipeline.change_dataset"
 # A load's progress in the cache (written by explore.services while it reads the file).
@@ -120,8 +121,25 @@ def follow_promotion(status: dict[str, Any], promotion: dict[str, Any] | None) -
     return status
 
 
-def recent_batches(*, dataset: Dataset, limit: int = 10) -> QuerySet[LandingBatch]:
-    return LandingBatch.objects.filter(dataset=dataset).order_by("-created_at", "-pk")[:limit]
+def readable_batches(*, user, batches: QuerySet[LandingBatch]) -> QuerySet[LandingBatch]:
+    """The batches among `batches` that `user` may see: of a dataset limited to groups,
+    only its readers see its batches (Dataset.reader_groups), and whoever sent a batch
+    sees that one, to follow what became of it."""
+    readable = readable_dataset_ids(user)
+    if readable is None:
+        return batches
+    return batches.filter(Q(dataset_id__in=readable) | Q(uploaded_by_id=user.pk))
+
+
+def may_read_records(*, user, dataset: Dataset) -> bool:
+    """Whether `user` may read the dataset's records (not limited, or one of its readers)."""
+    readable = readable_dataset_ids(user)
+    return readable is None or dataset.pk in readable
+
+
+def recent_batches(*, dataset: Dataset, user, limit: int = 10) -> QuerySet[LandingBatch]:
+    batches = readable_batches(user=user, batches=LandingBatch.objects.filter(dataset=dataset))
+    return batches.order_by("-created_at", "-pk")[:limit]
 
 
 def raw_records_of(

@@ -78,19 +78,21 @@ def parse_header(header_line: str) -> tuple[list[str], str]:
 
 def check_header(names: list[str], contract_fields: Collection[str]) -> None:
     """Refuse a header-less file: a first line of data instead of column names."""
+    # The message goes to the batch's error, shown wherever the batch is: a first line
+    # of data is values, so it is described (how many columns, which one), never quoted.
     if contract_fields:
         if not set(names) & set(contract_fields):
             raise FormatError(
                 "the first line names none of the contract's fields "
-                f"({', '.join(sorted(contract_fields))}): is the header row missing? "
-                f"It reads: {', '.join(names)[:200]}"
+                f"({', '.join(sorted(contract_fields))}) in its {len(names)} columns: is the "
+                "header row missing?"
             )
         return
-    values = [name for name in names if _LOOKS_LIKE_DATA.search(name)]
+    values = [position for position, name in enumerate(names, 1) if _LOOKS_LIKE_DATA.search(name)]
     if values:
         raise FormatError(
-            "the first line looks like data, not a header naming the columns "
-            f"(e.g. {values[0][:60]!r}): is the header row missing?"
+            "the first line looks like data, not a header naming the columns (column "
+            f"{values[0]} holds a number, a date or an address): is the header row missing?"
         )
 
 

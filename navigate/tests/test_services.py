@@ -751,3 +751,24 @@ def test_the_migration_turns_unkeyed_digests_into_keyed_ones(contract, run):
     with connection.schema_editor() as editor:
         migration.keyed_dimension_keys(django_apps, editor)
     assert _stored_keys(metric) == made
+
+
+def test_an_encrypted_time_field_is_refused(contract):
+    DatasetField.objects.create(
+        dataset=contract,
+        name="born_on",
+        position=20,
+        data_type=FieldType.DATE,
+        classification=ClassificationLevel.objects.get(name="restricted"),
+    )
+    metric = MetricDefinition(
+        dataset=contract, slug="births", name="Births", aggregation="count", time_field="born_on"
+    )
+    with pytest.raises(ValidationError) as refused:
+        validate_metric_definition(metric=metric)
+    assert messages(refused.value) == {
+        "time_field": [
+            "'born_on' is classified restricted; its values are encrypted and cannot place "
+            "records in periods."
+        ]
+    }
