@@ -237,6 +237,18 @@ ATLAS_WEBHOOK_HOSTS = [
     host.strip().lower() for host in env("ATLAS_WEBHOOK_HOSTS", "").split(",") if host.strip()
 ]
 
+# OpenLineage run events of loads and promotions (orchestration.openlineage): off unless
+# a URL or a file is set. URL: the receiver's base (Marquez: http://marquez:5000), the
+# events POSTed to ATLAS_OPENLINEAGE_ENDPOINT under it, with ATLAS_OPENLINEAGE_API_KEY as a
+# bearer token when set; FILE: a path the events are appended to, one JSON line each.
+# NAMESPACE names Atlas's jobs and datasets (default atlas://<host of ATLAS_SITE_URL>).
+ATLAS_OPENLINEAGE_URL = env("ATLAS_OPENLINEAGE_URL", "")
+ATLAS_OPENLINEAGE_ENDPOINT = env("ATLAS_OPENLINEAGE_ENDPOINT", "api/v1/lineage")
+ATLAS_OPENLINEAGE_API_KEY = env("ATLAS_OPENLINEAGE_API_KEY", "")
+ATLAS_OPENLINEAGE_TIMEOUT = float(env("ATLAS_OPENLINEAGE_TIMEOUT", "5"))
+ATLAS_OPENLINEAGE_FILE = env("ATLAS_OPENLINEAGE_FILE", "")
+ATLAS_OPENLINEAGE_NAMESPACE = env("ATLAS_OPENLINEAGE_NAMESPACE", "")
+
 CELERY_BEAT_SCHEDULE = {
     # One tick a minute; each dataset's own cron schedule (in the catalog) decides.
     "pipeline-tick": {"task": "orchestration.tasks.tick", "schedule": 60},

@@ -8,16 +8,19 @@ import json
 import logging
 import socket
 import threading
+import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from celery import Celery
+from django.test import override_settings
 
+from atlas_site.testing.celery_worker import start_worker
 from chart.services import promote_to_chart
 from explore import services as explore_services
-from governance.pipeline.models import GateAction, Run, RunKind, RunStatus
-from governance.pipeline.services import create_run, finish_run
+from governance.pipeline.models import GateAction, Layer, Run, RunKind, RunStatus
+from governance.pipeline.services import create_run, finish_run, request_promotion
 from navigate.models import MetricDefinition
 from navigate.services import promote_to_navigate
 from orchestration import openlineage, tasks
@@ -353,6 +356,16 @@ def test_a_delivery_that_fails_midway_says_how_many_went(settings, receiver, ord
     assert (failure.value.sent, failure.value.reason) == (0, "ConnectionError")
 
 
+def test_a_transport_it_cannot_build_is_a_failed_delivery_that_repeats_no_setting(settings, orders):
+    settings.ATLAS_OPENLINEAGE_URL = "not a url secret-token"
+    run = create_run(dataset=orders, kind=RunKind.PROMOTE_NAVIGATE, triggered_by="test")
+    finish_run(run, RunStatus.SUCCEEDED)
+    with pytest.raises(openlineage.DeliveryError) as failure:
+        openlineage.emit(run_id=run.pk, transport="http")
+    assert failure.value.reason == "ValueError (the http setting)"
+    assert "secret-token" not in str(failure.value)
+
+
 def test_the_file_transport_appends_one_json_line_per_event(
     settings, tmp_path, emitted, orders, django_capture_on_commit_callbacks
 ):
@@ -386,3 +399,49 @@ def test_safe_error_keeps_the_first_line_without_quoted_parts():
     assert openlineage.safe_error("Key (email)=(a@b.c) exists") == "Key '…' exists"
     assert openlineage.safe_error("") == ""
     assert len(openlineage.safe_error("x" * 2000)) == openlineage.ERROR_CHARACTERS
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_sends_the_events_once_its_promotion_committed(
+    customers, land, receiver, tmp_path
+):
+    # The whole path: the promotion in a worker, its end committed, the events' task sent
+    # after that commit and taken up from Redis, the events POSTed to a receiver here.
+    receiver.start()
+    queue = f"atlas-openlineage-test-{uuid.uuid4().hex[:8]}"
+    environment = {
+        "ATLAS_PROMOTION_QUEUE": queue,
+        "ATLAS_PROMOTION_WORKERS": "1",
+        "ATLAS_OPENLINEAGE_URL": receiver.url,
+        "ATLAS_OPENLINEAGE_NAMESPACE": "atlas://worker-test",
+    }
+    land(
+        customers,
+        [
+            {"id": 1, "tier": "gold", "ssn": PLANTED, "signup": "2026-01-05"},
+            {"id": 2, "tier": PLANTED, "ssn": "123-45-6789", "signup": "2026-01-06"},
+        ],
+    )
+    with (
+        start_worker(
+            queue=queue, log_path=tmp_path / "worker.log", extra_env=environment
+        ) as worker,
+        override_settings(ATLAS_PROMOTION_QUEUE=queue),
+    ):
+        run = request_promotion(dataset=customers, triggered_by="test", to_layer=Layer.CHART)
+        deadline = time.monotonic() + 60
+        while len(receiver.events) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        worker.wait_idle()
+    run.refresh_from_db()
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    events = receiver.events
+    valid(events)
+    assert [(e["job"]["name"], e["eventType"]) for e in events] == [
+        ("orders.promote_chart", "START"),
+        ("orders.promote_chart", "COMPLETE"),
+    ]
+    assert events[0]["run"]["runId"] == openlineage.run_id(run, namespace="atlas://worker-test")
+    assert events[1]["run"]["facets"]["atlas_run"]["rowsQuarantined"] == 1
+    assert not any(PLANTED.encode() in body for body in receiver.raw)
