@@ -100,7 +100,11 @@ def _api_docs_url() -> str:
 def _contracts_download(queryset, *, fmt: str, suffix: str) -> HttpResponse:
     """The selected datasets' contracts as one YAML file (<slug or contracts>.<suffix>.yaml)."""
     datasets = list(queryset.prefetch_related("fields__classification").select_related("owner"))
-    body = dump_contracts([export_contract(dataset) for dataset in datasets], fmt=fmt)
+    body = dump_contracts(
+        [export_contract(dataset) for dataset in datasets],
+        fmt=fmt,
+        odcs_extras=[dataset.odcs_extras for dataset in datasets],
+    )
     name = datasets[0].slug if len(datasets) == 1 else "contracts"
     response = HttpResponse(body, content_type="application/yaml; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{name}.{suffix}.yaml"'
