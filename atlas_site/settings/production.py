@@ -12,7 +12,7 @@ import ipaddress
 from django.core.exceptions import ImproperlyConfigured
 
 from atlas_site.settings.base import *  # noqa: F403
-from atlas_site.settings.base import STORAGES, env, env_bool, env_list
+from atlas_site.settings.base import S3_BUCKET, S3_ENDPOINT_URL, STORAGES, env, env_bool, env_list
 
 REQUIRED_SECRETS = (
     "SECRET_KEY",
@@ -128,6 +128,18 @@ ATLAS_TRUSTED_PROXIES = int(env("ATLAS_TRUSTED_PROXIES", "0"))
 ATLAS_TRUSTED_PROXY_ADDRESSES = env_list("ATLAS_TRUSTED_PROXY_ADDRESSES")
 _check_proxies(ATLAS_TRUSTED_PROXIES, ATLAS_TRUSTED_PROXY_ADDRESSES)
 # The Content-Security-Policy (SECURE_CSP) comes from base.py: it is enforced everywhere.
+
+# Landing files and archive objects in object storage: a worker on another host cannot
+# read a file another host wrote to its own disk. The local folder only where an operator
+# says Atlas runs on one host (web and workers sharing MEDIA_ROOT).
+ATLAS_ALLOW_LOCAL_STORAGE = env_bool("ATLAS_ALLOW_LOCAL_STORAGE", False)
+if not (S3_BUCKET or S3_ENDPOINT_URL) and not ATLAS_ALLOW_LOCAL_STORAGE:
+    raise ImproperlyConfigured(
+        "Production stores landing files and archives in S3-compatible object storage: set "
+        "S3_BUCKET (and S3_ENDPOINT_URL, S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY as needed), "
+        "or ATLAS_ALLOW_LOCAL_STORAGE=true when web and every worker run on one host and "
+        "share its disk."
+    )
 
 # Hashed static file names, so browsers may cache them for ever (collectstatic runs at
 # deploy, in docker/entrypoint.sh).

@@ -26,6 +26,7 @@ PRODUCTION_ENV = {
     "ALLOWED_HOSTS": "atlas.example.com",
     "ATLAS_ENCRYPTION_KEYS": "k1:" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode(),
     "ATLAS_HASH_KEY": "h1:" + base64.b64encode(b"fedcba9876543210fedcba9876543210").decode(),
+    "S3_BUCKET": "atlas",
 }
 
 
@@ -64,6 +65,20 @@ def test_production_refuses_to_start_without_each_secret(missing):
     assert "started" not in result.stdout
     assert "ImproperlyConfigured" in result.stderr
     assert missing in result.stderr.splitlines()[-1]
+
+
+def test_production_refuses_local_file_storage_unless_allowed_for_one_host():
+    env = {name: value for name, value in PRODUCTION_ENV.items() if name != "S3_BUCKET"}
+    result = run_python(SETUP, env=env)
+    assert result.returncode != 0 and "started" not in result.stdout
+    last = result.stderr.splitlines()[-1]
+    assert "ImproperlyConfigured" in last and "ATLAS_ALLOW_LOCAL_STORAGE=true" in last
+    shown = "from django.conf import settings; print(settings.STORAGES['default']['BACKEND'])"
+    allowed = run_python(SETUP + ";" + shown, env={**env, "ATLAS_ALLOW_LOCAL_STORAGE": "true"})
+    assert allowed.returncode == 0, allowed.stderr
+    assert allowed.stdout.split()[-1] == "django.core.files.storage.FileSystemStorage"
+    on_s3 = run_python(SETUP + ";" + shown, env=PRODUCTION_ENV)
+    assert on_s3.stdout.split()[-1] == "storages.backends.s3.S3Storage"
 
 
 def test_production_treats_an_empty_secret_as_missing():
