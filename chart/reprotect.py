@@ -20,7 +20,12 @@ decrypted where it is encrypted), typed by the contract and stored through
 `protect_values`; each chunk commits its records at version 2. A record whose raw record
 was archived out of explore cannot be rebuilt: its encrypted values get their tokens (and
 are decrypted where today's level no longer encrypts), its masked values stay masked,
-and it stays at version 1, counted in the report.
+and it stays at version 1, counted in the report with the archived partitions that hold
+the raw records (`where_archived`): restoring them (`manage.py restore_partition`) and
+running the rebuild again rebuilds those records too. They are not read from the archive
+objects directly: an object is a whole month of raw records, verified against its
+manifest only once read to its end, so a value read from it before then is unverified;
+a restore reads it whole anyway, verifies it and audits it in one transaction.
 """
 
 import logging
@@ -28,13 +33,16 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from atlas_site import advisory_locks
 from atlas_site.outages import DATABASE_OUTAGE_ERRORS
+from atlas_site.partitions import RAW_RECORDS
+from atlas_site.schemas import sql_table
 from chart.business_keys import fill_quarantine_keys
 from chart.evaluation import Outcome, RecordEvaluator, excerpt_at_level
 from chart.judging import build_evaluator
@@ -42,7 +50,8 @@ from chart.lineage import record_chart_lineage
 from chart.models import LEGACY_MASKED, TYPED_VALUES, ChartRecord, QuarantinedRecord
 from chart.protected import corrected_context, originals, typed
 from chart.supersession import settle_current
-from explore.models import RawRecord
+from explore.models import LandingBatch, RawRecord
+from governance.archive.models import ArchivedPartition
 from governance.compliance.keys import Keyring, field_context, is_encrypted
 from governance.compliance.models import AuditAction
 from governance.compliance.pii.masking import mask_matches
@@ -270,6 +279,15 @@ class RebuildProgress:
     rate: float  # records per second
 
 
+@dataclass(frozen=True)
+class ArchivedSource:
+    """An archived partition of explore.raw_record holding raw records of records kept."""
+
+    partition: str  # raw_record_2024_01
+    restore_range: str  # as `manage.py restore_partition explore.raw_record` takes it: 2024-01
+    records: int  # kept records whose raw record it holds
+
+
 @dataclass
 class RebuildReport:
     rebuilt: int = 0
@@ -278,6 +296,9 @@ class RebuildReport:
     superseded: int = 0
     # Datasets a promotion held: run the command again for them.
     busy: list[str] = field(default_factory=list)
+    # Where the raw records of the records kept at 1 are (see where_archived).
+    restore: list[ArchivedSource] = field(default_factory=list)
+    unplaced: int = 0
 
 
 def legacy_records():
@@ -314,6 +335,10 @@ def rebuild_legacy_records(
         report.rebuilt += counts.rebuilt
         report.archived += counts.archived
         report.superseded += counts.superseded
+        if counts.archived:
+            sources, unplaced = where_archived(dataset=each)
+            report.restore = _merged_sources(report.restore, sources)
+            report.unplaced += unplaced
         if counts.rebuilt or counts.archived:
             record_audit(
                 actor=actor,
@@ -324,6 +349,71 @@ def rebuild_legacy_records(
                 "raw records were archived: encrypted values tokenised, masked values kept)",
             )
     return report
+
+
+# The months of the raw records of a dataset's records kept at version 1, found through
+# their batches' raw id ranges (the batch's received_at is its rows' partition key): a
+# record in no batch's range is counted apart (month NULL).
+KEPT_MONTHS_SQL = """
+WITH kept AS (
+    SELECT id, raw_record_id FROM {chart_record}
+     WHERE dataset_id = %(dataset_id)s AND protection_version = %(legacy)s
+),
+placed AS (
+    SELECT DISTINCT kept.id,
+           date_trunc('month', batch.received_at AT TIME ZONE 'UTC')::date AS month
+      FROM kept
+      JOIN {landing_batch} AS batch
+        ON batch.dataset_id = %(dataset_id)s
+       AND kept.raw_record_id BETWEEN batch.first_raw_id AND batch.last_raw_id
+)
+SELECT month, count(*) FROM placed GROUP BY month
+UNION ALL
+SELECT NULL, count(*) FROM kept WHERE NOT EXISTS (SELECT FROM placed WHERE placed.id = kept.id)
+"""
+
+
+def where_archived(*, dataset: Dataset) -> tuple[list[ArchivedSource], int]:
+    """The archived partitions holding the raw records of the dataset's records kept at
+    version 1, and how many of those records are in none (a partition dropped by
+    retention rather than archived, or a record in no batch's range): those cannot be
+    rebuilt at all."""
+    sql = KEPT_MONTHS_SQL.format(
+        chart_record=sql_table(ChartRecord), landing_batch=sql_table(LandingBatch)
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, {"dataset_id": dataset.pk, "legacy": LEGACY_MASKED})
+        months: list[tuple[date | None, int]] = cursor.fetchall()
+    sources: list[ArchivedSource] = []
+    unplaced = 0
+    for month, records in months:
+        if month is None:
+            unplaced += records
+            continue
+        start = RAW_RECORDS.period_start(month)
+        manifest = ArchivedPartition.objects.filter(
+            table_name=RAW_RECORDS.label,
+            range_start=datetime(start.year, start.month, start.day, tzinfo=UTC),
+            restored_at__isnull=True,
+        ).first()
+        if manifest is None:
+            unplaced += records
+            continue
+        sources.append(ArchivedSource(manifest.partition_name, f"{start:%Y-%m}", records))
+    return sorted(sources, key=lambda source: source.restore_range), unplaced
+
+
+def _merged_sources(
+    first: list[ArchivedSource], second: list[ArchivedSource]
+) -> list[ArchivedSource]:
+    counts: dict[tuple[str, str], int] = {}
+    for source in [*first, *second]:
+        key = (source.partition, source.restore_range)
+        counts[key] = counts.get(key, 0) + source.records
+    return [
+        ArchivedSource(partition, restore_range, records)
+        for (partition, restore_range), records in sorted(counts.items(), key=lambda i: i[0][1])
+    ]
 
 
 def _rebuild_dataset(

@@ -1,13 +1,17 @@
 """Chart values follow classification changes (re-protect runs), and legacy records masked
 at promotion are rebuilt typed from explore (rebuild_chart_values)."""
 
+import io
+from datetime import UTC, date, datetime
+
 import pytest
 from celery.app.base import Celery
 from django.core.cache import cache
 from django.core.management import call_command
-from django.db import OperationalError
+from django.db import OperationalError, connection
 from django.utils import timezone
 
+from atlas_site.partitions import RAW_RECORDS, create_partition
 from chart import reprotect
 from chart.checks import legacy_chart_values
 from chart.evaluation import sealed_context
@@ -15,7 +19,9 @@ from chart.models import LEGACY_MASKED, TYPED_VALUES, ChartRecord, QuarantinedRe
 from chart.protected import corrected_context
 from chart.services import promote_to_chart
 from chart.tasks import reprotect_chart as reprotect_task
-from explore.models import RawRecord
+from explore.models import LandingBatch, RawRecord
+from governance.archive.models import RetentionPolicy
+from governance.archive.services.retention import apply_retention
 from governance.compliance.keys import Keyring, field_context
 from governance.compliance.models import AuditLog, ClassificationLevel
 from governance.compliance.pii.masking import mask
@@ -30,6 +36,7 @@ from governance.pipeline.models import (
     RunStatus,
     Transform,
 )
+from governance.pipeline.services import create_run
 from navigate.models import Fact, MetricDefinition
 from navigate.services import promote_to_navigate
 from orchestration.recovery import RESENT_KEY, STALLED_AFTER, resend_stalled_work
@@ -366,6 +373,52 @@ def test_a_record_whose_raw_record_was_archived_is_reported_and_kept(members, le
     # Running it again changes nothing more (resumable, idempotent).
     again = reprotect.rebuild_legacy_records(dataset=members)
     assert (again.rebuilt, again.archived) == (0, 1)
+    # Deleted, not archived: no partition to restore.
+    assert (again.restore, again.unplaced) == ([], 1)
+
+
+def test_a_record_whose_raw_record_was_archived_is_rebuilt_once_its_partition_is_restored(
+    members, land, settings, tmp_path
+):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    january = date(2024, 1, 1)
+    with connection.cursor() as cursor:
+        create_partition(RAW_RECORDS, cursor, january)
+    old = land(members, [member(number) for number in range(1, 4)])
+    received = datetime(2024, 1, 15, 12, tzinfo=UTC)
+    LandingBatch.objects.filter(pk=old[0].batch_id).update(received_at=received)
+    RawRecord.objects.filter(batch_id=old[0].batch_id).update(received_at=received)
+    land(members, [member(number) for number in range(4, 6)])  # this month: stays in explore
+    promote_to_chart(dataset=members, triggered_by="test")
+    for record in ChartRecord.objects.filter(dataset=members):
+        make_legacy(record)
+    RetentionPolicy.objects.create(layer="explore", keep_months=12)
+    retention = apply_retention(
+        run=create_run(dataset=None, kind=RunKind.ARCHIVE, triggered_by="test")
+    )
+    assert retention.status == RunStatus.SUCCEEDED, retention.error
+    assert not RawRecord.objects.filter(received_at=received).exists()
+
+    out = io.StringIO()
+    call_command("rebuild_chart_values", stdout=out)
+    told = out.getvalue()
+    assert "Rebuilt 2 chart records" in told
+    assert "3 records could not be rebuilt" in told
+    assert (
+        "  manage.py restore_partition explore.raw_record 2024-01"
+        "   # raw_record_2024_01: raw records of 3 of them"
+    ) in told
+    assert "have their raw record in no archived partition" not in told
+    assert ChartRecord.objects.filter(protection_version=LEGACY_MASKED).count() == 3
+
+    call_command("restore_partition", "explore.raw_record", "2024-01", stdout=io.StringIO())
+    out = io.StringIO()
+    call_command("rebuild_chart_values", stdout=out)
+    assert "Rebuilt 3 chart records" in out.getvalue()
+    assert "could not be rebuilt" not in out.getvalue()
+    records = list(ChartRecord.objects.filter(dataset=members).order_by("raw_record_id"))
+    assert [r.protection_version for r in records] == [TYPED_VALUES] * 5
+    assert [r.data["member_id"] for r in records] == [1, 2, 3, 4, 5]
 
 
 def test_a_reprocessed_record_is_rebuilt_from_its_encrypted_correction(members, legacy, run_of):

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from chart.reprotect import RebuildProgress, legacy_records, rebuild_legacy_records
@@ -44,6 +45,29 @@ class Command(BaseCommand):
                     f"{report.archived} records could not be rebuilt: their raw records were "
                     "archived out of explore. Their encrypted values now have tokens; their "
                     "masked values stay masked (protection_version 1)."
+                )
+            )
+        if report.restore:
+            self.stdout.write(
+                "To rebuild them, restore the archived partitions that hold their raw "
+                "records, then run this command again:"
+            )
+            for source in report.restore:
+                self.stdout.write(
+                    f"  manage.py restore_partition explore.raw_record {source.restore_range}"
+                    f"   # {source.partition}: raw records of {source.records} of them"
+                )
+            self.stdout.write(
+                "Retention keeps a restored partition ATLAS_ARCHIVE_RESTORED_KEEP_DAYS "
+                f"({settings.ATLAS_ARCHIVE_RESTORED_KEEP_DAYS}) days before it may archive it "
+                "again: run this command again within them."
+            )
+        if report.unplaced:
+            self.stdout.write(
+                self.style.WARNING(
+                    f"{report.unplaced} of them have their raw record in no archived "
+                    "partition (dropped by retention, or outside every batch's range): their "
+                    "masked values cannot be rebuilt."
                 )
             )
         if report.busy:
