@@ -1,8 +1,11 @@
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.http import StreamingHttpResponse
+from django.utils import timezone
 
 from atlas_site.admin_base import AuditedModelAdmin, LargeTableAdmin, ReadOnlyAdmin
 from atlas_site.admin_filters import DateRangeFilter
 from atlas_site.admin_values import ValuesAdminMixin
+from navigate.exports import ExportError, download_facts
 from navigate.models import Fact, MetricDefinition
 
 
@@ -14,6 +17,28 @@ class MetricDefinitionAdmin(AuditedModelAdmin):
     search_fields = ("slug", "name")
     prepopulated_fields = {"slug": ("name",)}
     readonly_fields = ("updated_at",)
+    actions = ["download_facts_as_csv"]
+
+    def has_facts_permission(self, request) -> bool:
+        return request.user.has_perm("navigate.view_fact")
+
+    @admin.action(description="Download the metric's facts as CSV", permissions=["facts"])
+    def download_facts_as_csv(self, request, queryset):
+        """One metric's facts, streamed, each dimension as the reader may see it."""
+        metrics = list(queryset.select_related("dataset")[:2])
+        if len(metrics) != 1:
+            self.message_user(request, "Choose one metric to download.", messages.WARNING)
+            return None
+        metric = metrics[0]
+        try:
+            _header, lines = download_facts(metric=metric, user=request.user)
+        except ExportError as error:
+            self.message_user(request, f"Not downloaded: {error}.", messages.ERROR)
+            return None
+        response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
+        stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
+        response["Content-Disposition"] = f'attachment; filename="facts-{metric.slug}-{stamp}.csv"'
+        return response
 
 
 @admin.register(Fact)
