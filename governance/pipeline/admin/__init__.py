@@ -6,16 +6,21 @@ this package, which imports every module that registers a model admin):
   file) and contract_inference (a contract proposed from a sample file);
 - runs: runs, their steps, watermarks and lineage edges (read-only);
 - tokens: API tokens;
-- admin_alerts (beside this package): alert rules and channels (stewards), alerts and
-  notifications (read-only);
-- admin_dead_letters (beside this package): tasks set aside after crashing their worker
-  too often (read-only).
+- alerts: alert rules and channels (stewards), each person's subscriptions, alerts,
+  notifications and heartbeats (read-only);
+- dead_letters: tasks set aside after crashing their worker too often (read-only).
 
 Shared by several of them: formatting (durations, quality sparklines) and links (to a
 dataset's page, to a run's).
 """
 
-from governance.pipeline import admin_alerts, admin_dead_letters
-from governance.pipeline.admin import contract_fields, datasets, runs, tokens
+from governance.pipeline.admin import (
+    alerts,
+    contract_fields,
+    datasets,
+    dead_letters,
+    runs,
+    tokens,
+)
 
-__all__ = ["admin_alerts", "admin_dead_letters", "contract_fields", "datasets", "runs", "tokens"]
+__all__ = ["alerts", "contract_fields", "datasets", "dead_letters", "runs", "tokens"]
