@@ -13,6 +13,8 @@ Rows come from a server-side cursor, CHUNK_ROWS at a time; each chunk is one Par
 group or a run of CSV lines, so memory holds one chunk whatever the number of facts.
 """
 
+import io
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -20,7 +22,10 @@ from typing import IO, Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from django.core.files import File
+from django.core.files.storage import default_storage
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
+from django.utils import timezone
 from psycopg import sql
 
 from atlas_site.admin_base import CSV_CHUNK_ROWS, csv_lines
@@ -174,6 +179,41 @@ def export_facts(
         "view: protected dimensions left out.",
     )
     return FactExport(metric.slug, fmt, rows, chunks, names, left_out)
+
+
+def storage_key(metric: MetricDefinition, fmt: str) -> str:
+    stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
+    return f"exports/facts/{metric.slug}/{metric.slug}-{stamp}.{fmt}"
+
+
+def export_facts_to_storage(
+    *,
+    metric: MetricDefinition,
+    fmt: str,
+    key: str | None = None,
+    since: date | None = None,
+    chunk_rows: int = CHUNK_ROWS,
+) -> tuple[FactExport, str]:
+    """The export written to Atlas's object storage (S3 when configured) under `key`;
+    returns it and the key it was saved under. Spooled through a temporary file on disk,
+    so memory stays bounded; stored as is, not envelope-encrypted like landing files and
+    archives: it holds only what the reporting role may read, for BI tools to fetch."""
+    with tempfile.TemporaryFile() as spool:
+        if fmt == "csv":
+            text = io.TextIOWrapper(spool, encoding="utf-8", newline="")
+            result = export_facts(
+                metric=metric, fmt=fmt, out=text, since=since, chunk_rows=chunk_rows
+            )
+            text.flush()
+            text.detach()  # the spool stays open for the upload
+        else:
+            result = export_facts(
+                metric=metric, fmt=fmt, out=spool, since=since, chunk_rows=chunk_rows
+            )
+        spool.seek(0)
+        target = key or storage_key(metric, fmt)
+        saved = default_storage.save(target, File(spool, name=target))
+    return result, saved
 
 
 # --- The admin's download: a person's clearance --------------------------------------------

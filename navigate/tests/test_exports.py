@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from django.contrib.auth.models import Group
+from django.core.files.storage import default_storage
 from django.core.management import CommandError, call_command
 from django.db import connection
 from django.urls import reverse
@@ -186,3 +187,25 @@ def test_the_admin_download_masks_by_clearance_and_is_audited(
     revenue.dataset.reader_groups.add(Group.objects.create(name="finance"))
     status, body = _download(client, viewer, revenue)
     assert status == 302 and body == ""
+
+
+def test_to_object_storage(revenue, capsys):  # noqa: F811
+    call_command(
+        "export_facts", "daily-revenue", "--format", "parquet", "--storage", "exports/t/r.parquet"
+    )
+    assert "3 facts of daily-revenue stored as exports/t/r.parquet." in capsys.readouterr().out
+    call_command("export_facts", "daily-revenue", "--format", "csv", "--storage")
+    key = capsys.readouterr().out.split(" stored as ")[1].rstrip(".\n")
+    assert key.startswith("exports/facts/daily-revenue/daily-revenue-") and key.endswith(".csv")
+    try:
+        with default_storage.open("exports/t/r.parquet", "rb") as stored:
+            assert pq.read_table(stored).num_rows == 3
+        with default_storage.open(key, "rb") as stored:
+            lines = stored.read().decode().splitlines()
+        assert lines[0] == "period_start,grain,paid,value,record_count,computed_at"
+        assert len(lines) == 4
+    finally:
+        default_storage.delete("exports/t/r.parquet")
+        default_storage.delete(key)
+    with pytest.raises(CommandError, match="not both"):
+        call_command("export_facts", "daily-revenue", "--storage", "--output", "x.csv")

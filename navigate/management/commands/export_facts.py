@@ -1,7 +1,9 @@
 """manage.py export_facts <metric> --format parquet|csv [--since DATE] [--output PATH]
+                                                           [--storage [KEY]]
 
-Streams a metric's facts to a file (or standard output with `--output -`) in bounded
-memory, with the columns of its reporting view: what a BI reader may see, no person's
+Streams a metric's facts to a file (or standard output with `--output -`), or to Atlas's
+object storage with `--storage` (default key exports/facts/<metric>/<metric>-<time>.<format>),
+in bounded memory, with the columns of its reporting view: what a BI reader may see, no person's
 clearance (navigate.exports says why). Audited.
 """
 
@@ -11,7 +13,14 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from navigate.exports import CHUNK_ROWS, FORMATS, ExportError, export_facts, metric_by_slug
+from navigate.exports import (
+    CHUNK_ROWS,
+    FORMATS,
+    ExportError,
+    export_facts,
+    export_facts_to_storage,
+    metric_by_slug,
+)
 
 
 def _date(text: str) -> date:
@@ -31,6 +40,14 @@ class Command(BaseCommand):
         parser.add_argument(
             "--output", help="file to write ('-': standard output); default <metric>.<format>"
         )
+        parser.add_argument(
+            "--storage",
+            nargs="?",
+            const="",
+            default=None,
+            metavar="KEY",
+            help="write to object storage (S3 when configured) instead of a file",
+        )
         parser.add_argument("--chunk-rows", type=int, default=CHUNK_ROWS, help=f"{CHUNK_ROWS}")
 
     def handle(self, *args, metric, fmt, since=None, output=None, chunk_rows=CHUNK_ROWS, **opts):
@@ -41,6 +58,22 @@ class Command(BaseCommand):
             definition = metric_by_slug(metric)
         except ExportError as error:
             raise CommandError(str(error)) from error
+        storage = opts.get("storage")
+        if storage is not None:
+            if output:
+                raise CommandError("choose --output or --storage, not both")
+            try:
+                result, key = export_facts_to_storage(
+                    metric=definition,
+                    fmt=fmt,
+                    key=storage or None,
+                    since=since_date,
+                    chunk_rows=chunk_rows,
+                )
+            except ExportError as error:
+                raise CommandError(str(error)) from error
+            self.stdout.write(f"{result.rows} facts of {result.metric} stored as {key}.")
+            return
         target = output or f"{definition.slug}.{fmt}"
         binary = fmt == "parquet"
         try:
