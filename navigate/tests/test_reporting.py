@@ -342,3 +342,37 @@ def test_view_names_are_short_and_unique(contract, run):
     assert all(len(name) <= 63 for name in built.views)
     assert len(set(built.views)) == 3
     assert "dataset_orders" in built.views
+
+
+def test_a_unique_masked_field_shows_its_token_and_time_values_keep_their_type(orders, run):
+    customer = DatasetField.objects.get(dataset=orders, name="customer")
+    customer.unique = True  # chart keeps a token of every unique field's values
+    customer.save()
+    ChartRecord.objects.filter(dataset=orders).update(tokens={"ssn": "t", "customer": "c-token"})
+    first = MetricDefinition.objects.create(
+        slug="first-order",
+        name="First order",
+        dataset=orders,
+        aggregation="min",
+        value_field="order_date",
+        time_field="ordered_at",
+        grain="month",
+        dimension_fields=["order_date"],
+    )
+    refresh_facts(dataset=orders, run=run)
+    build_reporting_views()
+    assert column_types("dataset_orders")["customer_token"] == "text"
+    assert column_types("metric_first_order")["value"] == "date"
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT DISTINCT customer_token FROM reporting.dataset_orders")
+        assert cursor.fetchall() == [("c-token",)]
+        cursor.execute(f"SELECT min(value) FROM reporting.metric_{first.slug.replace('-', '_')}")
+        assert cursor.fetchone() == (date(2026, 1, 1),)
+
+
+def test_migrate_rebuilds_the_views(orders):
+    from django.core.management.sql import emit_post_migrate_signal
+
+    assert views() == set()  # saved in this test's transaction: no commit, no rebuild yet
+    emit_post_migrate_signal(verbosity=0, interactive=False, db="default")
+    assert views() == {"dataset_orders"}
