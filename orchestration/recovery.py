@@ -5,10 +5,14 @@ under advisory locks), so sending one again costs at most a delivery that finds 
 work done.
 """
 
+import json
 import logging
 import uuid
 from datetime import datetime, timedelta
+from functools import partial
 
+import redis
+from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
 from django.utils import timezone
@@ -118,10 +122,120 @@ def _resend_task_id(kind: str, pk: int, created_at: datetime) -> str:
 def watch() -> dict[str, list[int]]:
     """What every worker's watchdog does each period (orchestration.watchdog), beat or not.
 
-    Resends the work whose owner is gone, and takes up the skipped promotions nobody
-    took up (governance.pipeline.services.take_up_forgotten_skips). Returns the ids of
-    the batches and runs sent again, and the follow-up runs queued.
+    Resends the work whose owner is gone, every stored batch and queued run when the
+    broker lost messages (`resend_if_broker_lost`), and takes up the skipped promotions
+    nobody took up (governance.pipeline.services.take_up_forgotten_skips). Returns the
+    ids of the batches and runs sent again, and the follow-up runs queued.
     """
     resent = resend_ownerless_work()
+    lost = resend_if_broker_lost()
     follow_ups = take_up_forgotten_skips()
-    return {**resent, **({"follow_ups": [run.pk for run in follow_ups]} if follow_ups else {})}
+    return {
+        "batches": sorted(set(resent["batches"]) | set(lost["batches"])),
+        "runs": sorted(set(resent["runs"]) | set(lost["runs"])),
+        **({"follow_ups": [run.pk for run in follow_ups]} if follow_ups else {}),
+    }
+
+
+# --- The broker lost messages -------------------------------------------------------------
+#
+# A message sent but never delivered is lost when Redis loses its data: restarted without
+# persistence (or with the last second of an append-only file not yet written), flushed,
+# failed over to a replica behind it; and a message is never sent while Redis cannot be
+# reached (the batch stays stored, the run queued). Nothing in PostgreSQL tells a stored
+# batch whose message waits in Redis from one whose message is gone, and waiting
+# STALLED_AFTER to find out took 10 minutes. So the watchdog watches Redis itself: it
+# leaves a mark in the broker's Redis (its server's run_id, and Redis's own clock), and
+# each look compares it with what Redis says now. The mark gone (data lost, or the first
+# look ever), another run_id (Redis restarted), or older than BROKER_QUIET_SECONDS (no
+# watchdog could reach Redis meanwhile, or none was running: work stored then may have
+# no message) means messages may be missing, and every stored batch and queued run is
+# sent again at once. Comparing with Redis's own state, not a copy kept here, makes it
+# one decision for all workers (the watchdog's transaction lock orders them) and free of
+# the clocks of the hosts. The mark is written after the resends are sent: if they
+# cannot be, the next look finds the old mark and sends them again.
+#
+# A resend may duplicate a message that was not lost: every delivery is idempotent (a
+# load claims its batch, a promotion its run, under advisory locks), so the cost is one
+# delivery per item that finds its work taken or done. Each goes under the task id of
+# its work item (`_resend_task_id`), as the ownerless resends do, so a task that keeps
+# killing its worker still adds up deliveries and ends as a dead letter.
+
+BROKER_MARK_KEY = "atlas:broker-mark:{}"  # the database's name
+# At least this long, and three watchdog periods, without a look counts as unwatched.
+BROKER_QUIET_SECONDS = 30
+
+_broker_clients: dict[str, redis.Redis] = {}
+
+
+def _broker_client() -> redis.Redis | None:
+    """A client of the broker's Redis (None for another broker)."""
+    url: str = settings.CELERY_BROKER_URL or ""
+    if not url.startswith(("redis://", "rediss://")):
+        return None
+    if url not in _broker_clients:
+        _broker_clients[url] = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+    return _broker_clients[url]
+
+
+def _quiet_seconds() -> float:
+    return max(BROKER_QUIET_SECONDS, 3 * float(getattr(settings, "ATLAS_WATCHDOG_SECONDS", 5)))
+
+
+def broker_loss(client: redis.Redis) -> tuple[str | None, str]:
+    """Why messages may be missing from the broker (None: none are), and the mark to leave."""
+    run_id = client.info("server")["run_id"]
+    seconds, microseconds = client.time()
+    now = seconds + microseconds / 1_000_000
+    mark = json.dumps({"run_id": run_id, "at": now})
+    raw = client.get(BROKER_MARK_KEY.format(connection.settings_dict["NAME"]))
+    if raw is None:
+        return "the broker holds no mark: it lost its data, or nobody looked before", mark
+    seen = json.loads(raw)
+    if seen.get("run_id") != run_id:
+        return "the broker restarted", mark
+    quiet = now - float(seen.get("at", 0))
+    if quiet > _quiet_seconds():
+        return f"nobody looked at the broker for {quiet:.0f} s", mark
+    return None, mark
+
+
+def resend_if_broker_lost() -> dict[str, list[int]]:
+    """Send again every stored batch and queued run when the broker may have lost their
+    messages (see above); returns their ids."""
+    resent: dict[str, list[int]] = {"batches": [], "runs": []}
+    client = _broker_client()
+    if client is None:
+        return resent
+    try:
+        reason, mark = broker_loss(client)
+    except redis.RedisError:
+        # Away: its mark ages meanwhile, so the first look once it is back sends again.
+        logger.debug("could not read the broker's mark", exc_info=True)
+        return resent
+    if reason is not None:
+        resent = resend_waiting_work()
+        if resent["batches"] or resent["runs"]:
+            logger.warning("%s; sent again the tasks of waiting work: %s", reason, resent)
+        else:
+            logger.info("%s; no work waits for a message", reason)
+    key = BROKER_MARK_KEY.format(connection.settings_dict["NAME"])
+    transaction.on_commit(partial(client.set, key, mark), robust=True)
+    return resent
+
+
+def resend_waiting_work() -> dict[str, list[int]]:
+    """Send again, once this transaction commits, the task of every batch stored and every
+    run queued; returns their ids."""
+    resent: dict[str, list[int]] = {"batches": [], "runs": []}
+    stored = LandingBatch.objects.filter(status=BatchStatus.STORED).order_by("pk")
+    for pk, created_at in stored.values_list("pk", "created_at"):
+        dispatch.queue_load(pk, via="resent", task_id=_resend_task_id("batch", pk, created_at))
+        resent["batches"].append(pk)
+    queued = Run.objects.filter(status=RunStatus.QUEUED, kind__in=dispatch.QUEUED_KINDS)
+    for run in queued.order_by("pk"):
+        dispatch.send_run_task_on_commit(
+            run, task_id=_resend_task_id("run", run.pk, run.created_at)
+        )
+        resent["runs"].append(run.pk)
+    return resent

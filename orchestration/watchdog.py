@@ -6,10 +6,12 @@ another worker only after the visibility timeout (an hour). The watchdog does no
 a thread in each worker's main process, started when the worker is ready, looks every
 ATLAS_WATCHDOG_SECONDS (and once straight away, so a worker starting up takes up what
 died before it) for work whose owner is gone (atlas_site.ownership: its lock free, or
-held by a session whose owner stopped beating) and sends its task again, and takes up
-skipped promotions nobody took up (`recovery.watch`). One worker of all of them acts per
-period (a cache mark, and a transaction lock for the moment it acts). Beat's tick
-resends ownerless and long-waiting work every minute; neither needs the other. 0 turns the watchdog off.
+held by a session whose owner stopped beating) and sends its task again; sends again every
+stored batch and queued run when the broker lost messages (Redis restarted empty, or
+unreachable for all of them); and takes up skipped promotions nobody took up
+(`recovery.watch`). One worker of all of them acts per period (a cache mark, and a
+transaction lock for the moment it acts). Beat's tick resends ownerless and long-waiting
+work every minute; neither needs the other. 0 turns the watchdog off.
 
 Every task is safe to deliver twice, so a message sent again while the first one is
 still somewhere costs a delivery that finds the work taken or done.

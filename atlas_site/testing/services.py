@@ -53,11 +53,14 @@ class RedisServer:
     """A redis-server on its own port whose data survives a stop (append-only, fsync always).
 
     Like docker-compose's Redis (`--appendonly yes`): the broker's queues outlive a restart.
+    `persistent=False`: nothing is written to disk, so a restart starts empty (a Redis
+    deployed without persistence, which loses the messages it held).
     """
 
-    def __init__(self, directory: Path, port: int | None = None):
+    def __init__(self, directory: Path, port: int | None = None, *, persistent: bool = True):
         self.directory = directory
         self.port = port or free_port()
+        self.persistent = persistent
         self.process: subprocess.Popen | None = None
         directory.mkdir(parents=True, exist_ok=True)
         self.log_path = directory / "redis.log"
@@ -71,7 +74,10 @@ class RedisServer:
             raise ServiceError("redis-server is not installed")
         command = [binary, "--port", str(self.port), "--bind", "127.0.0.1"]
         command += ["--dir", str(self.directory), "--save", ""]
-        command += ["--appendonly", "yes", "--appendfsync", "always"]
+        if self.persistent:
+            command += ["--appendonly", "yes", "--appendfsync", "always"]
+        else:
+            command += ["--appendonly", "no"]
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(  # noqa: S603 - a fixed binary, our arguments
                 command, stdout=log, stderr=subprocess.STDOUT
@@ -99,8 +105,8 @@ class RedisServer:
 
 
 @contextmanager
-def private_redis(directory: Path):
-    server = RedisServer(directory)
+def private_redis(directory: Path, *, persistent: bool = True):
+    server = RedisServer(directory, persistent=persistent)
     server.start()
     try:
         yield server
