@@ -7,7 +7,9 @@ The values go in the way real ones do: landed as raw records, promoted to chart 
 quarantine (so check results, findings, runs and the audit log get theirs), corrected by
 a steward, aggregated into facts. The crawl is generic: every admin and dashboard URL
 from the URL resolver, every row of the record models, every CSV export the admin
-offers, the API's GET endpoints; a new page is covered as soon as it is routed.
+offers (and each metric's facts download), the API's GET endpoints; a new page is covered
+as soon as it is routed. What BI reads (the reporting views, `export_facts`) holds only what
+a reader without clearance sees.
 """
 
 import logging
@@ -17,6 +19,8 @@ from django.contrib import admin
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.auth.models import Group, Permission
 from django.core.cache import cache
+from django.core.management import call_command
+from django.db import connection
 from django.http import StreamingHttpResponse
 from django.urls import reverse
 
@@ -33,6 +37,7 @@ from governance.compliance.roles import COMPLIANCE_OFFICER, DATA_STEWARD, VIEWER
 from governance.pipeline.models import DatasetField, FieldType, Run
 from governance.quality.models import CheckResult
 from navigate.models import Fact, MetricDefinition
+from navigate.reporting import build_reporting_views
 from navigate.services import promote_to_navigate
 
 pytestmark = pytest.mark.django_db
@@ -254,12 +259,41 @@ def test_each_canary_shows_only_where_the_role_is_cleared(
             found = seen_canaries(body(response))
             assert found <= allowed, (role, "export", changelist, found - allowed)
             seen |= found
+        for metric_id in MetricDefinition.objects.values_list("pk", flat=True):
+            response = client.post(
+                reverse("admin:navigate_metricdefinition_changelist"),
+                {"action": "download_facts_as_csv", ACTION_CHECKBOX_NAME: [metric_id]},
+            )
+            found = seen_canaries(body(response))
+            assert found <= allowed, (role, "facts download", found - allowed)
+            seen |= found
         seen_by_role[role] = seen
     # The positive control: each role does see what it is cleared for, somewhere.
     for role, allowed in ROLES.items():
         assert seen_by_role[role] == allowed, (role, seen_by_role[role])
     logged = "\n".join(record.getMessage() for record in everything_logged.records)
     assert not seen_canaries(logged)
+
+
+def test_the_reporting_views_and_fact_exports_hold_only_what_no_clearance_sees(planted, tmp_path):
+    """What BI reads (navigate.reporting, navigate.exports) is what a reader without any
+    clearance may see: the public canary, and none other."""
+    build_reporting_views()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT table_name FROM information_schema.views WHERE table_schema = 'reporting'"
+        )
+        views = [name for (name,) in cursor.fetchall()]
+        assert set(views) == {"dataset_orders", "metric_canaries_per_day"}
+        read = []
+        for view in views:
+            cursor.execute(f'SELECT * FROM reporting."{view}"')
+            read.append(str(cursor.fetchall()))
+    assert seen_canaries(read[0]) | seen_canaries(read[1]) == ROLES["viewer"]
+    for fmt in ("csv", "parquet"):
+        target = tmp_path / f"facts.{fmt}"
+        call_command("export_facts", "canaries-per-day", "--format", fmt, "--output", str(target))
+        assert seen_canaries(target.read_bytes().decode(errors="replace")) == ROLES["viewer"]
 
 
 def test_the_api_answers_carry_no_canary(client, planted, steward):
