@@ -20,6 +20,8 @@ owner:
 
 Anything else is an owner at work, or a new owner that has not beaten yet. A missing
 heartbeat (Redis restarted empty, the cache unreachable) decides nothing: the lock does.
+A heartbeat's time is its owner's clock, read against the watchdog's: the hosts' clocks
+must agree to within a few seconds (NTP), well under the timeout.
 
 `claim_resend()` lets work be sent again once per owner: the mark it leaves is cleared
 when a new owner takes the lock (so a second crash of the same work is resent at once
@@ -54,7 +56,7 @@ def heartbeat_seconds() -> float:
 
 
 def owner_timeout() -> float:
-    return float(getattr(settings, "ATLAS_OWNER_TIMEOUT_SECONDS", 30))
+    return float(getattr(settings, "ATLAS_OWNER_TIMEOUT_SECONDS", 15))
 
 
 def resend_again_seconds() -> float:

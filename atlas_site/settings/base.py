@@ -268,12 +268,16 @@ CELERY_BEAT_SCHEDULE = {
 # --- Recovery: who owns running work, and taking it up when its owner died ----------------
 # A load or promotion beats every ATLAS_HEARTBEAT_SECONDS while it holds its lock; when its
 # heartbeat stopped ATLAS_OWNER_TIMEOUT_SECONDS ago and its session still holds the lock
-# (a stray process kept it open), that session is ended (atlas_site.ownership). Every
+# (a stray process kept it open), that session is ended (atlas_site.ownership). Seen so
+# twice a heartbeat apart by a watchdog looking every period, that is at most 15 + 5 + 5 s
+# after the owner died, within the 30 s recovery goal; a live owner would have to miss
+# three beats in a row to be taken for dead (its beats come from a thread of their own:
+# 5.6 s apart at most with its process busy in C and Python on a loaded machine). Every
 # worker's watchdog looks every ATLAS_WATCHDOG_SECONDS (0: off) for work whose owner is gone
 # and sends its task again: once per owner lost, and again after ATLAS_RESEND_AGAIN_SECONDS
 # should that message go missing (orchestration.watchdog).
 ATLAS_HEARTBEAT_SECONDS = float(env("ATLAS_HEARTBEAT_SECONDS", "5"))
-ATLAS_OWNER_TIMEOUT_SECONDS = float(env("ATLAS_OWNER_TIMEOUT_SECONDS", "30"))
+ATLAS_OWNER_TIMEOUT_SECONDS = float(env("ATLAS_OWNER_TIMEOUT_SECONDS", "15"))
 ATLAS_WATCHDOG_SECONDS = float(env("ATLAS_WATCHDOG_SECONDS", "5"))
 # Workers and beat write a heartbeat this often, and evaluate the alert rules when the
 # scheduled evaluation is overdue (orchestration.liveness); 0: off.

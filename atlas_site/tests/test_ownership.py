@@ -9,6 +9,7 @@ from django.core.cache import cache
 from django.db import connection
 
 from atlas_site import advisory_locks, ownership
+from atlas_site.settings import base as default_settings
 from atlas_site.testing.celery_worker import database_url
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -143,3 +144,18 @@ def test_work_is_resent_once_per_owner_lost():
     with ownership.owned(NS, 990009):  # a delivery takes it up ...
         pass
     assert ownership.claim_resend(NS, 990009)  # ... and dies: sent again at once
+
+
+def test_a_stray_session_is_ended_within_the_recovery_goal_by_default():
+    """After its owner died: stale once the timeout is past (the last beat came before the
+    death), seen so at the next look (a watchdog period), and again a heartbeat later."""
+    worst = (
+        default_settings.ATLAS_OWNER_TIMEOUT_SECONDS
+        + default_settings.ATLAS_WATCHDOG_SECONDS
+        + max(default_settings.ATLAS_HEARTBEAT_SECONDS, default_settings.ATLAS_WATCHDOG_SECONDS)
+    )
+    assert worst <= 30  # the recovery goal (issue 11)
+    # A live owner is taken for dead only after missing beats in a row, not one.
+    assert (
+        default_settings.ATLAS_OWNER_TIMEOUT_SECONDS >= 3 * default_settings.ATLAS_HEARTBEAT_SECONDS
+    )
