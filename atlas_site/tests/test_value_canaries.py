@@ -4,17 +4,25 @@ cleared for its level, restricted ones nowhere (they are revealed one at a time)
 never in a log line.
 
 The values go in the way real ones do: landed as raw records, promoted to chart and
-quarantine (so check results, findings, runs and the audit log get theirs), corrected by
-a steward, aggregated into facts. The crawl is generic: every admin and dashboard URL
-from the URL resolver, every row of the record models, every CSV export the admin
-offers (and each metric's facts download), the API's GET endpoints; a new page is covered
-as soon as it is routed. What BI reads (the reporting views, `export_facts`) holds only what
-a reader without clearance sees.
+quarantine (so check results, findings, suggestions, runs and the audit log get theirs),
+corrected by a steward, aggregated into facts. The crawl is generic: every admin and
+dashboard URL from the URL resolver, every row of the record models, every admin list
+searched, every Reveal page the record pages link to (opened, never posted), every CSV
+export the admin offers (and each metric's facts download), every other URL the resolver
+has (the API, the probes) with an API token; a new page is covered as soon as it is
+routed. What BI reads (the reporting views, `export_facts`) holds only what a reader
+without clearance sees. No md5, sha1 or sha256 of a canary appears anywhere either: an
+unkeyed fingerprint of a value is as good as the value to whoever can hash guesses.
 """
 
+import hashlib
+import html
+import io
 import logging
+import re
 
 import pytest
+from django.apps import apps
 from django.contrib import admin
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.auth.models import Group, Permission
@@ -22,9 +30,9 @@ from django.core.cache import cache
 from django.core.management import call_command
 from django.db import connection
 from django.http import StreamingHttpResponse
-from django.urls import reverse
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
-from atlas_site.tests.test_roles_urls import build_urls, model_admins, owner_of, routes
+from atlas_site.tests.test_roles_urls import NAMESPACES, build_urls, model_admins, owner_of, routes
 from chart.models import ChartRecord, PiiFinding, QuarantinedRecord
 from chart.reprocess import correct_quarantined_values
 from chart.services import promote_to_chart
@@ -34,7 +42,7 @@ from explore.models import LandingBatch, RawRecord
 from governance.compliance.clearance import clearance_codename
 from governance.compliance.models import AuditLog, ClassificationLevel, ClassificationSuggestion
 from governance.compliance.roles import COMPLIANCE_OFFICER, DATA_STEWARD, VIEWER
-from governance.pipeline.models import DatasetField, FieldType, Run
+from governance.pipeline.models import Dataset, DatasetField, FieldType, Run
 from governance.quality.models import CheckResult
 from navigate.models import Fact, MetricDefinition
 from navigate.reporting import build_reporting_views
@@ -51,15 +59,33 @@ CANARY = {
 EXTRA_CANARY = "CNRYOUTSIDEj6p5"  # a field outside the contract: the highest level
 CORRECTED_CANARY = "CNRYCORRECTEDh2r8"  # a steward's correction of a restricted field
 LINE_CANARY = "CNRYBROKENLINEb3t6"  # a line that does not parse: the dataset's highest level
-ALL_CANARIES = [*CANARY.values(), EXTRA_CANARY, CORRECTED_CANARY, LINE_CANARY]
+# An e-mail address in the unclassified note: PII found (a finding, a suggestion), shown
+# only to readers cleared for the level its pattern calls for (confidential).
+PII_CANARY = "cnrypiim4d7@example.org"
+NAMED = {
+    **CANARY,
+    "outside": EXTRA_CANARY,
+    "corrected": CORRECTED_CANARY,
+    "line": LINE_CANARY,
+    "pii": PII_CANARY,
+}
+ALL_CANARIES = list(NAMED.values())
+# What a search of an admin list is for: every canary holds it, none is it (the page
+# shows the words searched for).
+SEARCH = "cnry"
+FINGERPRINTS = {
+    digest(canary.encode()).hexdigest(): name
+    for name, canary in NAMED.items()
+    for digest in (hashlib.md5, hashlib.sha1, hashlib.sha256)
+}
 
 # Which canaries each role may see somewhere (restricted ones: nobody, anywhere).
 ROLES = {
     "viewer": {"public"},
     "steward": {"public", "internal"},
     "officer": {"public", "internal"},
-    "cleared_officer": {"public", "internal", "confidential"},
-    "superuser": {"public", "internal", "confidential"},
+    "cleared_officer": {"public", "internal", "confidential", "pii"},
+    "superuser": {"public", "internal", "confidential", "pii"},
 }
 # Rows of these models are opened one by one; others through the first row, as the
 # roles test does.
@@ -108,7 +134,7 @@ def planted(dataset, steward, django_user_model):
         "intl": CANARY["internal"],
         "conf": CANARY["confidential"],
         "restr": CANARY["restricted"],
-        "note": "card 4111 1111 1111 1111 on file",
+        "note": f"card 4111 1111 1111 1111 on file; mail {PII_CANARY}",
         "joined": "2026-03-14",
         "outside": EXTRA_CANARY,
     }
@@ -123,8 +149,6 @@ def planted(dataset, steward, django_user_model):
             f'"{LINE_CANARY},broken',  # an unterminated quote: does not parse
         ]
     )
-    import io
-
     batch = ingest.store_upload(
         dataset=dataset,
         file=io.BytesIO(content.encode()),
@@ -148,6 +172,8 @@ def planted(dataset, steward, django_user_model):
     assert ChartRecord.objects.filter(dataset=dataset).count() == 1
     assert QuarantinedRecord.objects.filter(dataset=dataset).count() == 2
     assert Fact.objects.filter(metric__dataset=dataset).exists()
+    assert PiiFinding.objects.filter(dataset=dataset, pii_type="email").exists()
+    assert ClassificationSuggestion.objects.filter(dataset_field__dataset=dataset).exists()
     return dataset
 
 
@@ -192,8 +218,49 @@ def crawl_urls() -> list[str]:
                 urls.append(reverse(route.name, args=[pk]))
             continue
         if route.name.endswith("_reveal"):
-            continue  # opened below, per protected value
-        urls.extend(url for url, _ in build_urls(route, model))
+            continue  # opened from the record pages' links (reveal_links), per value
+        built = [url for url, _ in build_urls(route, model)]
+        urls.extend(built)
+        if view == "changelist" and _admin.get_search_fields(None):
+            urls.extend(f"{url}?q={SEARCH}" for url in built)
+    return urls
+
+
+REVEAL_LINK = re.compile(r'href="([^"]*/reveal/\?[^"]*)"')
+
+
+def reveal_links(text: str) -> set[str]:
+    """The Reveal pages a record page links to (one per value the reader may reveal)."""
+    return {html.unescape(link) for link in REVEAL_LINK.findall(text)}
+
+
+def other_urls() -> list[str]:
+    """Every GET URL outside the admin and the dashboards (the API, the probes), its
+    parameters filled from every row they can name."""
+    fill = {
+        "slug": list(Dataset.objects.values_list("slug", flat=True)),
+        "batch_id": list(LandingBatch.objects.values_list("pk", flat=True)),
+    }
+    urls: list[str] = []
+
+    def walk(patterns, prefix: str, namespace: str | None) -> None:
+        for pattern in patterns:
+            if isinstance(pattern, URLResolver):
+                walk(
+                    pattern.url_patterns,
+                    prefix + str(pattern.pattern),
+                    pattern.namespace or namespace,
+                )
+            elif isinstance(pattern, URLPattern) and namespace not in NAMESPACES:
+                path = "/" + prefix + str(pattern.pattern)
+                params = re.findall(r"<(?:\w+:)?(\w+)>", path)
+                if not params:
+                    urls.append(path)
+                    continue
+                assert len(params) == 1 and params[0] in fill, f"fill {params} of {path}"
+                urls.extend(re.sub(r"<[^>]+>", str(value), path) for value in fill[params[0]])
+
+    walk(get_resolver().url_patterns, "", None)
     return urls
 
 
@@ -213,15 +280,17 @@ def body(response) -> str:
 
 
 def seen_canaries(text: str) -> set[str]:
-    return {name for name, canary in CANARY.items() if canary in text} | {
-        name
-        for name, canary in (
-            ("outside", EXTRA_CANARY),
-            ("corrected", CORRECTED_CANARY),
-            ("line", LINE_CANARY),
-        )
-        if canary in text
+    """The canaries in the text, and "md5/sha1/sha256 of <name>" for their fingerprints."""
+    lowered = text.lower()
+    return {name for name, canary in NAMED.items() if canary.lower() in lowered} | {
+        f"md5/sha1/sha256 of {name}" for digest, name in FINGERPRINTS.items() if digest in lowered
     }
+
+
+def logged(records) -> str:
+    """Every log line as a handler writes it: the message and any traceback."""
+    formatter = logging.Formatter()
+    return "\n".join(formatter.format(record) for record in records)
 
 
 @pytest.fixture
@@ -236,17 +305,30 @@ def test_each_canary_shows_only_where_the_role_is_cleared(
     cache.delete_pattern("atlas:reveals:*")
     urls = crawl_urls()
     assert len(urls) > 150
+    assert sum("?q=" in url for url in urls) > 15
     seen_by_role: dict[str, set[str]] = {}
-    for role, user in readers.items():
+    reveals: set[str] = set()
+    # The superuser first: the pages it opens link every Reveal page there is.
+    for role, user in sorted(readers.items(), key=lambda item: item[0] != "superuser"):
         client.force_login(user)
         allowed = ROLES[role]
         seen: set[str] = set()
         for url in urls:
             response = client.get(url)
             assert response.status_code < 500, (role, url)
-            found = seen_canaries(body(response))
+            text = body(response)
+            found = seen_canaries(text)
             assert found <= allowed, (role, url, found - allowed)
             seen |= found
+            if role == "superuser":
+                reveals |= reveal_links(text)
+        # A Reveal page shows no value when opened: without clearance it sends the reader
+        # back to the record, with clearance it asks why first.
+        assert reveals, "no Reveal link on any record page"
+        for url in sorted(reveals):
+            response = client.get(url)
+            assert response.status_code in (200, 302), (role, url)
+            assert not seen_canaries(body(response)), (role, url)
         for changelist in exports():
             response = client.post(
                 changelist,
@@ -271,8 +353,16 @@ def test_each_canary_shows_only_where_the_role_is_cleared(
     # The positive control: each role does see what it is cleared for, somewhere.
     for role, allowed in ROLES.items():
         assert seen_by_role[role] == allowed, (role, seen_by_role[role])
-    logged = "\n".join(record.getMessage() for record in everything_logged.records)
-    assert not seen_canaries(logged)
+    # And the Reveal pages opened are real: one shows its value once a reason is given.
+    client.force_login(readers["cleared_officer"])
+    revealed = {
+        name
+        for url in sorted(reveals)
+        if "field=restr" in url
+        for name in seen_canaries(body(client.post(url, {"reason": "canary check"})))
+    }
+    assert "restricted" in revealed
+    assert not seen_canaries(logged(everything_logged.records))
 
 
 def test_the_reporting_views_and_fact_exports_hold_only_what_no_clearance_sees(planted, tmp_path):
@@ -296,17 +386,23 @@ def test_the_reporting_views_and_fact_exports_hold_only_what_no_clearance_sees(p
         assert seen_canaries(target.read_bytes().decode(errors="replace")) == ROLES["viewer"]
 
 
-def test_the_api_answers_carry_no_canary(client, planted, steward):
-    token = ingest.issue_api_token(user=steward, name="canary", actor=steward)[1]
-    headers = {"HTTP_AUTHORIZATION": f"Bearer {token}"}
-    answers = [client.get("/api/datasets", **headers), client.get("/api/openapi.json")]
-    answers += [
-        client.get(f"/api/batches/{pk}", **headers)
-        for pk in LandingBatch.objects.values_list("pk", flat=True)
-    ]
-    for response in answers:
-        assert response.status_code == 200
-        assert not seen_canaries(body(response))
+def test_the_other_urls_answers_carry_no_canary(client, planted, steward, superuser):
+    urls = other_urls()
+    assert {"/api/datasets", "/api/openapi.json", "/metrics"} <= set(urls)
+    answers = []
+    for user in (steward, superuser):
+        token = ingest.issue_api_token(user=user, name="canary", actor=user)[1]
+        headers = {"HTTP_AUTHORIZATION": f"Bearer {token}"}
+        answers += [(url, client.get(url, **headers)) for url in urls if url.startswith("/api/")]
+    # The probes and the home answer whoever asks (/readyz: 503 without a worker).
+    answers += [(url, client.get(url)) for url in urls if not url.startswith("/api/")]
+    for url, response in answers:
+        assert response.status_code < 500 or response.status_code == 503, url
+        assert not seen_canaries(body(response)), url
+    # The answers are real ones: every batch's status, the datasets, the schema.
+    ok = {url for url, response in answers if response.status_code == 200}
+    assert {"/api/datasets", "/api/openapi.json"} <= ok
+    assert {f"/api/batches/{pk}" for pk in LandingBatch.objects.values_list("pk", flat=True)} <= ok
 
 
 def test_nothing_stored_outside_explore_holds_a_restricted_canary(planted):
@@ -315,10 +411,23 @@ def test_nothing_stored_outside_explore_holds_a_restricted_canary(planted):
     # the contract is kept aside as received, and shown at the highest level.)
     stored = " ".join(
         str(list(model.objects.values()))
-        for model in (ChartRecord, QuarantinedRecord, CheckResult, PiiFinding, Run, AuditLog)
+        for model in (
+            ChartRecord,
+            QuarantinedRecord,
+            CheckResult,
+            PiiFinding,
+            ClassificationSuggestion,
+            Run,
+            AuditLog,
+        )
     )
     for canary in (CANARY["restricted"], CORRECTED_CANARY):
         assert canary not in stored
+    # Findings and suggestions keep masked excerpts only.
+    found = str(list(PiiFinding.objects.values())) + str(
+        list(ClassificationSuggestion.objects.values())
+    )
+    assert PII_CANARY not in found
     reasons = str(list(QuarantinedRecord.objects.values_list("reasons", flat=True)))
     for canary in CANARY.values():  # excerpts are protected at their level (public: shown)
         assert (canary in reasons) == (canary == CANARY["public"])
@@ -326,3 +435,11 @@ def test_nothing_stored_outside_explore_holds_a_restricted_canary(planted):
     record = ChartRecord.objects.get(dataset=planted)
     assert record.data["intl"] == CANARY["internal"]
     assert record.data["conf"] == CANARY["confidential"]
+
+
+def test_no_table_holds_an_unkeyed_fingerprint_of_a_canary(planted):
+    # Every row of every model, and the facts' dimension keys, which no page shows.
+    stored = io.StringIO()
+    for model in apps.get_models():
+        stored.write(str(list(model._base_manager.values())))
+    assert not {name for name in seen_canaries(stored.getvalue()) if name.startswith("md5")}
