@@ -18,11 +18,13 @@ PROMOTE_NAVIGATE = 7302  # dataset id: one chart → navigate promotion per data
 RUN = 7303  # run id: the one delivery of a task that owns its run
 LOAD_BATCH = 7310  # batch id: one loader per batch
 RETENTION = 7320  # key 0: one retention run at a time
+BEAT = 7322  # key 0: one scheduler (celery beat) sends the periodic tasks
 # Transaction locks (freed at commit or rollback).
 LOAD_DATASET = 7311  # dataset id: loads of one dataset commit one by one
 PARTITION_DDL = 7321  # index in atlas_site.partitions.PARTITIONED_TABLES: DDL per table
 WATCHDOG = 7330  # key 0: one worker's watchdog looks for ownerless work at a time
 ALERTS = 7331  # key 0: one evaluation of the alert rules at a time
+REPORTING_VIEWS = 7350  # key 0: one rebuild of the reporting schema's views at a time
 AUDIT_CHAIN = 7340  # year * 10 + quarter: appends to one quarter's audit chain (taken by
 # the trigger compliance.audit_log_seal(), whose SQL repeats the number)
 

@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from psycopg import sql
 
+from atlas_site import advisory_locks
 from atlas_site.schemas import REPORTING, sql_table
 from chart.models import TYPED_VALUES, ChartRecord
 from governance.compliance.models import ClassificationLevel, MaskingRule
@@ -50,9 +51,8 @@ from navigate.models import Fact, MetricDefinition
 
 logger = logging.getLogger(__name__)
 
-# pg_advisory_xact_lock(namespace, 0): one rebuild at a time (a second one would find the
-# first one's views half dropped). TODO(lead): list it in atlas_site.advisory_locks.
-REPORTING_VIEWS_LOCK = 7350
+# One rebuild at a time (a second one would find the first one's views half dropped).
+REPORTING_VIEWS_LOCK = advisory_locks.REPORTING_VIEWS
 # A BI query holding a view makes the rebuild wait at most this long, then fail (the
 # caller retries later) rather than hold a steward's request.
 LOCK_TIMEOUT = "5s"

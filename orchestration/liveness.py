@@ -13,6 +13,7 @@ operators' path (/metrics and the Prometheus rules) tells it. 0 turns the thread
 import logging
 import socket
 import threading
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -21,6 +22,7 @@ from django.utils import timezone
 
 from governance.pipeline.models import Heartbeat
 from orchestration import alerts
+from orchestration.beat import ACTIVE as BEAT_ACTIVE
 
 logger = logging.getLogger(__name__)
 
@@ -71,8 +73,11 @@ def look(component: str, node: str, *, now: datetime | None = None) -> alerts.Ev
     return alerts.evaluate_alerts(now=now)
 
 
-def start(component: str, node: str) -> threading.Thread | None:
-    """Start this process's liveness thread (once); None when turned off."""
+def start(
+    component: str, node: str, *, active: Callable[[], bool] | None = None
+) -> threading.Thread | None:
+    """Start this process's liveness thread (once); None when turned off. `active`: whether
+    this process is doing its component's work now (a beat standing by is not)."""
     seconds = interval()
     if seconds <= 0:
         return None
@@ -82,7 +87,7 @@ def start(component: str, node: str) -> threading.Thread | None:
     _stop.clear()
     thread = threading.Thread(
         target=_loop,
-        args=(component, node, seconds),
+        args=(component, node, seconds, active),
         name=f"atlas-liveness-{component}",
         daemon=True,
     )
@@ -95,11 +100,12 @@ def stop() -> None:
     _stop.set()
 
 
-def _loop(component: str, node: str, seconds: float) -> None:
+def _loop(component: str, node: str, seconds: float, active: Callable[[], bool] | None) -> None:
     failing = False
     while not _stop.is_set():
         try:
-            look(component, node)
+            if active is None or active():
+                look(component, node)
             failing = False
         except Exception:
             # The database is away: the next look tries again (said once).
@@ -119,8 +125,8 @@ def start_on_worker_ready(sender=None, **kwargs) -> None:
 
 
 def start_on_beat_init(sender=None, **kwargs) -> None:
-    """Celery's beat_init."""
-    start(BEAT, f"beat@{socket.gethostname()}")
+    """Celery's beat_init: only the beat holding the scheduler lock says it is alive."""
+    start(BEAT, f"beat@{socket.gethostname()}", active=BEAT_ACTIVE.is_set)
 
 
 def stop_on_shutdown(**kwargs) -> None:

@@ -5,6 +5,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 from django.utils.csp import CSP
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -249,6 +250,12 @@ ATLAS_OPENLINEAGE_TIMEOUT = float(env("ATLAS_OPENLINEAGE_TIMEOUT", "5"))
 ATLAS_OPENLINEAGE_FILE = env("ATLAS_OPENLINEAGE_FILE", "")
 ATLAS_OPENLINEAGE_NAMESPACE = env("ATLAS_OPENLINEAGE_NAMESPACE", "")
 
+# One beat sends these, however many are started (orchestration.beat: a PostgreSQL lock;
+# the others stand by). Work done daily or every few hours runs at set times (crontab, in
+# CELERY_TIMEZONE), not every N hours from whenever beat last started: daily deploys
+# would otherwise keep pushing it back.
+CELERY_BEAT_SCHEDULER = "orchestration.beat:SingleBeatScheduler"
+ATLAS_RETENTION_HOUR = int(env("ATLAS_RETENTION_HOUR", "2"))
 CELERY_BEAT_SCHEDULE = {
     # One tick a minute; each dataset's own cron schedule (in the catalog) decides.
     "pipeline-tick": {"task": "orchestration.tasks.tick", "schedule": 60},
@@ -256,12 +263,12 @@ CELERY_BEAT_SCHEDULE = {
     "evaluate-alerts": {"task": "orchestration.tasks.evaluate_alerts", "schedule": 60},
     "ensure-partitions": {
         "task": "governance.archive.tasks.ensure_partitions",
-        "schedule": 6 * 60 * 60,
+        "schedule": crontab(minute=15, hour="*/6"),
     },
-    # Retention: archive (or drop) the partitions the policies have expired.
+    # Retention: archive (or drop) the partitions the policies have expired, once a day.
     "apply-retention": {
         "task": "governance.archive.tasks.schedule_retention",
-        "schedule": 24 * 60 * 60,
+        "schedule": crontab(minute=0, hour=ATLAS_RETENTION_HOUR),
     },
 }
 

@@ -34,9 +34,11 @@ from governance.pipeline.models import (
     Alert,
     AlertChannel,
     AlertRule,
+    AlertSubscription,
     ApiToken,
     DatasetField,
     DeadLetter,
+    Heartbeat,
     LineageEdge,
     Notification,
     Run,
@@ -178,6 +180,8 @@ def one_of_each(db, superuser, dataset):
         target="o@example.com",
         created_at=now,
     )
+    AlertSubscription.objects.create(user=superuser, kinds=["stale"])
+    Heartbeat.objects.create(component="worker", node="celery@a", seen_at=now)
     record_audit(actor="test", action="action", object_type="test", detail="one entry")
 
 
@@ -275,7 +279,8 @@ def test_the_index_shows_each_role_what_it_may_change(client, steward, officer, 
             if not model.get("view_only")
         }
 
-    assert changeable(viewer) == set()
+    # A viewer keeps only their own alert subscriptions.
+    assert changeable(viewer) == {"AlertSubscription"}
     steward_models = changeable(steward)
     assert {"Dataset", "DatasetField", "QualityRule", "MetricDefinition"} <= steward_models
     assert {"QualityDimension"} <= steward_models
