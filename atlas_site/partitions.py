@@ -34,6 +34,11 @@ class PartitionedTable:
     # moved out of DEFAULT or restored from an archive keep their values: those inserts
     # run with it disabled, in their own transaction (only the owner may).
     sealed_by: str = ""
+    # A condition on its rows (SQL): retention never retires a partition holding a row
+    # that meets it, whatever the policies say (chart's current records, which the
+    # facts, the reporting views and supersession still read); `kept_because` says it.
+    kept_while: str = ""
+    kept_because: str = ""
 
     @property
     def schema(self) -> str:
@@ -85,7 +90,19 @@ AUDIT_LOG = PartitionedTable(
     'compliance"."audit_log', "at", QUARTER, append_only=True, sealed_by="seal_entry"
 )
 
-PARTITIONED_TABLES = (RAW_RECORDS, FACTS, AUDIT_LOG)
+# By month of promotion (`created_at`), which every record has and which never changes:
+# a record's own time field may be missing, malformed or anywhere in time. A record is
+# retired only as history: its partition holds no current record of any business key.
+CHART_RECORDS = PartitionedTable(
+    'chart"."chart_record',
+    "created_at",
+    MONTH,
+    kept_while="is_current",
+    kept_because="holds records still current for their business key",
+)
+
+# The position in this tuple is each table's advisory lock key (ddl.lock_table): append.
+PARTITIONED_TABLES = (RAW_RECORDS, FACTS, AUDIT_LOG, CHART_RECORDS)
 
 
 def by_db_table(db_table: str) -> PartitionedTable:

@@ -20,6 +20,12 @@ class ChartRecord(models.Model):
     work on real values; a reader without clearance for a field's level sees it masked
     (governance.compliance.protection). A field whose level requires encryption holds
     the ciphertext, and `tokens` a keyed token of its typed value for equality.
+
+    The table is range-partitioned by month of `created_at`, the promotion time
+    (atlas_site.partitions.CHART_RECORDS, migration 0010): its primary key is
+    (id, created_at), each partition's primary key index answers a lookup by id, and
+    a key into it (superseded_by, a finding's or a quarantined record's chart_record)
+    has no database constraint, which would need the partition key in it.
     """
 
     # The keys to the dataset, the run and the successor have no database constraints:
@@ -94,10 +100,13 @@ class ChartRecord(models.Model):
     class Meta:
         db_table = qualified(CHART, "chart_record")
         ordering = ["-id"]
-        constraints = [
-            models.UniqueConstraint(fields=["dataset", "raw_record"], name="chart_record_once"),
-        ]
         indexes = [
+            # Not unique: on a partitioned table a unique index must hold the partition
+            # key, and (dataset, raw record, promotion time) would refuse nothing. A raw
+            # record reaches chart once because its chunk commits with the watermark that
+            # passes it (chart.writing), and a quarantined one because it is claimed
+            # (quarantine_once), as a raw record lands once in explore (its load's lock).
+            models.Index(fields=["dataset", "raw_record"], name="chart_record_raw_idx"),
             models.Index(fields=["dataset", "business_key"], name="chart_record_key_idx"),
             # Only the legacy records (none once they are rebuilt): what
             # rebuild_chart_values walks and the atlas.W010 check counts, cheaply.
@@ -170,9 +179,11 @@ class QuarantinedRecord(models.Model):
         related_name="+",
         help_text="The latest run that re-processed this record.",
     )
+    # chart_record is partitioned: a real foreign key would need its partition key.
     chart_record = models.ForeignKey(
         ChartRecord,
         on_delete=models.SET_NULL,
+        db_constraint=False,
         null=True,
         blank=True,
         related_name="+",
@@ -216,8 +227,14 @@ class PiiFinding(models.Model):
         db_constraint=False,
         related_name="+",
     )
+    # chart_record is partitioned: a real foreign key would need its partition key.
     chart_record = models.ForeignKey(
-        ChartRecord, on_delete=models.CASCADE, null=True, blank=True, related_name="pii_findings"
+        ChartRecord,
+        on_delete=models.CASCADE,
+        db_constraint=False,
+        null=True,
+        blank=True,
+        related_name="pii_findings",
     )
     field_name = models.CharField(max_length=63)
     pii_type = models.CharField(max_length=32)

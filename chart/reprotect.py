@@ -169,7 +169,7 @@ def _reprotect_records(*, dataset: Dataset, run: Run, chunk_size: int) -> dict[s
     progress.update((run.detail or {}).get("reprotect") or {})
     while True:
         with transaction.atomic():
-            # Along chart_record_once (dataset, raw record): no other index leads with the
+            # Along chart_record_raw_idx (dataset, raw record): no other index leads with the
             # dataset, and a walk in id order would read every dataset's records.
             records = list(
                 ChartRecord.objects.select_for_update()

@@ -45,7 +45,7 @@ class DatasetHealth:
     # Quarantined / examined of its last ended explore → chart run; None: no such run.
     quarantine_share: float | None
     # Raw records above the chart watermark (raw record ids); chart records above the
-    # navigate one, read through chart_record_once as those made from raw records after
+    # navigate one, read through chart_record_raw_idx as those made from raw records after
     # the watermark's own (an estimate: a re-processed quarantined record, made late from
     # an early raw record, is not counted). Each counted up to BACKLOG_CAP.
     chart_backlog: int
@@ -55,7 +55,7 @@ class DatasetHealth:
 def dataset_health(now: datetime | None = None) -> list[DatasetHealth]:
     """Each active dataset's freshness, last chart run's quarantine share and backlog, in
     one query: each figure an index probe (run_dataset_kind_idx, raw_record_dataset_id_idx,
-    chart_record_once) bounded per dataset."""
+    chart_record_raw_idx) bounded per dataset."""
     now = now or timezone.now()
     run, raw, chart = sql_table(Run), sql_table(RawRecord), sql_table(ChartRecord)
     watermark = sql_table(Watermark)

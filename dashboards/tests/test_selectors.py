@@ -61,6 +61,7 @@ def test_partitions_list_ranges_and_default(db):
         "explore.raw_record",
         "navigate.fact",
         "compliance.audit_log",
+        "chart.chart_record",
     }
 
 

@@ -11,6 +11,7 @@ class ArchiveRunManager(models.Manager):
 
 class RetentionLayer(models.TextChoices):
     EXPLORE = "explore", "explore: raw records"
+    CHART = "chart", "chart: superseded records"
     NAVIGATE = "navigate", "navigate: facts"
     COMPLIANCE = "compliance", "compliance: audit log"
 

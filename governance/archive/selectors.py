@@ -12,6 +12,11 @@ partition: nothing is archived or dropped. The partition is dropped without expo
 only when every covering policy says "delete"; otherwise it is archived. An empty
 partition and the audit log (which has no datasets) follow the layer-wide policy.
 DEFAULT partitions are never retired: partition upkeep moves their rows first.
+
+Chart keeps history, not the present: a partition of chart records holding a record
+still current for its business key is kept whatever the policies say, since the facts,
+the reporting views and supersession read the current records. Only a month whose
+records have all been superseded is retired, so no fact or view changes when it goes.
 """
 
 import calendar
@@ -24,6 +29,7 @@ from django.utils import timezone
 
 from atlas_site.partitions import (
     AUDIT_LOG,
+    CHART_RECORDS,
     FACTS,
     RAW_RECORDS,
     Partition,
@@ -42,11 +48,14 @@ RETENTION_RULE = (
     "an enabled policy (its own, else the layer's 'all datasets' one) whose keep_months "
     "have passed since the partition's range ended; a legal hold on any policy covering "
     "one of its datasets keeps the whole partition; it is dropped without export only "
-    "when every covering policy says delete, otherwise archived and verified first."
+    "when every covering policy says delete, otherwise archived and verified first. A "
+    "partition of chart records is kept while any record in it is current for its "
+    "business key: chart retires superseded history only."
 )
 
 TABLE_OF_LAYER = {
     RetentionLayer.EXPLORE: RAW_RECORDS,
+    RetentionLayer.CHART: CHART_RECORDS,
     RetentionLayer.NAVIGATE: FACTS,
     RetentionLayer.COMPLIANCE: AUDIT_LOG,
 }
@@ -58,6 +67,7 @@ WAITING = "waiting"  # not expired yet for some dataset in it (due_on says when)
 NOT_COVERED = "not covered"  # some dataset in it has no policy: kept
 ARCHIVED_BEFORE = "archived before"  # its range has an archive not restored: restore first
 RESTORED = "restored"  # restored recently: kept until ATLAS_ARCHIVE_RESTORED_KEEP_DAYS pass
+IN_USE = "in use"  # expired, but holds rows its table keeps (PartitionedTable.kept_while)
 
 
 @dataclass
@@ -106,7 +116,7 @@ def months_after(day: date, months: int) -> date:
 
 def datasets_in(partition: Partition, cursor) -> list[int]:
     """Ids of the datasets with rows in the partition (none for the audit log)."""
-    if partition.table is RAW_RECORDS:
+    if partition.table in (RAW_RECORDS, CHART_RECORDS):
         cursor.execute(f"SELECT DISTINCT dataset_id FROM {partition.sql_name}")
     elif partition.table is FACTS:
         cursor.execute(
@@ -120,6 +130,18 @@ def datasets_in(partition: Partition, cursor) -> list[int]:
 
 def has_rows(partition: Partition, cursor) -> bool:
     cursor.execute(f"SELECT EXISTS (SELECT FROM {partition.sql_name})")
+    return cursor.fetchone()[0]
+
+
+def holds_kept_rows(partition: Partition, cursor) -> bool:
+    """Whether the partition holds a row its table keeps (`kept_while`, e.g. a current
+    chart record). Reads the whole partition when it holds none: asked only of
+    partitions otherwise due."""
+    if not partition.table.kept_while:
+        return False
+    cursor.execute(
+        f"SELECT EXISTS (SELECT FROM {partition.sql_name} WHERE {partition.table.kept_while})"
+    )
     return cursor.fetchone()[0]
 
 
@@ -199,7 +221,12 @@ def plan_partition(
                 f"restored on {last_restore.restored_at:%Y-%m-%d}: kept until {keep_until}"
             )
             return plan
-    if today >= plan.due_on:
+    if today >= plan.due_on and holds_kept_rows(partition, cursor):
+        # No day can be given: it waits until none of its rows is kept any more.
+        plan.status = IN_USE
+        plan.reason = f"expired on {plan.due_on}, but {partition.table.kept_because}: kept"
+        plan.due_on = None
+    elif today >= plan.due_on:
         plan.status = DUE
         plan.reason = f"expired on {plan.due_on}"
     else:
@@ -250,9 +277,9 @@ def next_to_archive(*, today: date | None = None, limit: int = 20) -> list[Plann
 
     Each item says its table and partition, range, status (due now, waiting, held…),
     the action (archive or delete), the day it becomes due and why. Partitions that no
-    policy covers are left out.
+    policy covers, or that hold rows still in use, are left out.
     """
-    plans = [p for p in retention_plan(today=today) if p.status != NOT_COVERED]
+    plans = [p for p in retention_plan(today=today) if p.status not in (NOT_COVERED, IN_USE)]
     return plans[:limit]
 
 
