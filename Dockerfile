@@ -25,9 +25,10 @@ RUN grep -v '^pgserver==' /tmp/requirements.txt > /tmp/requirements-image.txt \
 COPY . .
 COPY docker/entrypoint.sh /usr/local/bin/atlas-entrypoint
 
-# Static files are collected into the image, so that worker and beat containers have the
-# manifest of hashed names too (web collects again at start; nothing changes). The values
-# below are placeholders that let production settings load; collectstatic needs no services.
+# Static files are collected into the image, so that every container (web replicas,
+# workers, beat) has the same manifest of hashed names, and no deploy step collects them.
+# The values below are placeholders that let production settings load; collectstatic
+# needs no services (atlas_site/tests/test_image.py loads the settings with them).
 RUN chmod 0755 /usr/local/bin/atlas-entrypoint \
     && mkdir -p /app/var/static /app/var/media /app/var/run \
     && SECRET_KEY=build-time-placeholder-not-a-secret-0123456789abcdefghij \
@@ -35,6 +36,8 @@ RUN chmod 0755 /usr/local/bin/atlas-entrypoint \
        REDIS_URL=redis://localhost:6379/0 \
        ALLOWED_HOSTS=localhost \
        ATLAS_ENCRYPTION_KEYS=build:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA= \
+       ATLAS_HASH_KEY=buildhash:BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBA= \
+       ATLAS_ALLOW_LOCAL_STORAGE=true \
        python manage.py collectstatic --noinput --verbosity 0 \
     && chown -R atlas:atlas /app/var
 

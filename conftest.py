@@ -147,5 +147,6 @@ def customers(dataset):
     return dataset
 
 
-# Browser fixtures (browser_login, screenshot) and the system-Chromium launch options.
-pytest_plugins = ["atlas_site.testing.browser"]
+# Browser fixtures (browser_login, screenshot) and the system-Chromium launch options; an S3
+# peer (moto_endpoint, s3_storage).
+pytest_plugins = ["atlas_site.testing.browser", "atlas_site.testing.s3"]

@@ -17,6 +17,7 @@ urlpatterns = [
     # Probes and Prometheus: no login (see dashboards/operations.py).
     path("healthz", operations.healthz, name="healthz"),
     path("readyz", operations.readyz, name="readyz"),
+    path("statusz", operations.statusz, name="statusz"),
     path("metrics", operations.metrics, name="metrics"),
 ]
 

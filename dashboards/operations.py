@@ -1,23 +1,33 @@
-"""Operations endpoints: /healthz, /readyz and /metrics, for probes and Prometheus.
+"""Operations endpoints: /healthz, /readyz, /statusz and /metrics, for probes and Prometheus.
 
-None of them needs a login: probes and scrapers carry no session. /healthz and /readyz
-say nothing but up or down per component (no host, worker or node name, no address and
-no error text: those go to the log); /metrics exposes dataset names and volumes, so in
-production restrict it to the monitoring network (at the proxy or ingress).
+- /healthz: this process answers (nothing else touched).
+- /readyz: this web replica can serve: its database and its cache answer. A load balancer
+  or orchestrator routes to a replica by it, so it says nothing of other components: a
+  worker or the object storage being away must not take every web replica out of service.
+- /statusz: the pipeline's health, for dashboards and operators: the broker, a worker
+  answering a ping, the scheduler's heartbeat, the object storage readable.
+No probe writes anything (no object, no cache key).
+
+None of them needs a login: probes and scrapers carry no session. /healthz, /readyz and
+/statusz say nothing but up or down per component (no host, worker or node name, no
+address and no error text: those go to the log); /metrics exposes dataset names and
+volumes, so in production restrict it to the monitoring network (at the proxy or ingress).
 """
 
 import logging
 import time
-import uuid
 from collections.abc import Callable, Iterable
+from datetime import timedelta
+from pathlib import Path
 
 import redis
 from django.conf import settings
-from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
+from django.core.cache import cache
+from django.core.files.storage import FileSystemStorage, default_storage
 from django.db import connection
 from django.db.models import Count, Max, Sum
 from django.http import HttpResponse, JsonResponse
+from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -27,7 +37,7 @@ from prometheus_client.registry import Collector
 from atlas_site.celery import app
 from dashboards.models import PiiFindingSummary
 from dashboards.selectors import operations
-from governance.pipeline.models import Layer, Run, RunStatus
+from governance.pipeline.models import Heartbeat, Layer, Run, RunStatus
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +59,7 @@ def healthz(request):
     return HttpResponse("ok\n", content_type="text/plain; charset=utf-8")
 
 
-# --- /readyz --------------------------------------------------------------------------
+# --- /readyz and /statusz ---------------------------------------------------------------
 
 
 def check_database() -> str:
@@ -59,16 +69,40 @@ def check_database() -> str:
     return "ok"
 
 
+# A key nobody writes: reading it asks the cache server something, and changes nothing.
+CACHE_PROBE_KEY = "atlas:readyz-probe"
+
+
+def check_cache() -> str:
+    cache.get(CACHE_PROBE_KEY)
+    return "ok"
+
+
 def check_broker() -> str:
     with app.connection_for_write(settings.CELERY_BROKER_URL) as conn:
         conn.ensure_connection(max_retries=1, interval_start=0, timeout=CHECK_TIMEOUT)
     return "ok"
 
 
+# An object name nobody writes: asking whether it exists reads the storage and writes
+# nothing (a storage with neither a folder nor a bucket).
+STORAGE_PROBE_NAME = "atlas-statusz-probe"
+
+
+class StorageMissingError(RuntimeError):
+    """The storage's folder is not there (file storage)."""
+
+
 def check_storage() -> str:
-    """Write a small object and delete it again: the storage is reachable and writable."""
-    name = default_storage.save(f"readyz/{uuid.uuid4().hex}.txt", ContentFile(b"ready"))
-    default_storage.delete(name)
+    """The object storage answers a read (file storage: its folder exists)."""
+    if isinstance(default_storage, FileSystemStorage):
+        if not Path(default_storage.location).is_dir():
+            raise StorageMissingError(f"no folder at {default_storage.location}")
+    elif bucket := getattr(default_storage, "bucket_name", None):
+        # S3: HEAD of the bucket, refused when it is missing, not readable, or away.
+        default_storage.connection.meta.client.head_bucket(Bucket=bucket)
+    else:
+        default_storage.exists(STORAGE_PROBE_NAME)
     return "ok"
 
 
@@ -85,15 +119,34 @@ def check_worker() -> str:
     if not replies:
         raise WorkerMissingError(f"no Celery worker answered a ping within {WORKER_PING_TIMEOUT} s")
     # The replies name the workers' nodes (celery@<host>): for the log, not for the answer.
-    logger.debug("readyz: workers answering: %s", [name for reply in replies for name in reply])
+    logger.debug("statusz: workers answering: %s", [name for reply in replies for name in reply])
+    return "ok"
+
+
+# The scheduler writes its heartbeat every ATLAS_LIVENESS_SECONDS (orchestration.liveness).
+BEAT_SILENT_AFTER = timedelta(minutes=5)
+
+
+class BeatSilentError(RuntimeError):
+    """The scheduler has not written its heartbeat lately (or ever)."""
+
+
+def check_beat() -> str:
+    last = Heartbeat.objects.filter(component="beat").aggregate(last=Max("seen_at"))["last"]
+    if last is None or timezone.now() - last > BEAT_SILENT_AFTER:
+        raise BeatSilentError(f"no beat heartbeat since {last}")
     return "ok"
 
 
 READINESS_CHECKS: dict[str, Callable[[], str]] = {
     "database": check_database,
+    "cache": check_cache,
+}
+PIPELINE_CHECKS: dict[str, Callable[[], str]] = {
     "broker": check_broker,
-    "storage": check_storage,
     "worker": check_worker,
+    "beat": check_beat,
+    "storage": check_storage,
 }
 
 
@@ -103,22 +156,24 @@ def public_detail(error: Exception) -> str:
     workers, and a probe's answer is readable by anyone who reaches the port."""
     if isinstance(error, WorkerMissingError):
         return f"no worker answered within {WORKER_PING_TIMEOUT:g} s"
+    if isinstance(error, BeatSilentError):
+        return f"no heartbeat for {BEAT_SILENT_AFTER.total_seconds() / 60:g} min"
     if isinstance(error, TimeoutError):
         return "timed out"
     return "unavailable"
 
 
-def readiness() -> dict[str, dict]:
+def run_checks(checks: dict[str, Callable[[], str]], probe: str) -> dict[str, dict]:
     """Each component: {"ok": bool, "detail": str, "ms": float}; details are fixed texts."""
     results = {}
-    for name, check in READINESS_CHECKS.items():
+    for name, check in checks.items():
         started = time.monotonic()
         try:
             check()
             detail, ok = "ok", True
         except Exception as error:  # any failure means "not ready"
             detail, ok = public_detail(error), False
-            logger.warning("readyz: %s is not ready: %s: %s", name, type(error).__name__, error)
+            logger.warning("%s: %s is not ready: %s: %s", probe, name, type(error).__name__, error)
         results[name] = {
             "ok": ok,
             "detail": detail,
@@ -127,17 +182,31 @@ def readiness() -> dict[str, dict]:
     return results
 
 
-@never_cache
-@require_GET
-def readyz(request):
-    """200 when the database, broker, object storage and a worker all answer; 503 naming
-    the failing components otherwise."""
-    components = readiness()
+def readiness() -> dict[str, dict]:
+    return run_checks(READINESS_CHECKS, "readyz")
+
+
+def _answer(components: dict[str, dict], ready: str, not_ready: str) -> JsonResponse:
     failing = [name for name, result in components.items() if not result["ok"]]
-    body = {"status": "ready" if not failing else "not ready", "components": components}
+    body: dict = {"status": ready if not failing else not_ready, "components": components}
     if failing:
         body["failing"] = failing
     return JsonResponse(body, status=503 if failing else 200)
+
+
+@never_cache
+@require_GET
+def readyz(request):
+    """200 when this web replica's database and cache answer; 503 naming the failing ones."""
+    return _answer(readiness(), "ready", "not ready")
+
+
+@never_cache
+@require_GET
+def statusz(request):
+    """200 when the pipeline can run: broker, a worker, the scheduler and the object storage
+    answer; 503 naming the failing ones."""
+    return _answer(run_checks(PIPELINE_CHECKS, "statusz"), "ok", "degraded")
 
 
 # --- /metrics -------------------------------------------------------------------------

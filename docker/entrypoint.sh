@@ -1,19 +1,21 @@
 #!/bin/sh
-# Starts one Atlas process in its container: web (after migrate, collectstatic and
-# ensure_partitions), worker or beat. Anything else is run as given, e.g.
+# Starts one Atlas process in its container: migrate (the one-shot deploy step: migrations
+# and partitions ahead of today; compose's web, worker and beat wait for it to succeed),
+# web, worker or beat. Static files are collected when the image is built. Anything else is
+# run as given, e.g.
 #   docker compose run --rm web manage.py createsuperuser
 set -eu
 
 cd /app
 
 case "${1:-web}" in
-web)
+migrate)
     echo "atlas: applying migrations"
     python manage.py migrate --noinput
-    echo "atlas: collecting static files"
-    python manage.py collectstatic --noinput --verbosity 0
     echo "atlas: making sure partitions exist ahead of today"
-    python manage.py ensure_partitions
+    exec python manage.py ensure_partitions
+    ;;
+web)
     echo "atlas: starting gunicorn on 0.0.0.0:8000"
     exec gunicorn atlas_site.wsgi:application \
         --bind 0.0.0.0:8000 \

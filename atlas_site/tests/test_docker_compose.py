@@ -73,10 +73,26 @@ def test_every_long_running_service_has_a_health_check():
 
 def test_the_services_commands_are_entrypoint_branches():
     cases = entrypoint_cases()
-    for name in ("web", "worker", "beat"):
+    for name in ("migrate", "web", "worker", "beat"):
         command = services()[name]["command"]
         assert command == [name]
         assert name in cases, f"docker/entrypoint.sh has no {name!r} branch"
+
+
+def test_migrations_run_once_in_a_one_shot_service_everything_else_waits_for():
+    migrate = services()["migrate"]
+    assert migrate["restart"] == "no" and "healthcheck" not in migrate
+    for name in ("web", "worker", "beat"):
+        after = services()[name]["depends_on"]["migrate"]
+        assert after == {"condition": "service_completed_successfully"}, name
+        assert "web" not in services()[name]["depends_on"], name  # workers need no web
+    # The deploy step is migrate's alone: web starts gunicorn straight away.
+    cases = entrypoint_cases()
+    assert "manage.py migrate" in cases["migrate"] and "ensure_partitions" in cases["migrate"]
+    assert "migrate" not in cases["web"] and "collectstatic" not in cases["web"]
+    assert cases["web"].strip().startswith('echo "atlas: starting gunicorn')
+    # Web's own check is its readiness: its database and cache, not the workers.
+    assert "/readyz" in " ".join(check_of("web"))
 
 
 def test_the_image_holds_every_module_the_services_load():
@@ -188,7 +204,7 @@ def test_the_web_check_asks_a_routed_url():
         match = resolve(url)
     except Resolver404:
         pytest.fail(f"the web healthcheck asks {url}, which no URL pattern serves")
-    assert match.func.__name__ == "healthz"
+    assert match.func.__name__ == "readyz"
 
 
 def test_the_monitoring_profile_scrapes_web_and_loads_atlas_rules_and_dashboard():

@@ -394,7 +394,7 @@ def test_the_other_urls_answers_carry_no_canary(client, planted, steward, superu
         token = ingest.issue_api_token(user=user, name="canary", actor=user)[1]
         headers = {"HTTP_AUTHORIZATION": f"Bearer {token}"}
         answers += [(url, client.get(url, **headers)) for url in urls if url.startswith("/api/")]
-    # The probes and the home answer whoever asks (/readyz: 503 without a worker).
+    # The probes and the home answer whoever asks (/statusz: 503 without a worker).
     answers += [(url, client.get(url)) for url in urls if not url.startswith("/api/")]
     for url, response in answers:
         assert response.status_code < 500 or response.status_code == 503, url

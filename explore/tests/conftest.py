@@ -1,4 +1,5 @@
-"""Fixtures of the ingestion tests: datasets, stored files, a real Celery worker, an S3 server.
+"""Fixtures of the ingestion tests: datasets, stored files, a real Celery worker (the S3
+server is atlas_site.testing.s3's).
 
 Every test runs against the real PostgreSQL and Redis the suite is given
 (DATABASE_URL, REDIS_URL). Tests not marked `worker` never reach the broker: the
@@ -7,10 +8,6 @@ loads they queue are recorded in `sent_loads` instead.
 
 import gzip
 import io
-import socket
-import subprocess
-import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -106,71 +103,3 @@ def worker_queue(celery_worker, settings):
     celery_worker["worker"].wait_idle()
     for name in LandingBatch.objects.values_list("file", flat=True):
         default_storage.delete(name)
-
-
-# --- An S3 server (moto) ---------------------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@pytest.fixture(scope="session")
-def moto_endpoint(tmp_path_factory):
-    port = _free_port()
-    log_path = tmp_path_factory.mktemp("moto") / "moto.log"
-    moto_server = Path(sys.executable).parent / "moto_server"
-    with log_path.open("wb") as log:
-        server = subprocess.Popen(
-            [str(moto_server), "-H", "127.0.0.1", "-p", str(port)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"moto_server did not start:\n{log_path.read_text()}")
-                time.sleep(0.2)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
-
-
-@pytest.fixture
-def s3_storage(moto_endpoint, settings):
-    """The default storage switched to S3 on the moto server, in a bucket of this test's own."""
-    import boto3
-
-    bucket = f"atlas-test-{uuid.uuid4().hex[:12]}"
-    client = boto3.client(
-        "s3",
-        endpoint_url=moto_endpoint,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        region_name="us-east-1",
-    )
-    client.create_bucket(Bucket=bucket)
-    settings.STORAGES = {
-        "default": {
-            "BACKEND": "storages.backends.s3.S3Storage",
-            "OPTIONS": {
-                "endpoint_url": moto_endpoint,
-                "bucket_name": bucket,
-                "access_key": "testing",
-                "secret_key": "testing",
-                "region_name": "us-east-1",
-                "file_overwrite": False,
-                "default_acl": None,
-            },
-        },
-        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    }
-    return {"client": client, "bucket": bucket}

@@ -8,7 +8,6 @@ import pytest
 from django.db import connection
 
 from atlas_site.partitions import create_partition
-from explore.tests.conftest import moto_endpoint, s3_storage  # noqa: F401 - fixtures
 
 OLD_MONTH = date(2024, 1, 1)  # far enough back for any policy in these tests
 
