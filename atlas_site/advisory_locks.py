@@ -21,6 +21,7 @@ RETENTION = 7320  # key 0: one retention run at a time
 BEAT = 7322  # key 0: one scheduler (celery beat) sends the periodic tasks
 # Transaction locks (freed at commit or rollback).
 LOAD_DATASET = 7311  # dataset id: loads of one dataset commit one by one
+PROMOTION_CHUNKS = 7304  # run id: the next chunk of a shared promotion is read by one worker
 PARTITION_DDL = 7321  # index in atlas_site.partitions.PARTITIONED_TABLES: DDL per table
 WATCHDOG = 7330  # key 0: one worker's watchdog looks for ownerless work at a time
 ALERTS = 7331  # key 0: one evaluation of the alert rules at a time

@@ -15,12 +15,21 @@ in the same run:
 The database named by DATABASE_URL (default atlas_bench) is created if missing and
 migrated first, and the benchmark's dataset is made anew each run (a dataset slug with
 the run's timestamp).
+
+    .venv/bin/python bench/promote.py --workers 2 --rows 200000
+
+measures instead a promotion shared by several worker processes (chart.shared_promotion)
+against one process, in the same run, on two datasets landed with the same records: one
+process promoting alone, then that process with N - 1 more, each judging on one core (no
+fork pool, as a Celery worker with ATLAS_PROMOTION_WORKERS=1 and ATLAS_PROMOTION_HELPERS
+set), and prints both rates and their ratio.
 """
 
 import argparse
 import json
 import os
 import random
+import subprocess
 import sys
 import time
 import uuid
@@ -96,7 +105,7 @@ def make_dataset():
 
     levels = {level.name: level for level in ClassificationLevel.objects.all()}
     dataset = Dataset.objects.create(
-        slug=f"bench-{datetime.now(UTC):%Y%m%d%H%M%S}",
+        slug=f"bench-{datetime.now(UTC):%Y%m%d%H%M%S%f}",
         name="Promotion benchmark",
         business_key=["customer_id"],
         quality_threshold=0,
@@ -228,10 +237,82 @@ def bare_aggregate(dataset) -> float:
     return time.perf_counter() - started
 
 
+def join_shared_run(slug: str) -> None:
+    """A helper process: wait for the dataset's shared promotion to run, and share it."""
+    from chart.services import help_promote_to_chart
+    from governance.pipeline.models import Run, RunKind, RunStatus
+
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        run = (
+            Run.objects.select_related("dataset")
+            .filter(dataset__slug=slug, kind=RunKind.PROMOTE_CHART, status=RunStatus.RUNNING)
+            .first()
+        )
+        if run is not None:
+            help_promote_to_chart(run=run)
+            return
+        time.sleep(0.01)
+    raise SystemExit(f"no promotion of {slug} started")
+
+
+def compare_workers(records: list[dict], workers: int) -> None:
+    """One process against `workers` processes sharing a promotion, on the same records."""
+    from chart.services import promote_to_chart
+    from chart.signals import helpers_wanted
+
+    # The helpers here are this script's processes, not Celery tasks.
+    helpers_wanted.disconnect(dispatch_uid="orchestration.send_promotion_helpers")
+    os.environ["ATLAS_PROMOTION_WORKERS"] = "1"
+    alone, shared = make_dataset(), make_dataset()
+    timed("land raw records twice (COPY)", lambda: (land(alone, records), land(shared, records)))
+
+    run, one_seconds = timed(
+        "explore → chart, 1 process",
+        lambda: promote_to_chart(dataset=alone, triggered_by="benchmark", helpers=1),
+    )
+    assert run.rows_in == len(records), (run.rows_in, run.error)
+    helpers = [
+        subprocess.Popen(
+            [sys.executable, __file__, "--join", shared.slug],
+            env={**os.environ, "ATLAS_PROMOTION_WORKERS": "1"},
+        )
+        for _ in range(workers - 1)
+    ]
+    time.sleep(3)  # their Django set up before the clock starts, as a worker's would be
+    run, many_seconds = timed(
+        f"explore → chart, {workers} processes",
+        lambda: promote_to_chart(dataset=shared, triggered_by="benchmark", helpers=workers - 1),
+    )
+    for helper in helpers:
+        helper.wait(timeout=60)
+    assert run.rows_in == len(records), (run.rows_in, run.error)
+    one_rate, many_rate = len(records) / one_seconds, len(records) / many_seconds
+    print()
+    print(f"{'explore → chart, shared promotion':<44}{'rows/s':>12}")
+    print(f"{'  1 process':<44}{one_rate:>12,.0f}")
+    print(f"{f'  {workers} processes':<44}{many_rate:>12,.0f}")
+    print(
+        f"\n{workers} processes / 1 process: {many_rate / one_rate:.2f}x "
+        f"(goal >= {0.85 * workers:.1f}x with a core for each process; "
+        f"{os.cpu_count()} cores here)"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="compare a promotion shared by this many processes with one process",
+    )
+    parser.add_argument("--join", help=argparse.SUPPRESS)  # a helper process of --workers
     args = parser.parse_args()
+    if args.join:
+        join_shared_run(args.join)
+        return
 
     from chart.services import promote_to_chart
     from navigate.services import promote_to_navigate
@@ -241,6 +322,9 @@ def main() -> None:
     rng = random.Random(SEED)
     start = datetime(2026, 1, 1, tzinfo=UTC)
     records = [make_record(rng, number, start) for number in range(1, args.rows + 1)]
+    if args.workers > 1:
+        compare_workers(records, args.workers)
+        return
     dataset = make_dataset()
     timed("land raw records (COPY)", lambda: land(dataset, records))
 

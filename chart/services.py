@@ -15,7 +15,8 @@ This module holds the run; its parts live beside it:
 - chart.writing: storing a judged chunk (chart records, quarantine, PII findings);
 - chart.uniqueness, chart.supersession: unique fields, and business keys arriving again;
 - chart.rulebook: rule tallies, check results and the run's quality score;
-- chart.lineage, chart.suggestions: lineage edges, classification suggestions.
+- chart.lineage, chart.suggestions: lineage edges, classification suggestions;
+- chart.shared_promotion: a promotion shared by several workers (ATLAS_PROMOTION_HELPERS).
 """
 
 import logging
@@ -32,6 +33,8 @@ from chart.evaluation_pool import BrokenProcessPool, PendingChunk, evaluation_po
 from chart.judging import build_evaluator
 from chart.lineage import record_chart_lineage
 from chart.rulebook import RuleBook, score_run
+from chart.shared_promotion import helpers_wanted, shared_totals, work_on_chunks
+from chart.signals import helpers_wanted as helpers_wanted_signal
 from chart.suggestions import raise_classification_suggestions
 from chart.writing import ChunkResult, GateFailedError, write_chunk
 from governance.pipeline.models import (
@@ -71,11 +74,14 @@ def promote_to_chart(
     run: Run | None = None,
     chunk_size: int = CHUNK_SIZE,
     chunk_bytes: int = CHUNK_BYTES,
+    helpers: int | None = None,
 ) -> Run:
     """Promote every raw record above the watermark into chart or quarantine.
 
     Records are read and committed in chunks of at most `chunk_size` records and
-    `chunk_bytes` of payload (see chart.chunks).
+    `chunk_bytes` of payload (see chart.chunks). With `helpers` (default:
+    ATLAS_PROMOTION_HELPERS) above 0 and a gate other than 'fail', that many more
+    workers are asked to share the chunks (chart.shared_promotion).
     """
     if run is None:
         run = create_run(
@@ -86,7 +92,11 @@ def promote_to_chart(
             return run
         try:
             totals = _promote(
-                dataset=dataset, run=run, chunk_size=chunk_size, chunk_bytes=chunk_bytes
+                dataset=dataset,
+                run=run,
+                chunk_size=chunk_size,
+                chunk_bytes=chunk_bytes,
+                helpers=helpers_wanted() if helpers is None else helpers,
             )
         except GateFailedError as failure:
             # Under a failed 'fail' gate nothing of the run was kept.
@@ -112,8 +122,40 @@ def prepare_judging(dataset: Dataset) -> tuple[RecordEvaluator, RuleBook]:
     return build_evaluator(dataset, rules), RuleBook(rules)
 
 
+def help_promote_to_chart(
+    *, run: Run, chunk_size: int = CHUNK_SIZE, chunk_bytes: int = CHUNK_BYTES
+) -> int:
+    """Share the chunks of a running shared promotion; returns how many were committed here.
+
+    The run's owner synced the contract's rules before asking for help: a helper judges
+    with the rules as they are, and never ends the run.
+    """
+    dataset = run.dataset
+    if run.status != RunStatus.RUNNING or dataset is None:
+        return 0
+    rules = list(
+        QualityRule.objects.filter(dataset=dataset, is_active=True).select_related("dimension")
+    )
+    evaluator = build_evaluator(dataset, rules)
+    return work_on_chunks(
+        dataset=dataset,
+        run=run,
+        evaluator=evaluator,
+        rule_book=RuleBook(rules),
+        unique_fields=list(evaluator.unique_fields),
+        chunk_size=chunk_size,
+        chunk_bytes=chunk_bytes,
+        owner=False,
+    )
+
+
 def _promote(
-    *, dataset: Dataset, run: Run, chunk_size: int, chunk_bytes: int = CHUNK_BYTES
+    *,
+    dataset: Dataset,
+    run: Run,
+    chunk_size: int,
+    chunk_bytes: int = CHUNK_BYTES,
+    helpers: int = 0,
 ) -> dict:
     evaluator, rule_book = prepare_judging(dataset)
     unique_fields = list(evaluator.unique_fields)
@@ -215,18 +257,29 @@ def _promote(
                     f"quality score {score.overall} is below the threshold "
                     f"{dataset.quality_threshold} and the gate is 'fail'"
                 )
+    elif helpers > 0:
+        # Shared: every chunk is claimed by whoever is free, this worker among them; the
+        # counts are summed from the chunks, whoever committed them.
+        helpers_wanted_signal.send(sender=Run, run=run, helpers=helpers)
+        work_on_chunks(
+            dataset=dataset,
+            run=run,
+            evaluator=evaluator,
+            rule_book=rule_book,
+            unique_fields=unique_fields,
+            chunk_size=chunk_size,
+            chunk_bytes=chunk_bytes,
+            owner=True,
+        )
+        shared = shared_totals(run)
+        totals.update(chunks=shared.chunks, superseded=shared.superseded, failing=shared.failing)
+        totals["shared_by"] = helpers + 1
+        pii_by_field.update(shared.pii_by_field)
+        expected_pii.update(shared.expected_pii)
+        score = _score_and_gate(dataset, run, totals)
     else:
         promote_all()
-        score = score_run(dataset, run)
-        if score is not None and score.below_threshold:
-            totals["gate"] = (
-                f"quality score {score.overall} is below the threshold {dataset.quality_threshold}"
-                + (
-                    "; failing rows were quarantined"
-                    if dataset.gate_action == GateAction.QUARANTINE
-                    else "; promoted with a warning"
-                )
-            )
+        score = _score_and_gate(dataset, run, totals)
     run.refresh_from_db()
     RunStep.objects.filter(pk=step.pk).update(
         status=RunStatus.SUCCEEDED, finished_at=timezone.now(), rows=run.rows_in
@@ -239,3 +292,18 @@ def _promote(
         f"{name}:{pii_type}": count for (name, pii_type), count in sorted(expected_pii.items())
     }
     return totals
+
+
+def _score_and_gate(dataset: Dataset, run: Run, totals: dict):
+    """The run's quality score; below the threshold of a 'warn' or 'quarantine' gate, said."""
+    score = score_run(dataset, run)
+    if score is not None and score.below_threshold:
+        totals["gate"] = (
+            f"quality score {score.overall} is below the threshold {dataset.quality_threshold}"
+            + (
+                "; failing rows were quarantined"
+                if dataset.gate_action == GateAction.QUARANTINE
+                else "; promoted with a warning"
+            )
+        )
+    return score

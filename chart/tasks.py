@@ -28,6 +28,18 @@ def promote_to_chart(run_id: int, continue_to_navigate: bool = True) -> str:
     return run.status
 
 
+@shared_task(**database_outage_retry())
+def help_promote_to_chart(run_id: int) -> int:
+    """Share the chunks of a running promotion (chart.shared_promotion); sent by
+    orchestration.dispatch when the run's owner asks for helpers."""
+    run = Run.objects.select_related("dataset").get(pk=run_id)
+    return services.help_promote_to_chart(
+        run=run,
+        chunk_size=settings.ATLAS_PROMOTION_CHUNK_SIZE,
+        chunk_bytes=settings.ATLAS_PROMOTION_CHUNK_BYTES,
+    )
+
+
 @shared_task(bind=True, **database_outage_retry())
 def reprotect_chart(self, run_id: int) -> str:
     """Sent for a queued re-protect run by orchestration.dispatch: see chart.reprotect."""

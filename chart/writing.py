@@ -72,19 +72,32 @@ def write_chunk(
                 f"chart watermark of {dataset.slug} moved to {watermark.position} while "
                 f"raw records from {raws[0][0]} were being promoted"
             )
-        return _write_verdicts(dataset, run, watermark, raws, judged, rule_book, unique_fields)
+        return write_range(
+            dataset=dataset,
+            run=run,
+            watermark=watermark,
+            first_raw_id=raws[0][0],
+            last_raw_id=raws[-1][0],
+            judged=judged,
+            rule_book=rule_book,
+            unique_fields=unique_fields,
+        )
 
 
-def _write_verdicts(
+def write_range(
+    *,
     dataset: Dataset,
     run: Run,
     watermark: Watermark,
-    raws: list[RawRow],
+    first_raw_id: int,
+    last_raw_id: int,
     judged: JudgedChunk,
     rule_book: RuleBook,
     unique_fields: list[str],
 ) -> ChunkResult:
-    first_raw_id, last_raw_id = raws[0][0], raws[-1][0]
+    """Store the judged raw records with ids in [first_raw_id, last_raw_id] and move the
+    watermark, locked by the caller's transaction and standing just below them, to the
+    range's end (a range may hold no record: the watermark still moves past it)."""
     result = store_verdicts(
         dataset=dataset,
         run=run,

@@ -14,7 +14,7 @@ from functools import partial
 from django.conf import settings
 from django.db import transaction
 
-from chart.tasks import promote_to_chart, reprotect_chart
+from chart.tasks import help_promote_to_chart, promote_to_chart, reprotect_chart
 from explore.tasks import load_batch
 from governance.archive.tasks import maintenance_task_options
 from governance.pipeline.models import Layer, Run, RunKind
@@ -61,6 +61,16 @@ def send_run_task(run: Run, *, task_id: str | None = None, countdown: float | No
     if run.kind == RunKind.REPROTECT:
         return reprotect_chart.apply_async((run.pk,), **options)
     raise ValueError(f"no task takes up a run of kind {run.kind!r} (run {run.pk})")
+
+
+def send_promotion_helpers(run: Run, helpers: int) -> None:
+    """Ask `helpers` more workers to share a running promotion's chunks, after commit."""
+
+    def send() -> None:
+        for _ in range(helpers):
+            help_promote_to_chart.apply_async((run.pk,), **promotion_task_options())
+
+    transaction.on_commit(send, robust=True)
 
 
 def send_run_task_on_commit(run: Run, **options) -> None:

@@ -2,6 +2,7 @@
 
 - a run is requested (governance.pipeline.signals.run_requested): send its task;
 - a batch waits for its load (explore.signals.batch_waiting): send the load task;
+- a shared promotion wants helpers (chart.signals.helpers_wanted): send its help tasks;
 - a run ended (governance.pipeline.signals.run_finished): a landed batch of a dataset
   that promotes automatically is promoted; a promotion to chart that was asked to go on
   is followed by the promotion to navigate; a load or a promotion sends its OpenLineage
@@ -18,6 +19,7 @@ from functools import partial
 from django.db import transaction
 from django.dispatch import receiver
 
+from chart.signals import helpers_wanted
 from explore.signals import batch_waiting
 from governance.pipeline.models import Layer, Run, RunKind, RunStatus
 from governance.pipeline.services import request_navigate_promotion, request_promotion
@@ -33,6 +35,11 @@ BATCH_LANDED_TRIGGER = "batch-landed"
 @receiver(run_requested, dispatch_uid="orchestration.send_requested_run")
 def send_requested_run(sender, run: Run, countdown: float | None = None, **kwargs) -> None:
     dispatch.send_run_task_on_commit(run, countdown=countdown)
+
+
+@receiver(helpers_wanted, dispatch_uid="orchestration.send_promotion_helpers")
+def send_promotion_helpers(sender, run: Run, helpers: int, **kwargs) -> None:
+    dispatch.send_promotion_helpers(run, helpers)
 
 
 @receiver(batch_waiting, dispatch_uid="orchestration.queue_waiting_batch")

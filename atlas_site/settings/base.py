@@ -393,6 +393,14 @@ ATLAS_PROMOTION_QUEUE = env("ATLAS_PROMOTION_QUEUE")
 # ends at ATLAS_PROMOTION_CHUNK_BYTES of payload text, so wide records keep memory bounded.
 ATLAS_PROMOTION_CHUNK_SIZE = int(env("ATLAS_PROMOTION_CHUNK_SIZE", "5000"))
 ATLAS_PROMOTION_CHUNK_BYTES = int(env("ATLAS_PROMOTION_CHUNK_BYTES", str(8 * 1024 * 1024)))
+# A promotion shared by several workers (chart.shared_promotion): with N > 0, a promotion to
+# chart under a 'warn' or 'quarantine' gate asks N more workers to help (N help tasks on the
+# promotion queue), and every chunk is claimed from pipeline.run_chunk by whoever is free,
+# on any host. 0: one worker promotes the dataset, judging on its own cores (the fork pool).
+ATLAS_PROMOTION_HELPERS = int(env("ATLAS_PROMOTION_HELPERS", "0"))
+# A claimed chunk that is not committed within this time is claimed again by another worker
+# (its claimant died or hangs); longer than judging and writing one chunk ever takes.
+ATLAS_PROMOTION_CHUNK_LEASE_SECONDS = float(env("ATLAS_PROMOTION_CHUNK_LEASE_SECONDS", "120"))
 
 # --- Security: login throttling, sessions, Content Security Policy -----------------------
 # django-axes counts failed logins per client address and per account, the admin's login

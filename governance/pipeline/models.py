@@ -807,3 +807,42 @@ class Heartbeat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.component} {self.node} at {self.seen_at:%Y-%m-%d %H:%M:%S}"
+
+
+class ChunkStatus(models.TextChoices):
+    CLAIMED = "claimed", "Claimed"
+    DONE = "done", "Done"
+
+
+class RunChunk(models.Model):
+    """One chunk of a promotion shared by several workers (chart.shared_promotion).
+
+    A chunk is the raw records of its dataset with ids in (after_id, last_id]. Whoever
+    reads the next records above the run's last chunk records them here as a chunk it
+    claims; a claim lasts until `lease_until`, so a dead claimant's chunk is claimed
+    again by another worker. `done` commits with the chunk's records and the watermark.
+    """
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="chunks")
+    seq = models.IntegerField(help_text="Its place in the run, from 0: the order of commits.")
+    after_id = models.BigIntegerField()
+    last_id = models.BigIntegerField()
+    rows = models.IntegerField(default=0)
+    status = models.CharField(max_length=16, choices=ChunkStatus, default=ChunkStatus.CLAIMED)
+    claimant = models.CharField(max_length=200, blank=True)
+    lease_until = models.DateTimeField()
+    attempts = models.IntegerField(default=1)
+    committed_by = models.CharField(max_length=200, blank=True)
+    committed_at = models.DateTimeField(null=True, blank=True)
+    # What the chunk's commit counted (superseded, failing, PII found), summed at the end.
+    result = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        db_table = qualified(PIPELINE, "run_chunk")
+        ordering = ["run", "seq"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "seq"], name="run_chunk_run_seq"),
+        ]
+
+    def __str__(self) -> str:
+        return f"run {self.run_id} chunk {self.seq} ({self.after_id}, {self.last_id}]"
