@@ -20,6 +20,7 @@ import html
 import io
 import logging
 import re
+from urllib.parse import parse_qs, urljoin, urlsplit
 
 import pytest
 from django.apps import apps
@@ -30,7 +31,7 @@ from django.core.cache import cache
 from django.core.management import call_command
 from django.db import connection
 from django.http import StreamingHttpResponse
-from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.urls import Resolver404, URLPattern, URLResolver, get_resolver, resolve, reverse
 
 from atlas_site.tests.test_roles_urls import NAMESPACES, build_urls, model_admins, owner_of, routes
 from chart.models import ChartRecord, PiiFinding, QuarantinedRecord
@@ -234,6 +235,46 @@ def reveal_links(text: str) -> set[str]:
     return {html.unescape(link) for link in REVEAL_LINK.findall(text)}
 
 
+# Sorting, paging, facet counts and the way back to a list show the rows the list shows.
+IGNORED_KEYS = {"o", "p", "all", "_changelist_filters", "_facets", "_popup", "_to_field", "e"}
+LINK = re.compile(r'href="([^"#]*\?[^"#]*)"')
+
+
+def query_links(page_url: str, text: str) -> dict[tuple, str]:
+    """The page's links that carry a query into a view of record values: a record list
+    filtered (one per list), a batch chosen on the upload page (one per view and set of
+    parameters). Reveal and search links are opened on their own; lists of other models
+    (patterns, users, alert rules) hold no record value, and their filters would only
+    lengthen the crawl."""
+    record_lists = {
+        f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist"
+        for model in RECORD_MODELS
+    }
+    links: dict[tuple, str] = {}
+    for href in LINK.findall(text):
+        url = urljoin(page_url, html.unescape(href))
+        parts = urlsplit(url)
+        if parts.netloc or not parts.path.startswith(("/admin/", "/dashboards/")):
+            continue
+        try:
+            view = resolve(parts.path).view_name
+        except Resolver404:
+            continue
+        keys = tuple(sorted(set(parse_qs(parts.query, keep_blank_values=True)) - IGNORED_KEYS))
+        if (
+            not keys
+            or "q" in keys
+            or view.endswith(("_reveal", "_add", "logout"))
+            or (view.endswith("_changelist") and view not in record_lists)
+        ):
+            continue
+        # One filtered view per list: its rows are drawn as the list draws them.
+        links.setdefault(
+            (view, () if view in record_lists else keys), f"{parts.path}?{parts.query}"
+        )
+    return links
+
+
 def other_urls() -> list[str]:
     """Every GET URL outside the admin and the dashboards (the API, the probes), its
     parameters filled from every row they can name."""
@@ -308,20 +349,28 @@ def test_each_canary_shows_only_where_the_role_is_cleared(
     assert sum("?q=" in url for url in urls) > 15
     seen_by_role: dict[str, set[str]] = {}
     reveals: set[str] = set()
-    # The superuser first: the pages it opens link every Reveal page there is.
+    followed: dict[tuple, str] = {}
+    # The superuser first: the pages it opens link every Reveal page there is, and every
+    # filtered or otherwise queried view, which every role then opens too.
     for role, user in sorted(readers.items(), key=lambda item: item[0] != "superuser"):
         client.force_login(user)
         allowed = ROLES[role]
         seen: set[str] = set()
-        for url in urls:
-            response = client.get(url)
-            assert response.status_code < 500, (role, url)
-            text = body(response)
-            found = seen_canaries(text)
-            assert found <= allowed, (role, url, found - allowed)
-            seen |= found
-            if role == "superuser":
-                reveals |= reveal_links(text)
+        opened = set()
+        while to_open := [url for url in [*urls, *followed.values()] if url not in opened]:
+            for url in to_open:
+                opened.add(url)
+                response = client.get(url)
+                assert response.status_code < 500, (role, url)
+                text = body(response)
+                found = seen_canaries(text)
+                assert found <= allowed, (role, url, found - allowed)
+                seen |= found
+                if role == "superuser" and url in urls:
+                    reveals |= reveal_links(text)
+                    for key, link in query_links(url, text).items():
+                        followed.setdefault(key, link)
+        assert any("/ingest/?batch=" in url for url in followed.values())
         # A Reveal page shows no value when opened: without clearance it sends the reader
         # back to the record, with clearance it asks why first.
         assert reveals, "no Reveal link on any record page"
