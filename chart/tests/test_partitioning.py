@@ -13,6 +13,7 @@ from chart.models import ChartRecord, PiiFinding
 from chart.services import promote_to_chart
 from governance.archive.services.upkeep import ensure_partitions
 from governance.pipeline.models import RunStatus
+from orchestration.alerts import platform_figures
 
 BEFORE, CONVERTING = (
     "0009_chart_record_keys_without_db_constraints",
@@ -197,6 +198,9 @@ def test_records_in_default_get_their_month(dataset):
     with connection.cursor() as cursor:
         cursor.execute('SELECT id FROM "chart"."chart_record_default"')
         assert cursor.fetchall() == [(record.pk,)]
+    # The platform's alert on rows sitting in a DEFAULT partition sees it.
+    figures = platform_figures(timezone.now())
+    assert figures.default_rows == {"chart.chart_record_default": 1}
 
     reports = {report.table: report for report in ensure_partitions(today=date(2041, 5, 6))}
 
