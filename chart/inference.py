@@ -169,7 +169,7 @@ def _check_head(content: bytes, fmt: str) -> None:
     except parsers.FormatError as exc:
         message = str(exc)
         if message.startswith("the first line looks like data"):
-            # explore's message quotes the line; a message here carries no value.
+            # Worded by line, as the sample page's other messages are.
             message = (
                 "line 1 looks like data, not a header naming the columns: is the header "
                 "row missing?"
