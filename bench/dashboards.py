@@ -98,16 +98,25 @@ def month_start(day: date, back: int) -> date:
 
 
 def make_partitions(today: date) -> None:
-    """Partitions for the seeded history: 13 months, 3 quarters and 2025 behind today."""
+    """Partitions for the seeded history: 13 months (raw and chart records), 3 quarters
+    (audit log) and last year (facts) behind today."""
     from django.db import connection
 
-    from atlas_site.partitions import AUDIT_LOG, FACTS, RAW_RECORDS, create_partition
+    from atlas_site.partitions import (
+        AUDIT_LOG,
+        CHART_RECORDS,
+        FACTS,
+        RAW_RECORDS,
+        create_partition,
+    )
     from governance.archive.services.upkeep import ensure_partitions
 
     ensure_partitions(today=today)
     with connection.cursor() as cursor:
         for back in range(13):
             create_partition(RAW_RECORDS, cursor, month_start(today, back))
+            # Chart records are promoted as their raw records land: the same months.
+            create_partition(CHART_RECORDS, cursor, month_start(today, back))
         for back in range(0, 9, 3):
             create_partition(AUDIT_LOG, cursor, month_start(today, back))
         create_partition(FACTS, cursor, date(today.year - 1, 1, 1))
