@@ -29,6 +29,7 @@ import argparse
 import json
 import os
 import random
+import resource
 import subprocess
 import sys
 import time
@@ -256,38 +257,70 @@ def join_shared_run(slug: str) -> None:
     raise SystemExit(f"no promotion of {slug} started")
 
 
-def compare_workers(records: list[dict], workers: int) -> None:
-    """One process against `workers` processes sharing a promotion, on the same records."""
+def cpu_seconds() -> float:
+    """CPU time of this process and its ended children (user and system)."""
+    own, children = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def compare_workers(records: list[dict], workers: int, rounds: int) -> None:
+    """One process against `workers` processes sharing a promotion, on the same records.
+
+    Each round lands the records twice and promotes one copy with one process, the other
+    with `workers`; rounds alternate the two, so that load from elsewhere on a shared
+    machine weighs on both alike.
+    """
     from chart.services import promote_to_chart
     from chart.signals import helpers_wanted
 
     # The helpers here are this script's processes, not Celery tasks.
     helpers_wanted.disconnect(dispatch_uid="orchestration.send_promotion_helpers")
     os.environ["ATLAS_PROMOTION_WORKERS"] = "1"
-    alone, shared = make_dataset(), make_dataset()
-    timed("land raw records twice (COPY)", lambda: (land(alone, records), land(shared, records)))
+    one_seconds = many_seconds = 0.0
+    for number in range(1, rounds + 1):
+        alone, shared = make_dataset(), make_dataset()
+        land(alone, records)
+        land(shared, records)
 
-    run, one_seconds = timed(
-        "explore → chart, 1 process",
-        lambda: promote_to_chart(dataset=alone, triggered_by="benchmark", helpers=1),
-    )
-    assert run.rows_in == len(records), (run.rows_in, run.error)
-    helpers = [
-        subprocess.Popen(
-            [sys.executable, __file__, "--join", shared.slug],
-            env={**os.environ, "ATLAS_PROMOTION_WORKERS": "1"},
-        )
-        for _ in range(workers - 1)
-    ]
-    time.sleep(3)  # their Django set up before the clock starts, as a worker's would be
-    run, many_seconds = timed(
-        f"explore → chart, {workers} processes",
-        lambda: promote_to_chart(dataset=shared, triggered_by="benchmark", helpers=workers - 1),
-    )
-    for helper in helpers:
-        helper.wait(timeout=60)
-    assert run.rows_in == len(records), (run.rows_in, run.error)
-    one_rate, many_rate = len(records) / one_seconds, len(records) / many_seconds
+        def one(alone=alone):
+            return promote_to_chart(dataset=alone, triggered_by="benchmark", helpers=1)
+
+        def many(shared=shared):
+            helpers = [
+                subprocess.Popen(
+                    [sys.executable, __file__, "--join", shared.slug],
+                    env={**os.environ, "ATLAS_PROMOTION_WORKERS": "1"},
+                )
+                for _ in range(workers - 1)
+            ]
+            time.sleep(3)  # their Django set up before the clock starts, as a worker's is
+            started, cpu = time.perf_counter(), cpu_seconds()
+            run = promote_to_chart(dataset=shared, triggered_by="benchmark", helpers=workers - 1)
+            elapsed = time.perf_counter() - started
+            for helper in helpers:
+                helper.wait(timeout=60)
+            used = cpu_seconds() - cpu  # the helpers' include their 3 s of setting up
+            print(f"  (CPU of the {workers} processes: {used:.1f} s in {elapsed:.1f} s)")
+            return run, elapsed
+
+        order = ("one", "many") if number % 2 else ("many", "one")
+        for which in order:
+            if which == "one":
+                cpu = cpu_seconds()
+                run, seconds = timed(f"round {number}: explore → chart, 1 process", one)
+                print(f"  (CPU of the process: {cpu_seconds() - cpu:.1f} s in {seconds:.1f} s)")
+                one_seconds += seconds
+            else:
+                run, seconds = many()
+                print(f"  round {number}: explore → chart, {workers} processes: {seconds:.1f} s")
+                many_seconds += seconds
+            assert run.rows_in == len(records), (run.rows_in, run.error)
+            assert run.status == "succeeded", run.error
+    total = len(records) * rounds
+    one_rate, many_rate = total / one_seconds, total / many_seconds
     print()
     print(f"{'explore → chart, shared promotion':<44}{'rows/s':>12}")
     print(f"{'  1 process':<44}{one_rate:>12,.0f}")
@@ -295,7 +328,7 @@ def compare_workers(records: list[dict], workers: int) -> None:
     print(
         f"\n{workers} processes / 1 process: {many_rate / one_rate:.2f}x "
         f"(goal >= {0.85 * workers:.1f}x with a core for each process; "
-        f"{os.cpu_count()} cores here)"
+        f"{os.cpu_count()} cores here; {rounds} round(s) of {len(records):,} records)"
     )
 
 
@@ -308,6 +341,7 @@ def main() -> None:
         default=0,
         help="compare a promotion shared by this many processes with one process",
     )
+    parser.add_argument("--rounds", type=int, default=2, help="rounds of --workers")
     parser.add_argument("--join", help=argparse.SUPPRESS)  # a helper process of --workers
     args = parser.parse_args()
     if args.join:
@@ -323,7 +357,7 @@ def main() -> None:
     start = datetime(2026, 1, 1, tzinfo=UTC)
     records = [make_record(rng, number, start) for number in range(1, args.rows + 1)]
     if args.workers > 1:
-        compare_workers(records, args.workers)
+        compare_workers(records, args.workers, args.rounds)
         return
     dataset = make_dataset()
     timed("land raw records (COPY)", lambda: land(dataset, records))

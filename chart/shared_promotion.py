@@ -331,7 +331,9 @@ def work_on_chunks(
     claimant = claimant_name()
     reader = ChunkReader(dataset_id=dataset.pk, chunk_size=chunk_size, chunk_bytes=chunk_bytes)
     held: list[ClaimedChunk] = []  # judged, in seq order, each waiting for its turn
-    committed = 0
+    committed = judged = 0
+    waited = 0.0  # seconds with nothing to judge or commit: the cost of sharing
+    started = time.monotonic()
     ownerless_since: float | None = None
     gc.freeze()  # as in the evaluation pool: the collector walks only what the run makes
     try:
@@ -371,6 +373,7 @@ def work_on_chunks(
             if chunk is not None:
                 chunk.judged = judge(evaluator, chunk.raws)
                 chunk.raws = []
+                judged += 1
                 held.append(chunk)
                 held.sort(key=lambda each: each.seq)
                 continue
@@ -378,9 +381,20 @@ def work_on_chunks(
                 return committed
             renew_leases(held, claimant)
             time.sleep(POLL_SECONDS)
+            waited += POLL_SECONDS
     finally:
         gc.unfreeze()
         _release(run, claimant)
+        logger.info(
+            "promotion run %s: %s judged %s chunk(s) and committed %s in %.1f s, of which "
+            "%.1f s waiting for a chunk's turn or for work",
+            run.pk,
+            claimant,
+            judged,
+            committed,
+            time.monotonic() - started,
+            waited,
+        )
 
 
 def _release(run: Run, claimant: str) -> None:

@@ -18,8 +18,10 @@ from chart import services
 from chart.chunks import ChunkReader
 from chart.models import ChartRecord, QuarantinedRecord
 from chart.shared_promotion import (
+    CHUNK_ATTEMPTS,
     DONE_ELSEWHERE,
     NOT_YET,
+    ChunkKeepsFailingError,
     claim_chunk,
     claimant_name,
     commit_chunk,
@@ -223,3 +225,34 @@ def test_a_chunk_commits_in_raw_order_and_once(land, customers):
     assert ChartRecord.objects.filter(dataset=customers).count() == 40
     chunk = RunChunk.objects.get(pk=first.pk)
     assert (chunk.status, chunk.attempts, chunk.committed_by) == ("done", 2, "other:1")
+
+
+def test_a_chunk_that_keeps_killing_its_claimants_fails_the_run(land, customers):
+    land(customers, [{"id": str(n), "tier": "gold"} for n in range(1, 31)])
+    run = create_run(dataset=customers, kind=RunKind.PROMOTE_CHART, triggered_by="test")
+    Run.objects.filter(pk=run.pk).update(status=RunStatus.RUNNING)
+    reader = ChunkReader(dataset_id=customers.pk, chunk_size=20, chunk_bytes=1 << 20)
+    chunk = claim_chunk(run=run, reader=reader, claimant="dead:1")
+    # Its claimants died one after another: each time its lease ran out, another took it.
+    RunChunk.objects.filter(pk=chunk.pk).update(
+        attempts=CHUNK_ATTEMPTS, lease_until=timezone.now() - timedelta(seconds=1)
+    )
+    with pytest.raises(
+        ChunkKeepsFailingError, match=f"ids {chunk.after_id + 1} to {chunk.last_id}"
+    ):
+        claim_chunk(run=run, reader=reader, claimant="next:1")
+
+
+def test_a_helper_leaves_a_run_whose_owner_is_gone(land, customers, settings):
+    """No owner for a lease's time: the helper's worker is freed to take up the run's task."""
+    settings.ATLAS_PROMOTION_CHUNK_LEASE_SECONDS = 0.3
+    land(customers, [{"id": str(n), "tier": "gold"} for n in range(1, 61)])
+    run = create_run(dataset=customers, kind=RunKind.PROMOTE_CHART, triggered_by="test")
+    Run.objects.filter(pk=run.pk).update(status=RunStatus.RUNNING)
+    run.refresh_from_db()
+    assert services.help_promote_to_chart(run=run, chunk_size=20, chunk_bytes=1 << 20) == 0
+    assert not ChartRecord.objects.filter(dataset=customers).exists()
+    # What it judged and could not commit is anyone's at once.
+    chunks = RunChunk.objects.filter(run=run)
+    assert chunks.exists()
+    assert not chunks.filter(lease_until__gt=timezone.now()).exists()
