@@ -42,6 +42,7 @@ from governance.pipeline.models import (
     LineageEdge,
     Notification,
     Run,
+    RunChunk,
     RunStep,
     Watermark,
 )
@@ -182,6 +183,7 @@ def one_of_each(db, superuser, dataset):
     )
     AlertSubscription.objects.create(user=superuser, kinds=["stale"])
     Heartbeat.objects.create(component="worker", node="celery@a", seen_at=now)
+    RunChunk.objects.create(run=run, seq=0, after_id=0, last_id=10, lease_until=now)
     record_audit(actor="test", action="action", object_type="test", detail="one entry")
 
 

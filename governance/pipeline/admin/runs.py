@@ -12,7 +12,7 @@ from governance.compliance.pii.masking import mask_matches
 from governance.compliance.pii.scanner import load_patterns, scan_value
 from governance.pipeline import selectors
 from governance.pipeline.admin.formatting import duration_text
-from governance.pipeline.models import LineageEdge, Run, RunStep, Watermark
+from governance.pipeline.models import LineageEdge, Run, RunChunk, RunStep, Watermark
 from governance.quality import selectors as quality_selectors
 
 
@@ -113,6 +113,28 @@ class RunAdmin(LargeTableAdmin, ReadOnlyAdmin):
 @admin.register(RunStep)
 class RunStepAdmin(LargeTableAdmin, ReadOnlyAdmin):
     list_display = ("id", "run", "name", "status", "started_at", "finished_at", "rows")
+    list_filter = ("status",)
+    list_select_related = ("run",)
+    raw_id_fields = ("run",)
+    ordering = ("-id",)
+
+
+@admin.register(RunChunk)
+class RunChunkAdmin(LargeTableAdmin, ReadOnlyAdmin):
+    """The chunks of promotions shared by several workers: who claimed and committed each."""
+
+    list_display = (
+        "run",
+        "seq",
+        "after_id",
+        "last_id",
+        "rows",
+        "status",
+        "claimant",
+        "attempts",
+        "committed_by",
+        "committed_at",
+    )
     list_filter = ("status",)
     list_select_related = ("run",)
     raw_id_fields = ("run",)
