@@ -3,17 +3,16 @@ real SMTP server and a real HTTP receiver, retried after a receiver was down; me
 carry slugs, counts and a link, never a record's value."""
 
 import json
-import socket
-import threading
 from datetime import timedelta
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from aiosmtpd.controller import Controller
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
+from atlas_site.testing.http_receiver import HttpReceiver
+from atlas_site.testing.services import free_port
 from chart.services import promote_to_chart
 from explore.models import RawRecord
 from governance.compliance.models import ClassificationLevel, ClassificationSuggestion
@@ -40,12 +39,6 @@ pytestmark = pytest.mark.django_db
 PLANTED = "ZEBRA-7731-PLANTED"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Inbox:
     def __init__(self):
         self.messages: list[bytes] = []
@@ -70,50 +63,9 @@ def smtp(settings):
     controller.stop()
 
 
-class Receiver:
-    """An HTTP receiver in a thread, started and stopped at will on the same port."""
-
-    def __init__(self):
-        self.port = free_port()
-        self.bodies: list[dict] = []
-        self.server: ThreadingHTTPServer | None = None
-
-    def start(self):
-        bodies = self.bodies
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                length = int(self.headers["Content-Length"])
-                body = json.loads(self.rfile.read(length))
-                if self.path == "/moved":  # sends the request on to another address
-                    self.send_response(307)
-                    self.send_header("Location", f"http://localhost:{self.server.server_port}/hook")
-                    self.end_headers()
-                    return
-                bodies.append(body)
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def stop(self):
-        if self.server is not None:
-            self.server.shutdown()
-            self.server.server_close()
-            self.server = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/hook"
-
-
 @pytest.fixture
 def receiver():
-    r = Receiver()
+    r = HttpReceiver(path="/hook")
     yield r
     r.stop()
 

@@ -9,9 +9,9 @@ import pytest
 from django.utils import timezone
 
 from atlas_site.testing.celery_worker import spawn_beat, start_worker
+from atlas_site.testing.http_receiver import HttpReceiver
 from governance.pipeline.models import AlertChannel, AlertKind, AlertRule, Heartbeat
 from orchestration import alerts, liveness
-from orchestration.tests.test_alerts import Receiver
 
 pytestmark = pytest.mark.django_db
 
@@ -35,14 +35,14 @@ def test_a_look_says_alive_and_evaluates_only_when_nobody_did_lately():
     assert not Heartbeat.objects.filter(node="celery@old").exists()
 
 
-def webhook_rule(kind: AlertKind, receiver: Receiver) -> AlertRule:
+def webhook_rule(kind: AlertKind, receiver: HttpReceiver) -> AlertRule:
     channel = AlertChannel.objects.create(name="hook", kind="webhook", url=receiver.url)
     rule = AlertRule.objects.create(name=str(kind), kind=kind, silent_minutes=2)
     rule.channels.set([channel])
     return rule
 
 
-def wait_for_body(receiver: Receiver, timeout: float, log) -> dict:
+def wait_for_body(receiver: HttpReceiver, timeout: float, log) -> dict:
     deadline = time.monotonic() + timeout
     while not receiver.bodies:
         assert time.monotonic() < deadline, f"no notification within {timeout} s\n{log()[-3000:]}"
@@ -53,7 +53,7 @@ def wait_for_body(receiver: Receiver, timeout: float, log) -> dict:
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 def test_with_no_worker_beat_evaluates_and_tells_it(tmp_path):
-    receiver = Receiver()
+    receiver = HttpReceiver(path="/hook")
     receiver.start()
     try:
         webhook_rule(AlertKind.WORKER_SILENT, receiver)
@@ -75,7 +75,7 @@ def test_with_no_worker_beat_evaluates_and_tells_it(tmp_path):
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 def test_with_no_beat_a_worker_evaluates_and_tells_it(tmp_path):
-    receiver = Receiver()
+    receiver = HttpReceiver(path="/hook")
     receiver.start()
     try:
         webhook_rule(AlertKind.BEAT_SILENT, receiver)

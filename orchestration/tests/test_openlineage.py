@@ -6,17 +6,15 @@ touches the run."""
 import io
 import json
 import logging
-import socket
-import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from celery import Celery
 from django.test import override_settings
 
 from atlas_site.testing.celery_worker import start_worker
+from atlas_site.testing.http_receiver import HttpReceiver
 from chart.services import promote_to_chart
 from explore import services as explore_services
 from governance.pipeline.models import GateAction, Layer, Run, RunKind, RunStatus
@@ -37,49 +35,15 @@ CSV = (
 ).encode()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Receiver:
-    """An OpenLineage endpoint in a thread: keeps each body and its request's headers."""
+class Receiver(HttpReceiver):
+    """An OpenLineage endpoint: each event, and its request's path and headers."""
 
     def __init__(self):
-        self.port = free_port()
-        self.events: list[dict] = []
-        self.raw: list[bytes] = []
-        self.requests: list[tuple[str, dict]] = []
-        self.server: ThreadingHTTPServer | None = None
-
-    def start(self):
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                receiver.raw.append(body)
-                receiver.events.append(json.loads(body))
-                receiver.requests.append((self.path, dict(self.headers)))
-                self.send_response(201)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def stop(self):
-        if self.server is not None:
-            self.server.shutdown()
-            self.server.server_close()
-            self.server = None
+        super().__init__(status=201)
 
     @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+    def events(self) -> list[dict]:
+        return self.bodies
 
 
 @pytest.fixture
